@@ -1,0 +1,422 @@
+"""customer.yaml: the models, the loader, and the JSON Schema.
+
+Guarantees: a loaded ``CustomerConfig`` is fully validated and frozen; it never
+holds a secret value (secret fields are ``SecretRef`` references resolved late
+by ``bootstrap.secrets``); every error names the dotted field path and the line
+in the file, and says what was expected. The loader refuses what a hostile or
+broken file could use against us: anchors/aliases (YAML bombs), duplicate keys,
+non-UTF-8 bytes and oversized files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic_core import core_schema
+
+from bootstrap.errors import ConfigError
+
+API_VERSION = "bootstrap.gitops.dev/v1"
+MAX_FILE_BYTES = 256 * 1024
+
+_REF = re.compile(r"^(?P<kind>env|file|vault):(?P<target>.+)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VAULT_TARGET = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+#[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A reference to a secret (``env:NAME``, ``file:PATH``, ``vault:MOUNT/PATH#KEY``).
+
+    Its own type, not ``str``, so a secret value can never be passed where a
+    reference is expected; ``str()`` gives the reference, never the value.
+    """
+
+    kind: Literal["env", "file", "vault"]
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+    @classmethod
+    def parse(cls, raw: str) -> SecretRef:
+        m = _REF.match(raw.strip())
+        if not m:
+            # The value is not echoed: it may be the very secret that must not be in the file.
+            raise ValueError(
+                "a literal secret is not allowed here; give a reference: "
+                "env:NAME, file:PATH or vault:MOUNT/PATH#KEY"
+            )
+        kind, target = m["kind"], m["target"]
+        if kind == "env" and not _ENV_NAME.match(target):
+            raise ValueError(
+                f"env reference must name an environment variable, e.g. env:GITHUB_TOKEN (got {raw!r})"
+            )
+        if kind == "vault" and not _VAULT_TARGET.match(target):
+            raise ValueError(f"vault reference must look like vault:secret/path/to/item#key (got {raw!r})")
+        return cls(kind, target)  # type: ignore[arg-type]
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            cls.parse,
+            core_schema.str_schema(),
+            serialization=core_schema.to_string_ser_schema(),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "pattern": r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+|vault:[^#]+#.+)$",
+            "description": "A secret reference: env:NAME, file:PATH or vault:MOUNT/PATH#KEY. Never a value.",
+        }
+
+
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")]
+Hostname = Annotated[
+    str, StringConstraints(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)
+]
+RepoSlug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")]
+GitRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9._-]+)*$")]
+RelPath = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+]
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/$.?#][^\s]*$", max_length=500)]
+AddonName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+ArgoAccount = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+SlackChannel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,80}$")]
+SlackUserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,20}$")]
+K8sName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Customer(Model):
+    name: DnsLabel = Field(description="Short customer id; names remote resources (argocd-<name>, …).")
+    domain: Hostname = Field(
+        description="Base domain: Argo CD at argocd.<domain>, Grafana at grafana.<domain>."
+    )
+    display_name: str | None = Field(default=None, max_length=100)
+
+
+class Kit(Model):
+    repo: RepoSlug = Field(description="The kit core repo, owner/name.")
+    version: GitRef = Field(description="Kit release branch, e.g. v1.4.")
+    cloud: Literal["aws", "gcp"]
+    addons: tuple[AddonName, ...] = Field(
+        default=(), description="Addons to enable; checked against the kit."
+    )
+    values: dict[str, Any] = Field(default_factory=dict, description="Extra customer overrides for the kit.")
+
+    @model_validator(mode="after")
+    def _unique_addons(self) -> Kit:
+        dupes = sorted({a for a in self.addons if self.addons.count(a) > 1})
+        if dupes:
+            raise ValueError(f"addons listed twice: {', '.join(dupes)}")
+        return self
+
+
+class GitHub(Model):
+    api_url: HttpUrl = "https://api.github.com"
+    token: SecretRef = Field(
+        description="Token with Contents: write and Administration: write on infra_repo."
+    )
+    org: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,39}$")]
+    infra_repo: RepoSlug
+    branch: GitRef = "main"
+    path: RelPath = Field(default="argocd", description="Directory of the infra repo the tool manages.")
+
+
+class Cluster(Model):
+    kubeconfig: str | None = Field(default=None, description="Path to a kubeconfig; default: KUBECONFIG.")
+    context: str | None = Field(default=None, description="Context name; default: the current context.")
+
+
+class ArgoUser(Model):
+    name: ArgoAccount
+    capabilities: tuple[Literal["apiKey", "login"], ...] = ("login",)
+    role: Annotated[str, StringConstraints(pattern=r"^role:[a-z0-9_-]+$")] = "role:readonly"
+
+    @model_validator(mode="after")
+    def _not_admin(self) -> ArgoUser:
+        if self.name == "admin":
+            raise ValueError("'admin' is managed by the tool; use argocd.admin_enabled instead")
+        return self
+
+
+class SSO(Model):
+    mode: Literal["manifest", "manual"] = "manifest"
+    app_name: str | None = Field(default=None, max_length=34, description="Default: argocd-<customer>.")
+    client_id: str | None = Field(default=None, description="manual mode: the app's client id.")
+    client_secret: SecretRef | None = Field(default=None, description="manual mode: reference to the secret.")
+    teams: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+$")], ...] = ()
+    admin_team: str | None = Field(default=None, description="GitHub team (slug) granted role:admin.")
+
+
+class ArgoCD(Model):
+    namespace: K8sName = "argocd"
+    version: Annotated[str, StringConstraints(pattern=r"^v\d+\.\d+\.\d+$")] = "v3.3.0"
+    install_url: str | None = Field(default=None, description="Manifest URL (https://, http:// or file://).")
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    ha: bool = False
+    wait_timeout: int = Field(default=600, ge=5, le=7200, description="Seconds to wait for workloads.")
+    admin_enabled: bool = True
+    users: tuple[ArgoUser, ...] = ()
+    rbac_default: Annotated[str, StringConstraints(pattern=r"^(role:[a-z0-9_-]+)?$")] = "role:readonly"
+    sso: SSO = SSO()
+
+    @model_validator(mode="after")
+    def _unique_users(self) -> ArgoCD:
+        names = [u.name for u in self.users]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"users listed twice: {', '.join(dupes)}")
+        return self
+
+
+class Slack(Model):
+    token: SecretRef = Field(
+        description="Bot token (xoxb-…) with channels:manage, channels:read, chat:write."
+    )
+    api_url: HttpUrl | None = None
+    channel: SlackChannel
+    private: bool = False
+    topic: str | None = Field(default=None, max_length=250)
+    purpose: str | None = Field(default=None, max_length=250)
+    invite: tuple[SlackUserId, ...] = ()
+
+
+class Responder(Model):
+    type: Literal["team", "user", "escalation", "schedule"]
+    name: str = Field(min_length=1, max_length=200)
+
+
+class AlertmanagerTarget(Model):
+    namespace: K8sName = "monitoring"
+    secret_name: K8sName = "alertmanager-kube-prometheus-stack-alertmanager"
+
+
+class Alerting(Model):
+    provider: Literal["opsgenie", "jsm"] = "opsgenie"
+    region: Literal["us", "eu"] = "us"
+    api_url: HttpUrl | None = Field(default=None, description="Override the API host (sandbox, proxies).")
+    api_key: SecretRef = Field(
+        description="opsgenie: API key with Configuration access; jsm: the integration's own key."
+    )
+    team: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    priority: Literal["P1", "P2", "P3", "P4", "P5"] = "P3"
+    responders: tuple[Responder, ...] = ()
+    tags: tuple[Annotated[str, StringConstraints(min_length=1, max_length=50)], ...] = ()
+    alertmanager: AlertmanagerTarget = AlertmanagerTarget()
+
+
+class TokenAuth(Model):
+    method: Literal["token"] = "token"
+    token: SecretRef
+
+
+class AppRoleAuth(Model):
+    method: Literal["approle"]
+    role_id: str = Field(min_length=1)
+    secret_id: SecretRef
+
+
+class Vault(Model):
+    url: HttpUrl
+    auth: Annotated[TokenAuth | AppRoleAuth, Field(discriminator="method")]
+    mount: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$")] = "secret"
+    prefix: RelPath = "bootstrap"
+
+    @model_validator(mode="after")
+    def _no_vault_in_vault_auth(self) -> Vault:
+        ref = self.auth.token if isinstance(self.auth, TokenAuth) else self.auth.secret_id
+        if ref.kind == "vault":
+            raise ValueError("the Vault credential cannot itself come from Vault; use env: or file:")
+        return self
+
+
+class CustomerConfig(Model):
+    api_version: Literal["bootstrap.gitops.dev/v1"] = Field(alias="apiVersion")
+    customer: Customer
+    kit: Kit
+    github: GitHub
+    cluster: Cluster = Cluster()
+    argocd: ArgoCD = ArgoCD()
+    slack: Slack
+    alerting: Alerting
+    vault: Vault
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def vault_path(self, *parts: str) -> str:
+        """Where this customer's secrets live: ``<prefix>/<customer>/<parts>`` (in ``vault.mount``)."""
+        return "/".join((self.vault.prefix, self.customer.name, *parts))
+
+
+# -- loading -----------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases and duplicate keys (silent last-wins hides typos)."""
+
+
+def _compose_node(loader: _Loader, parent: Any, index: Any) -> Any:
+    if loader.check_event(yaml.AliasEvent):
+        event = loader.peek_event()  # type: ignore[no-untyped-call]
+        raise yaml.MarkedYAMLError(
+            "", None, "anchors and aliases are not allowed in customer.yaml", event.start_mark
+        )
+    return yaml.SafeLoader.compose_node(loader, parent, index)
+
+
+_Loader.compose_node = _compose_node  # type: ignore[assignment,method-assign]
+
+
+def _lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = key.value
+            if name in seen:
+                raise ConfigError(
+                    f"{_dotted((*path, name))}: key given twice (line {key.start_mark.line + 1})"
+                )
+            seen.add(name)
+            out[(*path, name)] = key.start_mark.line + 1
+            _lines(value, (*path, name), out)
+            out[(*path, name)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, (*path, i), out)
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_text(text: str, source: str = "customer.yaml") -> CustomerConfig:
+    """Validate YAML text; errors carry the dotted path and line."""
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            lines: dict[tuple[str | int, ...], int] = {}
+            if node is not None:
+                _lines(node, (), lines)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{source}: not valid YAML{where}: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nesting too deep") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with apiVersion, customer, kit, … at the top level")
+    if data.get("apiVersion") not in (None, API_VERSION):
+        raise ConfigError(
+            f"{source}: apiVersion {str(data.get('apiVersion'))[:60]!r} is not supported "
+            f"(line {lines.get(('apiVersion',), 1)}); this bootstrap reads {API_VERSION}"
+        )
+    try:
+        return CustomerConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_render(exc, lines, source)) from None
+
+
+def _render(exc: ValidationError, lines: dict[tuple[str | int, ...], int], source: str) -> str:
+    """One line per problem: ``kit.addons[2]: <what is wrong> (line 14)``; no input values echoed."""
+    out = [f"{source} is not valid ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
+    for err in exc.errors(include_input=False, include_url=False):
+        # A discriminated union adds its tag to the path; drop it so the path matches the file.
+        loc = tuple(p for p in err["loc"] if p not in ("token", "approle") or p == err["loc"][-1])
+        line = _nearest_line(loc, lines)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; `bootstrap schema` lists the fields)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "string_pattern_mismatch":
+            msg = f"invalid value: {_pattern_hint(loc)}"
+        out.append(f"  {_dotted(loc)}: {msg}" + (f" (line {line})" if line else ""))
+    return "\n".join(out)
+
+
+def _nearest_line(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+_HINTS = {
+    "name": "lowercase letters, digits and '-', at most 32 characters, e.g. kuvaq",
+    "domain": "a DNS name like kuvaq.example.com",
+    "repo": "owner/name, e.g. acme-sre/kit-core",
+    "infra_repo": "owner/name, e.g. kuvaq/infra",
+    "version": "a branch or version such as v1.4 (argocd.version: v3.3.0)",
+    "channel": "Slack channel names use lowercase letters, digits, '-' and '_' (at most 80)",
+    "invite": "Slack user ids such as U024BE7LH",
+    "path": "a relative path inside the repo, without '..'",
+    "sha256": "64 lowercase hex digits",
+}
+
+
+def _pattern_hint(loc: tuple[str | int, ...]) -> str:
+    for part in reversed(loc):
+        if isinstance(part, str) and part in _HINTS:
+            return _HINTS[part]
+    return "does not have the expected form (see `bootstrap schema`)"
+
+
+def load(path: Path) -> CustomerConfig:
+    """Read and validate a customer file."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(
+                f"{path}: {size} bytes is too large for a customer file (limit {MAX_FILE_BYTES})"
+            )
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a customer.yaml file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: contains NUL bytes; expected YAML text")
+    return parse_text(text, str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of customer.yaml, for editors (yaml-language-server) and CI linting."""
+    schema = CustomerConfig.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "gitops-bootstrap customer file"
+    return schema
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2)

@@ -1,0 +1,232 @@
+"""The engine: run steps in dependency order and record what happened.
+
+Guarantees:
+- every step is *planned* (observed) on every run; a ``done`` step is skipped
+  only when its input digest is unchanged **and** its plan is empty, so drift
+  and leftovers of a crashed run are seen rather than trusted away;
+- the checkpoint is saved before each apply (status ``running`` plus the
+  intents the step records) and after it, so an interruption at any point
+  leaves a consistent file and the next run resumes from the failed step;
+- dry-run is "plan every step and stop": no step is told it is a dry run;
+- the engine never imports ``steps``; the caller hands it the tuple.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bootstrap import checkpoint
+from bootstrap.checkpoint import State, Status, Store
+from bootstrap.errors import BootstrapError, ConfigError, RetryableError, StepError, WaitingForHuman
+from bootstrap.reporting import Reporter, StepResult, Summary
+from bootstrap.secrets import Redactor
+from bootstrap.step import Context, Step
+
+MAX_ATTEMPTS = 3
+MAX_RETRY_DELAY = 30.0
+
+
+@dataclass(frozen=True)
+class Selection:
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    from_: str | None = None
+
+
+def order(steps: Sequence[Step]) -> list[Step]:
+    """Topological order that keeps the given order wherever ``requires`` allows."""
+    by_id = {s.id: s for s in steps}
+    done: list[Step] = []
+    seen: set[str] = set()
+    visiting: set[str] = set()
+
+    def visit(step: Step) -> None:
+        if step.id in seen:
+            return
+        if step.id in visiting:
+            raise ConfigError(f"steps form a cycle through {step.id}")
+        visiting.add(step.id)
+        for req in step.requires:
+            if req not in by_id:
+                raise ConfigError(f"step {step.id} requires unknown step {req}")
+            visit(by_id[req])
+        visiting.discard(step.id)
+        seen.add(step.id)
+        done.append(step)
+
+    for s in steps:
+        visit(s)
+    return done
+
+
+def select(steps: Sequence[Step], selection: Selection) -> list[Step]:
+    """Apply --only/--skip/--from; unknown ids are input errors that list the valid ones."""
+    ordered = order(steps)
+    ids: list[str] = [s.id for s in ordered]
+    for given in (*selection.only, *selection.skip, *([selection.from_] if selection.from_ else [])):
+        if given not in ids:
+            raise ConfigError(f"unknown step {given!r}; steps are: {', '.join(ids)}")
+    chosen = ordered
+    if selection.from_:
+        chosen = chosen[ids.index(selection.from_) :]
+    if selection.only:
+        chosen = [s for s in chosen if s.id in selection.only]
+    return [s for s in chosen if s.id not in selection.skip]
+
+
+class Engine:
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        store: Store,
+        reporter: Reporter,
+        redactor: Redactor,
+        retry_delay_cap: float = MAX_RETRY_DELAY,
+    ) -> None:
+        self.steps = list(steps)
+        self.store = store
+        self.reporter = reporter
+        self.redactor = redactor
+        self.retry_delay_cap = retry_delay_cap
+
+    # -- run / plan ------------------------------------------------------------
+    def run(self, ctx: Context, selection: Selection = Selection(), dry_run: bool = False) -> Summary:
+        customer = ctx.config.customer.name
+        chosen = select(self.steps, selection)
+        summary = Summary(customer=customer, mode="plan" if dry_run else "run")
+        state = self.store.load(customer)
+        self._check_requirements(chosen, state, dry_run)
+        outputs = {sid: rec.outputs for sid, rec in state.steps.items()}
+        ctx.outputs = outputs
+        self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
+        for step in chosen:
+            result = self._run_step(step, ctx, state, dry_run)
+            summary.results.append(result)
+            outputs[step.id] = state.record(step.id).outputs
+            if result.status in ("failed", "waiting", "interrupted"):
+                break
+        self.reporter.run_finished(summary)
+        return summary
+
+    def _check_requirements(self, chosen: list[Step], state: State, dry_run: bool) -> None:
+        chosen_ids = {s.id for s in chosen}
+        for step in chosen:
+            for req in step.requires:
+                if req in chosen_ids or dry_run:
+                    continue
+                if state.record(req).status != Status.DONE:
+                    raise ConfigError(
+                        f"step {step.id} needs {req}, which has never succeeded; "
+                        f"run it first (drop --only/--skip/--from, or add --only {req})"
+                    )
+
+    def _run_step(self, step: Step, ctx: Context, state: State, dry_run: bool) -> StepResult:
+        rec = state.record(step.id)
+        digest = step.digest(ctx.config)
+        started = time.monotonic()
+        self.reporter.step_started(step.id)
+        ctx.progress = lambda text: self.reporter.step_progress(step.id, text)
+        ctx.intend = lambda what: self._intend(state, step.id, what)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                plan = step.plan(ctx)
+                self.reporter.step_planned(step.id, plan)
+                if dry_run:
+                    return StepResult(step.id, "planned", plan, seconds=time.monotonic() - started)
+                if plan.empty:
+                    reason = "up to date" if rec.status == Status.DONE and rec.digest == digest else "adopted"
+                    self._finish(state, step.id, digest, plan.outputs)
+                    self.reporter.step_skipped(step.id, reason)
+                    return StepResult(
+                        step.id, "up-to-date", plan, dict(plan.outputs), seconds=time.monotonic() - started
+                    )
+                rec.status = Status.RUNNING
+                rec.attempts += 1
+                rec.started = checkpoint.now()
+                rec.error = None
+                self.store.save(state)
+                outputs = step.apply(ctx, plan)
+                step.verify(ctx)
+                self._finish(state, step.id, digest, outputs)
+                self.reporter.step_applied(step.id, outputs)
+                return StepResult(step.id, "done", plan, dict(outputs), seconds=time.monotonic() - started)
+            except WaitingForHuman as exc:
+                message = self.redactor.redact(str(exc))
+                self._fail(state, step.id, Status.WAITING, message)
+                self.reporter.step_waiting(step.id, message)
+                return StepResult(step.id, "waiting", message=message, seconds=time.monotonic() - started)
+            except RetryableError as exc:
+                message = self.redactor.redact(str(exc))
+                if attempt < MAX_ATTEMPTS:
+                    self.reporter.step_failed(step.id, message, retrying=True)
+                    time.sleep(
+                        min(exc.delay if exc.delay is not None else 2.0**attempt, self.retry_delay_cap)
+                    )
+                    continue
+                return self._failed(
+                    state,
+                    step.id,
+                    f"{message} (gave up after {attempt} attempts; run the same command again to resume)",
+                    started,
+                )
+            except (StepError, ConfigError) as exc:
+                return self._failed(state, step.id, self.redactor.redact(str(exc)), started)
+            except KeyboardInterrupt:
+                self._fail(state, step.id, Status.FAILED, "interrupted")
+                self.reporter.step_failed(
+                    step.id, "interrupted; the checkpoint is saved, run again to resume", retrying=False
+                )
+                return StepResult(
+                    step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
+                )
+            except BootstrapError:
+                raise
+            except Exception as exc:  # a bug or an unmapped library error: record it, never lose state
+                message = self.redactor.redact(f"unexpected {type(exc).__name__}: {exc}")
+                return self._failed(state, step.id, message, started)
+
+    def _failed(self, state: State, step_id: str, message: str, started: float) -> StepResult:
+        self._fail(state, step_id, Status.FAILED, message)
+        self.reporter.step_failed(step_id, message, retrying=False)
+        return StepResult(step_id, "failed", message=message, seconds=time.monotonic() - started)
+
+    def _intend(self, state: State, step_id: str, what: str) -> None:
+        state.record(step_id).intents.append({"at": checkpoint.now(), "what": self.redactor.redact(what)})
+        del state.record(step_id).intents[:-20]  # keep the file small on long-lived customers
+        self.store.save(state)
+
+    def _finish(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
+        rec = state.record(step_id)
+        rec.status = Status.DONE
+        rec.digest = digest
+        rec.finished = checkpoint.now()
+        rec.error = None
+        rec.outputs = dict(self.redactor.redact_obj(dict(outputs)))
+        self.store.save(state)
+
+    def _fail(self, state: State, step_id: str, status: Status, message: str) -> None:
+        rec = state.record(step_id)
+        rec.status = status
+        rec.error = message
+        rec.finished = checkpoint.now()
+        self.store.save(state)
+
+    # -- status ----------------------------------------------------------------
+    def verify(self, ctx: Context) -> dict[str, str | None]:
+        """Run every recorded-done step's verify(); maps step id → None (ok) or the problem."""
+        state = self.store.load(ctx.config.customer.name)
+        ctx.outputs = {sid: rec.outputs for sid, rec in state.steps.items()}
+        results: dict[str, str | None] = {}
+        for step in order(self.steps):
+            if state.record(step.id).status != Status.DONE:
+                continue
+            try:
+                step.verify(ctx)
+                results[step.id] = None
+            except BootstrapError as exc:
+                results[step.id] = self.redactor.redact(str(exc))
+        return results

@@ -1,0 +1,62 @@
+"""The error hierarchy; one CLI handler maps it to exit codes (DESIGN.md §7).
+
+Messages are written for the person at the terminal: they say what went wrong
+*and* what to do next. Secret values never appear in them (the reporters pass
+every message through the redaction registry as a second line of defence).
+"""
+
+from __future__ import annotations
+
+
+class BootstrapError(Exception):
+    """Base of every error the tool reports as a message rather than a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(BootstrapError):
+    """customer.yaml (or a reference in it) is invalid; nothing was changed."""
+
+    exit_code = 4
+
+
+class StepError(BootstrapError):
+    """A step could not reach its goal."""
+
+
+class RetryableError(StepError):
+    """A transient failure (rate limit, 5xx, conflict); running again may succeed."""
+
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(StepError):
+    """A failure that needs a person to fix something (token, permission, input) first."""
+
+
+class AuthError(PermanentError):
+    """A credential is wrong or lacks a permission; never retried."""
+
+
+class DriftError(PermanentError):
+    """Remote state was changed by hand; applying would overwrite it."""
+
+
+class WaitingForHuman(BootstrapError):
+    """A step needs a person to do something outside the tool; re-run afterwards (exit 3)."""
+
+    exit_code = 3
+
+
+class LockedError(BootstrapError):
+    """Another run holds the customer's lock (exit 5)."""
+
+    exit_code = 5
+
+
+class StateError(BootstrapError):
+    """The checkpoint is unreadable, corrupt or from a newer version."""
+
+    exit_code = 1

@@ -1,0 +1,83 @@
+"""Lazily built service clients for one customer.
+
+Each client is created on first use, so a run that only touches Slack never
+imports PyGithub, and ``bootstrap validate`` imports no SDK at all. Secrets
+are resolved here (through ``Secrets``, hence registered for redaction) and
+handed to the adapters in ``bootstrap.clients``; steps never see tokens.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bootstrap.config import AppRoleAuth, CustomerConfig
+
+if TYPE_CHECKING:
+    from bootstrap.clients.ansible import AnsibleRunner
+    from bootstrap.clients.github import GitHubClient
+    from bootstrap.clients.kubernetes import KubeClient
+    from bootstrap.clients.opsgenie import OpsGenieClient
+    from bootstrap.clients.slack import SlackClient
+    from bootstrap.clients.vault import VaultClient
+    from bootstrap.secrets import Secrets
+
+
+class Services:
+    def __init__(self, config: CustomerConfig, secrets: Secrets, base_dir: Path) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.base_dir = base_dir
+
+    @cached_property
+    def github(self) -> GitHubClient:
+        from bootstrap.clients.github import GitHubClient
+
+        gh = self.config.github
+        return GitHubClient(gh.api_url, self.secrets.resolve(gh.token, "github.token"))
+
+    @cached_property
+    def slack(self) -> SlackClient:
+        from bootstrap.clients.slack import SlackClient
+
+        sl = self.config.slack
+        return SlackClient(self.secrets.resolve(sl.token, "slack.token"), base_url=sl.api_url)
+
+    @cached_property
+    def opsgenie(self) -> OpsGenieClient:
+        from bootstrap.clients import opsgenie
+
+        al = self.config.alerting
+        url = al.api_url or opsgenie.api_url_for(al.provider, al.region)
+        return opsgenie.OpsGenieClient(url, self.secrets.resolve(al.api_key, "alerting.api_key"))
+
+    @cached_property
+    def vault(self) -> VaultClient:
+        from bootstrap.clients.vault import VaultClient
+
+        v = self.config.vault
+        if isinstance(v.auth, AppRoleAuth):
+            secret_id = self.secrets.resolve(v.auth.secret_id, "vault.auth.secret_id")
+            return VaultClient(v.url, role_id=v.auth.role_id, secret_id=secret_id, mount=v.mount)
+        return VaultClient(v.url, token=self.secrets.resolve(v.auth.token, "vault.auth.token"), mount=v.mount)
+
+    @cached_property
+    def kube(self) -> KubeClient:
+        from bootstrap.clients.kubernetes import KubeClient
+
+        return KubeClient(self.kubeconfig, self.config.cluster.context)
+
+    @cached_property
+    def ansible(self) -> AnsibleRunner:
+        from bootstrap.clients.ansible import AnsibleRunner
+
+        return AnsibleRunner(redactor=self.secrets.redactor)
+
+    @property
+    def kubeconfig(self) -> str | None:
+        path = self.config.cluster.kubeconfig
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return str(p if p.is_absolute() else self.base_dir / p)

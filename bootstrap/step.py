@@ -1,0 +1,144 @@
+"""The step contract (DESIGN.md §3).
+
+A step is a small class with a permanent id. The engine only ever calls
+``plan`` (reads), ``apply`` (makes exactly the planned changes), ``verify``
+(checks the post-condition) and, on ``bootstrap destroy``, ``plan_destroy`` and
+``destroy``. Keeping observation and action in separate methods is what makes
+dry-run trivial (plan every step and stop) and re-runs honest (the engine
+always re-plans, it never trusts the checkpoint alone).
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, NewType
+
+if TYPE_CHECKING:
+    from bootstrap.config import CustomerConfig
+    from bootstrap.secrets import Secrets
+    from bootstrap.services import Services
+
+StepId = NewType("StepId", str)
+Outputs = dict[str, Any]
+"""Non-secret results (ids, fingerprints, Vault paths) later steps may read."""
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned change to one remote object.
+
+    ``diff`` is shown to the user and must already have secret values masked;
+    ``data`` carries what ``apply`` needs from the observation (never secrets,
+    it may be printed with ``--output json``).
+    """
+
+    action: Action
+    target: str
+    summary: str = ""
+    diff: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": str(self.action), "target": self.target, "summary": self.summary, "diff": self.diff}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a step would change. Empty = up to date.
+
+    ``outputs`` is what the step observed as current (ids, fingerprints): when
+    the plan is empty the engine records them without calling ``apply``, which
+    is how a resource left behind by a crashed run gets adopted.
+    """
+
+    changes: tuple[Change, ...] = ()
+    notes: tuple[str, ...] = ()
+    outputs: Outputs = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changes": [c.to_json() for c in self.changes], "notes": list(self.notes)}
+
+
+@dataclass
+class Context:
+    """Everything a step may use; built once per run by the engine's caller."""
+
+    config: CustomerConfig
+    secrets: Secrets
+    services: Services
+    workdir: Path
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Outputs recorded by earlier steps, keyed by step id (read-only for steps)."""
+    force: bool = False
+    intend: Callable[[str], None] = lambda _msg: None
+    """Record what is about to be created *before* the side effect (checkpoint intent)."""
+    progress: Callable[[str], None] = lambda _msg: None
+    """Tell the user what a long action is doing (waiting for workloads, …)."""
+
+    def output_of(self, step: str, key: str) -> Any:
+        return self.outputs.get(step, {}).get(key)
+
+
+def config_slice(config: Any, dotted: str) -> Any:
+    """The value at ``dotted`` (``github.infra_repo``) as plain JSON data."""
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else getattr(value, part, None)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [v.model_dump(mode="json") if hasattr(v, "model_dump") else v for v in value]
+    return value
+
+
+class Step(abc.ABC):
+    """Base of every step. Subclasses set ``id``, ``requires``, ``reads`` and ``title``."""
+
+    id: ClassVar[StepId]
+    title: ClassVar[str]
+    requires: ClassVar[tuple[StepId, ...]] = ()
+    reads: ClassVar[tuple[str, ...]] = ()
+    """Dotted paths of customer.yaml this step reads; hashed into the input digest."""
+
+    def digest(self, config: CustomerConfig) -> str:
+        """Hash of the config slice this step reads: a change makes the step run again."""
+        data = {path: config_slice(config, path) for path in self.reads}
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+    @abc.abstractmethod
+    def plan(self, ctx: Context) -> Plan:
+        """Observe remote state and return the changes needed. Must not write anything."""
+
+    @abc.abstractmethod
+    def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        """Make exactly the planned changes; return non-secret outputs."""
+
+    @abc.abstractmethod
+    def verify(self, ctx: Context) -> None:
+        """Raise a StepError if the step's post-condition does not hold."""
+
+    @abc.abstractmethod
+    def plan_destroy(self, ctx: Context) -> Plan:
+        """Observe and return what ``destroy`` would remove (read-only)."""
+
+    @abc.abstractmethod
+    def destroy(self, ctx: Context, plan: Plan) -> None:
+        """Undo what the step created; idempotent (gone is fine)."""

@@ -1,0 +1,95 @@
+"""The customer file for a set of local backends.
+
+One function builds it for both the sandbox (``bootstrap sandbox up``) and the
+tests, so that what the tests prove is what a newcomer runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+GITHUB_TOKEN = "ghp_sandboxAdminToken0000000000000000000"
+SLACK_TOKEN = "xoxb-sandbox-0000000000-bot"
+OPSGENIE_KEY = "og-sandbox-config-key-00000000"
+KIT_REPO = "acme-sre/kit-core"
+INFRA_REPO = "kuvaq/infra"
+TEAM = "kuvaq-sre"
+SLACK_USERS = ("U0000SRE1", "U0000SRE2")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    github: str
+    slack: str
+    opsgenie: str
+    vault: str
+    kubeconfig: str
+    argocd_manifest: str
+    """URL of the Argo CD install manifest the sandbox serves (file:// or http://)."""
+
+
+def env(vault_token: str, github_token: str = GITHUB_TOKEN, slack_token: str = SLACK_TOKEN,
+        opsgenie_key: str = OPSGENIE_KEY) -> dict[str, str]:
+    """The environment the customer file's ``env:`` references expect."""
+    return {
+        "GITHUB_TOKEN": github_token,
+        "SLACK_BOT_TOKEN": slack_token,
+        "OPSGENIE_API_KEY": opsgenie_key,
+        "VAULT_TOKEN": vault_token,
+    }
+
+
+def document(ep: Endpoints, name: str = "kuvaq", vault_prefix: str = "bootstrap") -> dict[str, Any]:
+    """A complete customer file (as data) pointing every service at ``ep``."""
+    return {
+        "apiVersion": "bootstrap.gitops.dev/v1",
+        "customer": {"name": name, "domain": f"{name}.example.com", "display_name": name.title()},
+        "kit": {"repo": KIT_REPO, "version": "v1.4", "cloud": "aws", "addons": ["cert-manager", "external-dns"]},
+        "github": {
+            "api_url": ep.github,
+            "token": "env:GITHUB_TOKEN",
+            "org": INFRA_REPO.split("/")[0],
+            "infra_repo": INFRA_REPO if name == "kuvaq" else f"{name}/infra",
+            "branch": "main",
+            "path": "argocd",
+        },
+        "cluster": {"kubeconfig": ep.kubeconfig, "context": "sandbox"},
+        "argocd": {
+            "version": "v3.3.0",
+            "install_url": ep.argocd_manifest,
+            "wait_timeout": 60,
+            "users": [{"name": "deployer", "capabilities": ["apiKey"], "role": "role:admin"}],
+            "sso": {
+                "mode": "manual",
+                "client_id": "Iv1.sandbox0000000001",
+                "client_secret": "env:GITHUB_OAUTH_CLIENT_SECRET",
+                "teams": ["sre"],
+                "admin_team": "sre",
+            },
+        },
+        "slack": {
+            "token": "env:SLACK_BOT_TOKEN",
+            "api_url": ep.slack.rstrip("/") + "/api/",
+            "channel": f"alerts-{name}",
+            "topic": f"Alerts for {name}",
+            "purpose": "Alertmanager notifications (managed by gitops-bootstrap)",
+            "invite": list(SLACK_USERS),
+        },
+        "alerting": {
+            "provider": "opsgenie",
+            "region": "eu",
+            "api_url": ep.opsgenie,
+            "api_key": "env:OPSGENIE_API_KEY",
+            "team": TEAM,
+            "priority": "P2",
+            "responders": [{"type": "team", "name": TEAM}],
+            "tags": [name],
+        },
+        "vault": {
+            "url": ep.vault,
+            "auth": {"method": "token", "token": "env:VAULT_TOKEN"},
+            "mount": "secret",
+            "prefix": vault_prefix,
+        },
+    }

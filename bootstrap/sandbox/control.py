@@ -1,0 +1,89 @@
+"""``bootstrap sandbox up|down``: the local backends as detached processes.
+
+``up`` starts the emulator process (bootstrap/sandbox/serve.py) and a real
+OpenBao dev server, then writes ``sandbox.env`` (the tokens the customer file
+references) and ``customer.yaml`` (every service pointed at loopback).
+``down`` stops both by the pids recorded in ``pids.json``. Running ``up``
+twice first stops the previous sandbox, so it is always safe to repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+from bootstrap.errors import BootstrapError
+from bootstrap.sandbox import customer, processes
+
+READY_TIMEOUT = 30.0
+
+
+def up(directory: Path, latency: float = 0.0) -> Iterator[str]:
+    directory = directory.resolve()
+    if (directory / "pids.json").exists():
+        yield from down(directory)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (directory / "endpoints.json").unlink(missing_ok=True)
+    log = open(directory / "emulators.log", "ab")  # noqa: SIM115 - handed to the child
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bootstrap.sandbox.serve", "--dir", str(directory), "--latency", str(latency)],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+    )
+    log.close()
+    bao = processes.start_openbao(directory / "openbao", detach=True)
+    (directory / "pids.json").write_text(json.dumps({"emulators": child.pid, "openbao": bao.pid}))
+    endpoints = _wait_ready(directory, child)
+    ep = customer.Endpoints(
+        github=endpoints["github"], slack=endpoints["slack"], opsgenie=endpoints["opsgenie"], vault=bao.url,
+        kubeconfig=endpoints["kubeconfig"], argocd_manifest=endpoints["argocd_manifest"],
+    )
+    doc = customer.document(ep)
+    doc["argocd"]["sha256"] = endpoints["argocd_sha256"]
+    (directory / "customer.yaml").write_text(
+        "# Sandbox customer: every service on loopback. Source sandbox.env first.\n"
+        + yaml.safe_dump(doc, sort_keys=False)
+    )
+    env = customer.env("root") | endpoints["env"]
+    env_path = directory / "sandbox.env"
+    env_path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
+    os.chmod(env_path, 0o600)
+    yield f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, " \
+          f"Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
+    yield f"next: source {env_path} && bootstrap run {directory / 'customer.yaml'}"
+
+
+def down(directory: Path) -> Iterator[str]:
+    pids_path = directory.resolve() / "pids.json"
+    try:
+        pids = json.loads(pids_path.read_text())
+    except FileNotFoundError:
+        yield f"no sandbox running in {directory}"
+        return
+    for name, expect in (("emulators", "bootstrap.sandbox.serve"), ("openbao", "bao")):
+        pid = pids.get(name)
+        if pid and processes.stop_pid(int(pid), expect=expect):
+            yield f"stopped {name} (pid {pid})"
+    pids_path.unlink(missing_ok=True)
+
+
+def _wait_ready(directory: Path, child: subprocess.Popen[bytes]) -> dict[str, object]:
+    deadline = time.monotonic() + READY_TIMEOUT
+    path = directory / "endpoints.json"
+    while time.monotonic() < deadline:
+        if path.exists():
+            data: dict[str, object] = json.loads(path.read_text())
+            return data
+        if child.poll() is not None:
+            tail = (directory / "emulators.log").read_text(errors="replace")[-2000:]
+            raise BootstrapError(f"the sandbox emulators exited with {child.returncode}:\n{tail}")
+        time.sleep(0.05)
+    raise BootstrapError(f"the sandbox emulators did not become ready in {READY_TIMEOUT:.0f}s; "
+                         f"see {directory / 'emulators.log'}")

@@ -1,0 +1,59 @@
+"""The sandbox's emulator process: GitHub, Slack, OpsGenie and Kubernetes on loopback.
+
+``bootstrap sandbox up`` starts this module detached; it seeds the emulators,
+writes ``endpoints.json`` into the sandbox directory (the signal that it is
+ready) and serves until SIGTERM. Keeping all emulators in one process means
+one pid to stop and one place to read call logs from (``/_emulator/calls``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from pathlib import Path
+
+from bootstrap.sandbox import seed
+from bootstrap.sandbox.github import GitHubEmulator
+from bootstrap.sandbox.kube import KubeEmulator
+from bootstrap.sandbox.opsgenie import OpsGenieEmulator
+from bootstrap.sandbox.slack import SlackEmulator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--latency", type=float, default=0.0, help="Seconds added to every call (benchmarks).")
+    args = parser.parse_args()
+    directory: Path = args.dir.resolve()
+
+    github, slack, opsgenie, kube = GitHubEmulator(), SlackEmulator(), OpsGenieEmulator(), KubeEmulator()
+    for emu in (github, slack, opsgenie, kube):
+        emu.start()
+        emu.faults.latency = args.latency
+    seeds = seed.seed_all(github, slack, opsgenie, directory)
+    kubeconfig = kube.write_kubeconfig(directory / "kubeconfig", context="sandbox")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    ready = {
+        "github": github.url,
+        "slack": slack.url,
+        "opsgenie": opsgenie.url,
+        "kube": kube.url,
+        "kubeconfig": str(kubeconfig),
+        "argocd_manifest": seeds.argocd_manifest,
+        "argocd_sha256": seeds.argocd_sha256,
+        "env": seeds.extra_env,
+    }
+    tmp = directory / "endpoints.json.tmp"
+    tmp.write_text(json.dumps(ready, indent=2))
+    tmp.replace(directory / "endpoints.json")
+    stop.wait()
+    for emu in (github, slack, opsgenie, kube):
+        emu.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,7 @@ from bootstrap.errors import ConfigError
 API_VERSION = "bootstrap.gitops.dev/v1"
 MAX_FILE_BYTES = 256 * 1024
 
-_REF = re.compile(r"^(?P<kind>env|file|vault):(?P<target>.+)$")
+_REF = re.compile(r"^(?P<kind>env|file|vault):(?P<target>[^\x00-\x1f\x7f]+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAULT_TARGET = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+#[A-Za-z0-9_.-]+$")
 
@@ -48,18 +48,16 @@ class SecretRef:
     def parse(cls, raw: str) -> SecretRef:
         m = _REF.match(raw.strip())
         if not m:
-            # The value is not echoed: it may be the very secret that must not be in the file.
+            # Never echo the value (here or below): it may be the very secret that must not be in the file.
             raise ValueError(
                 "a literal secret is not allowed here; give a reference: "
                 "env:NAME, file:PATH or vault:MOUNT/PATH#KEY"
             )
         kind, target = m["kind"], m["target"]
         if kind == "env" and not _ENV_NAME.match(target):
-            raise ValueError(
-                f"env reference must name an environment variable, e.g. env:GITHUB_TOKEN (got {raw!r})"
-            )
+            raise ValueError("env reference must name an environment variable, e.g. env:GITHUB_TOKEN")
         if kind == "vault" and not _VAULT_TARGET.match(target):
-            raise ValueError(f"vault reference must look like vault:secret/path/to/item#key (got {raw!r})")
+            raise ValueError("vault reference must look like vault:secret/path/to/item#key")
         return cls(kind, target)  # type: ignore[arg-type]
 
     @classmethod
@@ -83,8 +81,20 @@ DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[
 Hostname = Annotated[
     str, StringConstraints(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)
 ]
-RepoSlug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")]
-GitRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9._-]+)*$")]
+# Names end up in API URLs and git refs, so no '.' or '..' component (git forbids them in refs too).
+RepoSlug = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$", max_length=140
+    ),
+]
+GitRef = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*$",
+        max_length=200,
+    ),
+]
 RelPath = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 ]
@@ -94,6 +104,7 @@ ArgoAccount = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,3
 SlackChannel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,80}$")]
 SlackUserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,20}$")]
 K8sName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")]
+TeamSlug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")]
 
 
 class Model(BaseModel):
@@ -158,8 +169,10 @@ class SSO(Model):
     app_name: str | None = Field(default=None, max_length=34, description="Default: argocd-<customer>.")
     client_id: str | None = Field(default=None, description="manual mode: the app's client id.")
     client_secret: SecretRef | None = Field(default=None, description="manual mode: reference to the secret.")
-    teams: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+$")], ...] = ()
-    admin_team: str | None = Field(default=None, description="GitHub team (slug) granted role:admin.")
+    teams: tuple[TeamSlug, ...] = ()
+    # A slug, not free text: it is written into Argo CD's RBAC policy CSV, where a newline or comma
+    # would add policy lines.
+    admin_team: TeamSlug | None = Field(default=None, description="GitHub team (slug) granted role:admin.")
 
 
 class ArgoCD(Model):
@@ -185,7 +198,10 @@ class ArgoCD(Model):
 
 class Slack(Model):
     token: SecretRef = Field(
-        description="Bot token (xoxb-…) with channels:manage, channels:read, chat:write."
+        description=(
+            "Bot token (xoxb-…) with channels:read, groups:read, channels:manage, groups:write, "
+            "channels:join, channels:history, groups:history, chat:write."
+        )
     )
     api_url: HttpUrl | None = None
     channel: SlackChannel
@@ -266,12 +282,12 @@ class CustomerConfig(Model):
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases and duplicate keys (silent last-wins hides typos)."""
+    """SafeLoader that refuses anchors and aliases (duplicate keys are refused by ``_lines``)."""
 
 
 def _compose_node(loader: _Loader, parent: Any, index: Any) -> Any:
-    if loader.check_event(yaml.AliasEvent):
-        event = loader.peek_event()  # type: ignore[no-untyped-call]
+    event = loader.peek_event()  # type: ignore[no-untyped-call]
+    if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
         raise yaml.MarkedYAMLError(
             "", None, "anchors and aliases are not allowed in customer.yaml", event.start_mark
         )
@@ -286,6 +302,11 @@ def _lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | i
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                # A list or mapping as a key: unhashable, and never meaningful in customer.yaml.
+                raise ConfigError(
+                    f"{_dotted(path)}: keys must be plain names (line {key.start_mark.line + 1})"
+                )
             name = key.value
             if name in seen:
                 raise ConfigError(
@@ -315,7 +336,10 @@ def parse_text(text: str, source: str = "customer.yaml") -> CustomerConfig:
             node = loader.get_single_node()
             lines: dict[tuple[str | int, ...], int] = {}
             if node is not None:
-                _lines(node, (), lines)
+                try:
+                    _lines(node, (), lines)
+                except ConfigError as exc:
+                    raise ConfigError(f"{source}: {exc}") from None
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -327,6 +351,9 @@ def parse_text(text: str, source: str = "customer.yaml") -> CustomerConfig:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{source}: nesting too deep") from None
+    except ValueError as exc:
+        # The constructors raise plain ValueError for e.g. a 5000-digit integer or 2024-13-01.
+        raise ConfigError(f"{source}: a value cannot be read: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with apiVersion, customer, kit, … at the top level")
     if data.get("apiVersion") not in (None, API_VERSION):
@@ -344,8 +371,7 @@ def _render(exc: ValidationError, lines: dict[tuple[str | int, ...], int], sourc
     """One line per problem: ``kit.addons[2]: <what is wrong> (line 14)``; no input values echoed."""
     out = [f"{source} is not valid ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
     for err in exc.errors(include_input=False, include_url=False):
-        # A discriminated union adds its tag to the path; drop it so the path matches the file.
-        loc = tuple(p for p in err["loc"] if p not in ("token", "approle") or p == err["loc"][-1])
+        loc = _file_loc(tuple(err["loc"]))
         line = _nearest_line(loc, lines)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -356,6 +382,13 @@ def _render(exc: ValidationError, lines: dict[tuple[str | int, ...], int], sourc
             msg = f"invalid value: {_pattern_hint(loc)}"
         out.append(f"  {_dotted(loc)}: {msg}" + (f" (line {line})" if line else ""))
     return "\n".join(out)
+
+
+def _file_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The error location as written in the file: without the tag a discriminated union adds."""
+    if loc[:2] == ("vault", "auth") and len(loc) > 2 and loc[2] in ("token", "approle"):
+        return (*loc[:2], *loc[3:])
+    return loc
 
 
 def _nearest_line(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:
@@ -400,6 +433,8 @@ def load(path: Path) -> CustomerConfig:
         raise ConfigError(f"{path}: is a directory, expected a customer.yaml file") from None
     except PermissionError:
         raise ConfigError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

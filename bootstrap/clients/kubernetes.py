@@ -1,0 +1,258 @@
+"""Reading (and, for tests and plans, applying) cluster objects with the official client.
+
+Cluster *changes* go through Ansible (bootstrap.clients.ansible); this adapter
+exists so that ``plan()`` can observe the cluster quickly and so the install
+step can wait for workloads. It guarantees:
+
+* plain ``dict`` objects in and out, addressed by ``(api_version, kind,
+  namespace, name)`` through discovery, so custom resources (Argo CD's
+  Application) work the moment their CRD exists, and a kind the cluster does
+  not serve reads as "absent" rather than crashing a plan;
+* errors mapped onto the tool's hierarchy with the context and the missing
+  permission named (401/403 → AuthError, unreachable/429/5xx → RetryableError);
+  no token or Secret value ever appears in a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from bootstrap.errors import AuthError, PermanentError, RetryableError
+
+_POLL = 0.25
+Workloads = list[tuple[str, str]]
+"""(kind, name) pairs, e.g. ("Deployment", "argocd-server")."""
+
+
+class KubeClient:
+    """A small typed facade over ``kubernetes.dynamic``; cheap to build, connects lazily."""
+
+    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self._dyn: Any = None
+        self.host = "(unknown)"
+        # Discovery is cached per client in a private dir: a shared /tmp cache keyed by the
+        # server URL would serve one sandbox's CRDs to the next one on the same port.
+        self._cache_dir = tempfile.mkdtemp(prefix="bootstrap-kube-")
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._cache_dir, True)
+
+    def close(self) -> None:
+        self._cleanup()
+
+    # -- reads ---------------------------------------------------------------------
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        from kubernetes.dynamic import exceptions
+
+        resource = self._resource(api_version, kind)
+        if resource is None:
+            return None
+        try:
+            obj = resource.get(name=name, namespace=namespace if resource.namespaced else None)
+        except exceptions.NotFoundError:
+            return None
+        except Exception as exc:
+            raise self._error(exc, "get", resource.name, namespace) from None
+        return dict(obj.to_dict())
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects of a kind (in one namespace, or all when None); items carry kind/apiVersion."""
+        resource = self._resource(api_version, kind)
+        if resource is None:
+            return []
+        try:
+            result = resource.get(
+                namespace=namespace if resource.namespaced else None, label_selector=label_selector
+            )
+        except Exception as exc:
+            raise self._error(exc, "list", resource.name, namespace) from None
+        # A real server omits kind/apiVersion on the items of built-in lists; callers get them back.
+        return [{"apiVersion": api_version, "kind": kind, **item.to_dict()} for item in result.items]
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, base64-decoded; None when the Secret does not exist."""
+        secret = self.get("v1", "Secret", namespace, name)
+        if secret is None:
+            return None
+        data = secret.get("data") or {}
+        return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in data.items()}
+
+    # -- writes (tests, plans via dry_run) --------------------------------------------
+    def apply(self, obj: dict[str, Any], field_manager: str, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply with ``force``; with ``dry_run`` the server stores nothing."""
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        namespace = obj.get("metadata", {}).get("namespace")
+        resource = self._resource(api_version, kind)
+        if resource is None:
+            raise PermanentError(
+                f"the cluster does not serve {kind} in {api_version}; "
+                "install its CustomResourceDefinition first"
+            )
+        try:
+            result = resource.server_side_apply(
+                body=obj,
+                namespace=namespace if resource.namespaced else None,
+                field_manager=field_manager,
+                force_conflicts=True,
+                dry_run="All" if dry_run else None,
+            )
+        except Exception as exc:
+            raise self._error(exc, "patch", resource.name, namespace) from None
+        return dict(result.to_dict())
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        """True when the object was deleted, False when it was already gone."""
+        from kubernetes.dynamic import exceptions
+
+        resource = self._resource(api_version, kind)
+        if resource is None:
+            return False
+        try:
+            resource.delete(name=name, namespace=namespace if resource.namespaced else None)
+        except exceptions.NotFoundError:
+            return False
+        except Exception as exc:
+            raise self._error(exc, "delete", resource.name, namespace) from None
+        return True
+
+    # -- waiting ---------------------------------------------------------------------
+    def wait_available(
+        self,
+        namespace: str,
+        workloads: Workloads,
+        timeout: float,
+        on_progress: Callable[[str], None],
+    ) -> None:
+        """Poll until every (kind, name) Deployment is Available / StatefulSet Ready.
+
+        On timeout raise RetryableError naming exactly the workloads still not ready and why.
+        """
+        deadline = time.monotonic() + timeout
+        last: dict[tuple[str, str], str] = {}
+        while True:
+            pending: dict[tuple[str, str], str] = {}
+            for kind, name in workloads:
+                ready, why = _readiness(kind, self.get("apps/v1", kind, namespace, name))
+                if not ready:
+                    pending[(kind, name)] = why
+            if pending != last:
+                waiting = ", ".join(f"{k}/{n} ({w})" for (k, n), w in pending.items())
+                done = len(workloads) - len(pending)
+                on_progress(
+                    f"{done}/{len(workloads)} workloads ready in {namespace}"
+                    + (f"; waiting for {waiting}" if waiting else "")
+                )
+                last = pending
+            if not pending:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                detail = "; ".join(f"{k}/{n}: {w}" for (k, n), w in pending.items())
+                raise RetryableError(
+                    f"timed out after {timeout:g}s waiting for workloads in namespace {namespace}: {detail}"
+                )
+            time.sleep(min(_POLL, remaining))
+
+    # -- plumbing --------------------------------------------------------------------
+    def _client(self) -> Any:
+        if self._dyn is None:
+            import urllib3
+            from kubernetes import client, config
+            from kubernetes.dynamic import DynamicClient
+
+            cfg = client.Configuration()
+            try:
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=self.kubeconfig, context=self.context, client_configuration=cfg
+                )
+            except (config.ConfigException, OSError) as exc:
+                raise AuthError(
+                    f"cannot load kubeconfig {self.kubeconfig or '~/.kube/config'} "
+                    f"(context {self.context or 'current'}): {exc}"
+                ) from None
+            # One quick retry for a dropped connection; a 429/503 comes back to us (and to the
+            # engine's retry policy) instead of urllib3 sleeping on Retry-After by itself.
+            cfg.retries = urllib3.util.Retry(total=1, respect_retry_after_header=False, raise_on_status=False)
+            self.host = cfg.host
+            api = client.ApiClient(cfg)
+            try:
+                cache = f"{self._cache_dir}/discovery.json"
+                self._dyn = DynamicClient(api, cache_file=cache)  # type: ignore[no-untyped-call]
+            except Exception as exc:
+                raise self._error(exc, "discover", "APIs", None) from None
+        return self._dyn
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        from kubernetes.dynamic import exceptions
+
+        dyn = self._client()
+        try:
+            return dyn.resources.get(api_version=api_version, kind=kind)
+        except exceptions.ResourceNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._error(exc, "discover", kind, None) from None
+
+    def _error(self, exc: Exception, verb: str, resource: str, namespace: str | None) -> Exception:
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        where = f" in namespace {namespace}" if namespace else ""
+        who = f"context {self.context!r}" if self.context else "the current context"
+        config = self.kubeconfig or "~/.kube/config"
+        if isinstance(exc, urllib3.exceptions.HTTPError):
+            return RetryableError(f"cluster API at {self.host} unreachable ({type(exc).__name__})")
+        if not isinstance(exc, ApiException):
+            return PermanentError(f"cannot {verb} {resource}{where}: {type(exc).__name__}")
+        status = int(exc.status or 0)
+        if status == 401:
+            return AuthError(
+                f"the cluster at {self.host} rejected the credentials of {who} in {config}; "
+                "check cluster.context and the kubeconfig's token"
+            )
+        if status == 403:
+            return AuthError(f"{who} ({config}) needs permission to {verb} {resource}{where}")
+        if status == 429 or status >= 500:
+            retry_after = (exc.headers or {}).get("Retry-After") if hasattr(exc, "headers") else None
+            delay = float(retry_after) if retry_after and str(retry_after).isdigit() else None
+            return RetryableError(
+                f"cluster API at {self.host} answered {status} to {verb} {resource}{where}", delay
+            )
+        return PermanentError(f"cannot {verb} {resource}{where}: {status} {_status_message(exc)}")
+
+
+def _status_message(exc: Any) -> str:
+    import json
+
+    try:
+        return str(json.loads(exc.body).get("message", exc.reason))
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)
+
+
+def _readiness(kind: str, obj: dict[str, Any] | None) -> tuple[bool, str]:
+    """Whether a workload is Available (Deployment) / Ready (StatefulSet), and if not, why."""
+    if obj is None:
+        return False, "not found"
+    want = int((obj.get("spec") or {}).get("replicas", 1))
+    status = obj.get("status") or {}
+    generation = (obj.get("metadata") or {}).get("generation", 0)
+    if status.get("observedGeneration", 0) < generation:
+        return False, "not yet observed by its controller"
+    if kind == "StatefulSet":
+        ready = int(status.get("readyReplicas") or 0)
+        return ready >= want, f"{ready}/{want} ready"
+    available = int(status.get("availableReplicas") or 0)
+    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), None)
+    if cond is not None and cond.get("status") == "True" and available >= want:
+        return True, f"{available}/{want} available"
+    reason = f"; Available={cond.get('status')}: {cond.get('reason', '')}" if cond else ""
+    return False, f"{available}/{want} available{reason}"

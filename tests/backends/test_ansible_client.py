@@ -1,0 +1,139 @@
+"""Real ansible-runner + kubernetes.core against the Kubernetes emulator.
+
+Each playbook run costs ~3 s of Ansible start-up, so the runs are few and each
+test checks several things about one run.
+"""
+
+from __future__ import annotations
+
+import base64
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrap.clients.ansible import SECRET_VARS_FILE, AnsibleRunner
+from bootstrap.errors import AuthError
+from tests.fixtures.kube import KubeSandbox
+
+SECRET = "s3cr3t-Pa55word-never-shown"
+ENCODED = base64.b64encode(SECRET.encode()).decode()
+
+MANIFESTS: list[dict[str, Any]] = [
+    {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "namespace": "default"},
+        "data": {"a": "1"},
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": "default"},
+        "stringData": {"password": "{{ admin_password }}"},
+    },
+]
+
+
+class DirWatcher:
+    """A progress hook that inspects the private data dir while the run is going on."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dirs: set[Path] = set()
+        self.leaks: list[Path] = []
+        self.modes: set[int] = set()
+
+    def __call__(self, _line: str) -> None:
+        for private in self.root.iterdir():
+            self.dirs.add(private)
+            self.modes.add(stat.S_IMODE(private.stat().st_mode))
+            for path in private.rglob("*"):
+                if path.is_file() and path != private / SECRET_VARS_FILE:
+                    content = path.read_bytes()
+                    if SECRET.encode() in content or ENCODED.encode() in content:
+                        self.leaks.append(path)
+
+
+@pytest.fixture
+def tmp_root(tmp_path: Path) -> Path:
+    root = tmp_path / "private"
+    root.mkdir()
+    return root
+
+
+def test_apply_check_mode_then_apply_then_noop(kube_emu: KubeSandbox, tmp_root: Path) -> None:
+    watcher = DirWatcher(tmp_root)
+    runner = AnsibleRunner(tmp_root=tmp_root, progress=watcher)
+    kubeconfig = str(kube_emu.kubeconfig_path)
+    secrets = {"admin_password": SECRET}
+
+    planned = runner.apply(MANIFESTS, "bootstrap", secrets, kubeconfig, "sandbox", check=True)
+    assert planned.changed
+    by_kind = {c.kind: c for c in planned.changes}
+    assert by_kind["ConfigMap"].action == "create" and "+  a: '1'" in by_kind["ConfigMap"].diff
+    assert by_kind["Secret"].diff == "data keys set: password (values hidden)"
+    assert kube_emu.get("v1", "ConfigMap", "default", "cm") is None
+    assert kube_emu.get("v1", "Secret", "default", "creds") is None
+    assert kube_emu.log.writes == []
+    assert kube_emu.log.count("PATCH") == 2  # the dry-run applies did reach the server
+
+    applied = runner.apply(MANIFESTS, "bootstrap", secrets, kubeconfig, "sandbox")
+    assert applied.changed and {c.action for c in applied.changes} == {"create"}
+    secret = kube_emu.get("v1", "Secret", "default", "creds")
+    assert secret is not None and secret["data"] == {"password": ENCODED}
+    for kind, name in (("ConfigMap", "cm"), ("Secret", "creds")):
+        obj = kube_emu.get("v1", kind, "default", name)
+        assert obj is not None
+        managers = {(m["manager"], m["operation"]) for m in obj["metadata"]["managedFields"]}
+        assert managers == {("bootstrap", "Apply")}
+    writes = len(kube_emu.log.writes)
+    assert writes == 2
+
+    again = runner.apply(MANIFESTS, "bootstrap", secrets, kubeconfig, "sandbox")
+    assert not again.changed and again.changes == []
+    assert len(kube_emu.log.writes) == writes
+
+    for result in (planned, applied, again):
+        assert SECRET not in repr(result) and ENCODED not in repr(result)
+    assert watcher.dirs and len(watcher.dirs) == 3  # a fresh dir per run
+    assert watcher.modes == {0o700}
+    assert watcher.leaks == []
+    assert list(tmp_root.iterdir()) == []  # every private dir removed
+
+
+def test_delete_playbook_removes_objects(kube_emu: KubeSandbox, tmp_root: Path) -> None:
+    kube_emu.seed(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "default"}},
+    )
+    runner = AnsibleRunner(tmp_root=tmp_root)
+    objects = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "default", "name": "cm"},
+        {"apiVersion": "v1", "kind": "Secret", "namespace": "default", "name": "creds"},
+        {"apiVersion": "v1", "kind": "Secret", "namespace": "default", "name": "already-gone"},
+    ]
+    result = runner.delete(objects, str(kube_emu.kubeconfig_path), "sandbox")
+    assert [(c.kind, c.name, c.action) for c in result.changes] == [
+        ("ConfigMap", "cm", "delete"),
+        ("Secret", "creds", "delete"),
+    ]
+    assert kube_emu.get("v1", "ConfigMap", "default", "cm") is None
+    assert kube_emu.get("v1", "Secret", "default", "creds") is None
+    assert list(tmp_root.iterdir()) == []
+
+
+def test_forbidden_secret_is_an_auth_error_without_the_secret(kube_emu: KubeSandbox, tmp_root: Path) -> None:
+    kube_emu.forbid("patch", "secrets", "default")
+    runner = AnsibleRunner(tmp_root=tmp_root)
+    with pytest.raises(AuthError) as err:
+        runner.apply(
+            MANIFESTS, "bootstrap", {"admin_password": SECRET}, str(kube_emu.kubeconfig_path), "sandbox"
+        )
+    message = str(err.value)
+    assert "Secret default/creds" in message and 'cannot patch resource "secrets"' in message
+    assert "cluster.context" in message
+    assert SECRET not in message and ENCODED not in message
+    assert kube_emu.get("v1", "ConfigMap", "default", "cm") is not None  # the other object still applied
+    assert list(tmp_root.iterdir()) == []

@@ -175,7 +175,13 @@ class FileStore:
             ) from None
         if not isinstance(data, dict):
             raise StateError(f"{self.path} is corrupt (not a JSON object); {_way_out(str(self.path))}")
-        state = State.from_json(data, str(self.path))
+        try:
+            state = State.from_json(data, str(self.path))
+        except (AttributeError, TypeError, ValueError) as exc:
+            # Valid JSON of the wrong shape (a step that is not an object, an unknown status, …).
+            raise StateError(
+                f"{self.path} is corrupt ({type(exc).__name__}: {exc}); {_way_out(str(self.path))}"
+            ) from None
         if state.customer and state.customer != customer:
             raise StateError(
                 f"{self.path} belongs to customer {state.customer!r}, not {customer!r}; "

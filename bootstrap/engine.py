@@ -130,15 +130,24 @@ class Engine:
         ctx.progress = lambda text: self.reporter.step_progress(step.id, text)
         ctx.intend = lambda what: self._intend(state, step.id, what)
         attempt = 0
+        backoff = 0.0
         while True:
             attempt += 1
             try:
+                if backoff:
+                    # Inside the try, so Ctrl-C during a back-off is recorded like any other interruption.
+                    time.sleep(backoff)
                 plan = step.plan(ctx)
                 self.reporter.step_planned(step.id, plan)
                 if dry_run:
                     return StepResult(step.id, "planned", plan, seconds=time.monotonic() - started)
                 if plan.empty:
-                    reason = "up to date" if rec.status == Status.DONE and rec.digest == digest else "adopted"
+                    up_to_date = rec.status == Status.DONE and rec.digest == digest
+                    if not up_to_date:
+                        # Nothing to change, but the step was never seen to succeed (a failed verify,
+                        # a crashed run, new inputs): check its post-condition before calling it done.
+                        step.verify(ctx)
+                    reason = "up to date" if up_to_date else "adopted"
                     self._finish(state, step.id, digest, plan.outputs)
                     self.reporter.step_skipped(step.id, reason)
                     return StepResult(
@@ -163,9 +172,7 @@ class Engine:
                 message = self.redactor.redact(str(exc))
                 if attempt < MAX_ATTEMPTS:
                     self.reporter.step_failed(step.id, message, retrying=True)
-                    time.sleep(
-                        min(exc.delay if exc.delay is not None else 2.0**attempt, self.retry_delay_cap)
-                    )
+                    backoff = min(exc.delay if exc.delay is not None else 2.0**attempt, self.retry_delay_cap)
                     continue
                 return self._failed(
                     state,

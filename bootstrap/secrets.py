@@ -55,7 +55,7 @@ class Redactor:
         if isinstance(obj, str):
             return self.redact(obj)
         if isinstance(obj, dict):
-            return {k: self.redact_obj(v) for k, v in obj.items()}
+            return {(self.redact(k) if isinstance(k, str) else k): self.redact_obj(v) for k, v in obj.items()}
         if isinstance(obj, list | tuple):
             return [self.redact_obj(v) for v in obj]
         return obj
@@ -80,6 +80,13 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.redactor.redact(record.getMessage())
         record.args = None
+        # A traceback carries exception messages too; the Formatter reuses a pre-set exc_text.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redactor.redact(record.stack_info)
         return True
 
 
@@ -128,7 +135,7 @@ class Secrets:
                 return path.read_text(encoding="utf-8").strip()
             except FileNotFoundError:
                 raise ConfigError(f"{field}: file {path} does not exist") from None
-            except (PermissionError, IsADirectoryError, UnicodeDecodeError) as exc:
+            except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"{field}: cannot read {path}: {type(exc).__name__}") from None
         if self._vault is None:
             raise ConfigError(f"{field}: vault: references need the vault section to be configured")

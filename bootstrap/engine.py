@@ -13,9 +13,13 @@ Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from bootstrap import checkpoint
 from bootstrap.checkpoint import State, Status, Store
@@ -24,6 +28,8 @@ from bootstrap.reporting import Reporter, StepResult, Summary
 from bootstrap.secrets import Redactor
 from bootstrap.step import Context, Step
 
+_STOPPING = frozenset({"failed", "waiting", "interrupted"})
+_SUCCESS = frozenset({"done", "up-to-date"})
 MAX_ATTEMPTS = 3
 MAX_RETRY_DELAY = 30.0
 
@@ -76,6 +82,22 @@ def select(steps: Sequence[Step], selection: Selection) -> list[Step]:
     return [s for s in chosen if s.id not in selection.skip]
 
 
+class _OutputsView(Mapping[str, Mapping[str, Any]]):
+    """Live read-only view of recorded outputs: a step sees what earlier steps of this run recorded."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def __getitem__(self, key: str) -> Mapping[str, Any]:
+        return self._state.steps[key].outputs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._state.steps))
+
+    def __len__(self) -> int:
+        return len(self._state.steps)
+
+
 class Engine:
     def __init__(
         self,
@@ -90,25 +112,82 @@ class Engine:
         self.reporter = reporter
         self.redactor = redactor
         self.retry_delay_cap = retry_delay_cap
+        self._lock = threading.RLock()  # one writer of the state (and its file) at a time
 
     # -- run / plan ------------------------------------------------------------
-    def run(self, ctx: Context, selection: Selection = Selection(), dry_run: bool = False) -> Summary:
+    def run(
+        self, ctx: Context, selection: Selection = Selection(), dry_run: bool = False, parallel: int = 1
+    ) -> Summary:
+        """Plan (and unless ``dry_run``, apply) the selected steps.
+
+        With ``parallel > 1`` independent steps run concurrently: a step starts
+        once every step it ``requires`` has finished successfully in this run
+        (or, if not selected, is recorded done). After a failure no new step
+        starts; running ones finish and are recorded. A plan has no order to
+        respect (nothing is applied), so dry-run plans every step at once.
+        """
         customer = ctx.config.customer.name
         chosen = select(self.steps, selection)
         summary = Summary(customer=customer, mode="plan" if dry_run else "run")
         state = self.store.load(customer)
         self._check_requirements(chosen, state, dry_run)
-        outputs = {sid: rec.outputs for sid, rec in state.steps.items()}
-        ctx.outputs = outputs
+        ctx.outputs = _OutputsView(state)
         self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
-        for step in chosen:
-            result = self._run_step(step, ctx, state, dry_run)
-            summary.results.append(result)
-            outputs[step.id] = state.record(step.id).outputs
-            if result.status in ("failed", "waiting", "interrupted"):
-                break
+        if parallel <= 1:
+            results = self._run_sequential(chosen, ctx, state, dry_run)
+        else:
+            results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
+        summary.results.extend(results[s.id] for s in chosen if s.id in results)
         self.reporter.run_finished(summary)
         return summary
+
+    def _run_sequential(
+        self, chosen: list[Step], ctx: Context, state: State, dry_run: bool
+    ) -> dict[str, StepResult]:
+        results: dict[str, StepResult] = {}
+        for step in chosen:
+            results[step.id] = result = self._run_step(step, ctx, state, dry_run)
+            if result.status in _STOPPING:
+                break
+        return results
+
+    def _run_concurrent(
+        self, chosen: list[Step], ctx: Context, state: State, dry_run: bool, parallel: int
+    ) -> dict[str, StepResult]:
+        chosen_ids = {s.id for s in chosen}
+        results: dict[str, StepResult] = {}
+        pending = list(chosen)
+        running: dict[Future[StepResult], Step] = {}
+        stopped = False
+
+        def ready(step: Step) -> bool:
+            if dry_run:
+                return True
+            return all(
+                r not in chosen_ids or (r in results and results[r].status in _SUCCESS) for r in step.requires
+            )
+
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="step")
+        try:
+            while pending or running:
+                if not stopped:
+                    for step in [s for s in pending if ready(s)][: parallel - len(running)]:
+                        pending.remove(step)
+                        running[pool.submit(self._run_step, step, ctx, state, dry_run)] = step
+                if not running:
+                    break  # what is left waits on a step that did not succeed
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    step = running.pop(fut)
+                    results[step.id] = result = fut.result()
+                    stopped = stopped or result.status in _STOPPING
+        except KeyboardInterrupt:
+            for step in running.values():
+                self._fail(state, step.id, Status.FAILED, "interrupted")
+                results[step.id] = StepResult(step.id, "interrupted", message="interrupted")
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return results
 
     def _check_requirements(self, chosen: list[Step], state: State, dry_run: bool) -> None:
         chosen_ids = {s.id for s in chosen}
@@ -127,8 +206,11 @@ class Engine:
         digest = step.digest(ctx.config)
         started = time.monotonic()
         self.reporter.step_started(step.id)
-        ctx.progress = lambda text: self.reporter.step_progress(step.id, text)
-        ctx.intend = lambda what: self._intend(state, step.id, what)
+        ctx = dataclasses.replace(
+            ctx,
+            progress=lambda text: self.reporter.step_progress(step.id, text),
+            intend=lambda what: self._intend(state, step.id, what),
+        )
         attempt = 0
         backoff = 0.0
         while True:
@@ -153,11 +235,12 @@ class Engine:
                     return StepResult(
                         step.id, "up-to-date", plan, dict(plan.outputs), seconds=time.monotonic() - started
                     )
-                rec.status = Status.RUNNING
-                rec.attempts += 1
-                rec.started = checkpoint.now()
-                rec.error = None
-                self.store.save(state)
+                with self._lock:
+                    rec.status = Status.RUNNING
+                    rec.attempts += 1
+                    rec.started = checkpoint.now()
+                    rec.error = None
+                    self.store.save(state)
                 outputs = step.apply(ctx, plan)
                 step.verify(ctx)
                 self._finish(state, step.id, digest, outputs)
@@ -202,11 +285,19 @@ class Engine:
         return StepResult(step_id, "failed", message=message, seconds=time.monotonic() - started)
 
     def _intend(self, state: State, step_id: str, what: str) -> None:
+        with self._lock:
+            self._intend_locked(state, step_id, what)
+
+    def _intend_locked(self, state: State, step_id: str, what: str) -> None:
         state.record(step_id).intents.append({"at": checkpoint.now(), "what": self.redactor.redact(what)})
         del state.record(step_id).intents[:-20]  # keep the file small on long-lived customers
         self.store.save(state)
 
     def _finish(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
+        with self._lock:
+            self._finish_locked(state, step_id, digest, outputs)
+
+    def _finish_locked(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
         rec = state.record(step_id)
         rec.status = Status.DONE
         rec.digest = digest
@@ -216,11 +307,80 @@ class Engine:
         self.store.save(state)
 
     def _fail(self, state: State, step_id: str, status: Status, message: str) -> None:
+        with self._lock:
+            self._fail_locked(state, step_id, status, message)
+
+    def _fail_locked(self, state: State, step_id: str, status: Status, message: str) -> None:
         rec = state.record(step_id)
         rec.status = status
         rec.error = message
         rec.finished = checkpoint.now()
         self.store.save(state)
+
+    # -- destroy ---------------------------------------------------------------
+    def destroy(self, ctx: Context, selection: Selection = Selection(), dry_run: bool = False) -> Summary:
+        """Undo the selected steps in reverse dependency order.
+
+        Each step observes what is left (``plan_destroy``) before removing it,
+        so an interrupted destroy is resumed by running it again, and a step
+        whose resources are already gone is simply recorded as removed.
+        """
+        customer = ctx.config.customer.name
+        chosen = list(reversed(select(self.steps, selection)))
+        summary = Summary(customer=customer, mode="destroy-plan" if dry_run else "destroy")
+        state = self.store.load(customer)
+        ctx.outputs = _OutputsView(state)
+        self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
+        for step in chosen:
+            result = self._destroy_step(step, ctx, state, dry_run)
+            summary.results.append(result)
+            if result.status in _STOPPING:
+                break
+        self.reporter.run_finished(summary)
+        return summary
+
+    def _destroy_step(self, step: Step, ctx: Context, state: State, dry_run: bool) -> StepResult:
+        started = time.monotonic()
+        self.reporter.step_started(step.id)
+        ctx = dataclasses.replace(
+            ctx,
+            progress=lambda text: self.reporter.step_progress(step.id, text),
+            intend=lambda what: self._intend(state, step.id, what),
+        )
+        try:
+            plan = step.plan_destroy(ctx)
+            self.reporter.step_planned(step.id, plan)
+            if dry_run:
+                return StepResult(step.id, "planned", plan, seconds=time.monotonic() - started)
+            if not plan.empty:
+                with self._lock:
+                    rec = state.record(step.id)
+                    rec.status = Status.RUNNING
+                    rec.started = checkpoint.now()
+                    self.store.save(state)
+                step.destroy(ctx, plan)
+            with self._lock:
+                state.steps.pop(step.id, None)
+                self.store.save(state)
+            self.reporter.step_applied(step.id, {})
+            return StepResult(
+                step.id, "removed" if not plan.empty else "absent", plan, seconds=time.monotonic() - started
+            )
+        except RetryableError as exc:
+            message = f"{self.redactor.redact(str(exc))} (run the same destroy again to resume)"
+            return self._failed(state, step.id, message, started)
+        except (StepError, ConfigError) as exc:
+            return self._failed(state, step.id, self.redactor.redact(str(exc)), started)
+        except KeyboardInterrupt:
+            self._fail(state, step.id, Status.FAILED, "interrupted during destroy")
+            return StepResult(
+                step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
+            )
+        except BootstrapError:
+            raise
+        except Exception as exc:  # record it, never lose state
+            message = self.redactor.redact(f"unexpected {type(exc).__name__}: {exc}")
+            return self._failed(state, step.id, message, started)
 
     # -- status ----------------------------------------------------------------
     def verify(self, ctx: Context) -> dict[str, str | None]:

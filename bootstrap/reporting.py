@@ -34,7 +34,7 @@ class StepResult:
 @dataclass
 class Summary:
     customer: str
-    mode: str  # run | plan | destroy
+    mode: str  # run | plan | destroy | destroy-plan
     results: list[StepResult] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
@@ -57,7 +57,7 @@ class Summary:
             return 1
         if self.waiting:
             return 3
-        if self.mode == "plan" and self.has_changes:
+        if self.mode.endswith("plan") and self.has_changes:
             return 2
         return 0
 

@@ -72,7 +72,7 @@ class Services:
     def ansible(self) -> AnsibleRunner:
         from bootstrap.clients.ansible import AnsibleRunner
 
-        return AnsibleRunner(redactor=self.secrets.redactor)
+        return AnsibleRunner()
 
     @property
     def kubeconfig(self) -> str | None:

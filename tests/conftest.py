@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.vault",
     "tests.fixtures.alertmanager",
+    "tests.fixtures.world",
 ]
 
 _real_connect = socket.socket.connect

@@ -1,0 +1,216 @@
+"""slack-channel: the customer's alert channel, created or adopted, set up once.
+
+The channel name from customer.yaml IS the identity: a re-run (or a run after
+a crash) finds the channel by that name among public, private and archived
+channels and adopts it, unarchiving it if someone archived it. Each setting
+(topic, purpose, membership of the bot and the listed people) is compared
+with Slack and changed only when it differs, and the "connected" message
+carries a stable marker in its metadata so it is found again instead of
+being posted twice. A second run therefore makes no Slack writes at all.
+
+Rollback archives the channel: Slack bots cannot delete channels, and an
+archived channel keeps its history and can be unarchived by the next run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bootstrap.errors import PermanentError
+from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+
+if TYPE_CHECKING:
+    from bootstrap.clients.slack import Channel, SlackClient
+
+MESSAGE_EVENT = "gitops_bootstrap_connected"
+"""Slack message-metadata event type of the "connected" message."""
+
+
+def marker(customer: str) -> str:
+    """What identifies this customer's "connected" message in the channel's history."""
+    return f"gitops-bootstrap/{customer}/connected"
+
+
+class SlackChannel(Step):
+    id = StepId("slack-channel")
+    title = "Slack channel for alerts"
+    reads = (
+        "customer.name",
+        "slack.channel",
+        "slack.private",
+        "slack.topic",
+        "slack.purpose",
+        "slack.invite",
+    )
+
+    def plan(self, ctx: Context) -> Plan:
+        sl = ctx.config.slack
+        slack = ctx.services.slack
+        target = f"slack channel #{sl.channel}"
+        channel = slack.find_channel(sl.channel)
+        if channel is None:
+            kind = "private" if sl.private else "public"
+            changes = [
+                Change(Action.CREATE, target, f"create {kind} channel #{sl.channel}", data={"op": "create"})
+            ]
+            changes += _settings(ctx, target, topic="", purpose="")
+            if sl.invite:
+                changes.append(_invite(target, list(sl.invite)))
+            changes.append(_message(target))
+            return Plan(tuple(changes))
+
+        notes: list[str] = []
+        if channel.is_private != sl.private:
+            notes.append(
+                f"#{sl.channel} exists as a {'private' if channel.is_private else 'public'} channel while "
+                f"slack.private is {str(sl.private).lower()}; Slack cannot convert it, so it is adopted as is"
+            )
+        changes = []
+        if channel.is_archived:
+            changes.append(
+                Change(
+                    Action.UPDATE,
+                    target,
+                    f"unarchive #{sl.channel} ({channel.id}): it exists but was archived",
+                    data={"op": "unarchive"},
+                )
+            )
+        if not channel.is_member:
+            # Only members may set the topic, invite or post; a listed channel without the bot is public.
+            changes.append(Change(Action.UPDATE, target, "add the bot to the channel", data={"op": "join"}))
+        changes += _settings(ctx, target, topic=channel.topic, purpose=channel.purpose)
+        missing = _missing_members(slack, channel, list(sl.invite))
+        if missing:
+            changes.append(_invite(target, missing))
+        # A bot outside the channel cannot read its history; it was not there to post the message either.
+        if not channel.is_member or slack.find_message(channel.id, marker(ctx.config.customer.name)) is None:
+            changes.append(_message(target))
+        outputs = {"channel_id": channel.id, "channel_name": channel.name}
+        return Plan(tuple(changes), tuple(notes), outputs)
+
+    def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        sl = ctx.config.slack
+        slack = ctx.services.slack
+        channel_id = plan.outputs.get("channel_id")
+        for change in plan.changes:
+            op = change.data["op"]
+            if op == "create":
+                ctx.intend(f"create Slack channel #{sl.channel}")
+                channel_id = slack.create_channel(sl.channel, sl.private).id
+                continue
+            assert isinstance(channel_id, str), "every change but create names the channel"
+            ctx.intend(f"{change.summary} on #{sl.channel} ({channel_id})")
+            if op == "unarchive":
+                slack.unarchive(channel_id)
+            elif op == "join":
+                slack.join(channel_id)
+            elif op == "topic":
+                slack.set_topic(channel_id, str(change.data["value"]))
+            elif op == "purpose":
+                slack.set_purpose(channel_id, str(change.data["value"]))
+            elif op == "invite":
+                slack.invite(channel_id, list(change.data["users"]))
+            elif op == "message":
+                slack.post_message(
+                    channel_id,
+                    _message_text(ctx),
+                    metadata={
+                        "event_type": MESSAGE_EVENT,
+                        "event_payload": {"marker": marker(ctx.config.customer.name)},
+                    },
+                )
+        assert isinstance(channel_id, str)
+        return {"channel_id": channel_id, "channel_name": sl.channel}
+
+    def verify(self, ctx: Context) -> None:
+        sl = ctx.config.slack
+        slack = ctx.services.slack
+        channel = slack.find_channel(sl.channel)
+        again = "run `bootstrap run` again to fix it"
+        if channel is None:
+            raise PermanentError(
+                f"Slack channel #{sl.channel} does not exist (or the bot cannot see it); {again}"
+            )
+        if channel.is_archived:
+            raise PermanentError(f"Slack channel #{sl.channel} ({channel.id}) is archived; {again}")
+        for name, want, have in (
+            ("topic", sl.topic, channel.topic),
+            ("purpose", sl.purpose, channel.purpose),
+        ):
+            if want is not None and want != have:
+                raise PermanentError(
+                    f"Slack channel #{sl.channel}: the {name} is {have!r}, expected {want!r}; {again}"
+                )
+        missing = _missing_members(slack, channel, list(sl.invite))
+        if missing:
+            raise PermanentError(
+                f"Slack channel #{sl.channel}: {', '.join(missing)} not members (slack.invite); {again}"
+            )
+
+    def plan_destroy(self, ctx: Context) -> Plan:
+        name = ctx.config.slack.channel
+        channel = ctx.services.slack.find_channel(name)
+        if channel is None or channel.is_archived:
+            return Plan()
+        summary = f"archive #{name} ({channel.id}); Slack keeps its history and a later run can unarchive it"
+        return Plan(
+            (
+                Change(
+                    Action.DELETE,
+                    f"slack channel #{name}",
+                    summary,
+                    data={"channel_id": channel.id, "is_member": channel.is_member},
+                ),
+            )
+        )
+
+    def destroy(self, ctx: Context, plan: Plan) -> None:
+        slack = ctx.services.slack
+        for change in plan.changes:
+            channel_id = str(change.data["channel_id"])
+            ctx.intend(f"archive Slack channel {change.target} ({channel_id})")
+            if not change.data.get("is_member"):
+                slack.join(channel_id)  # Slack only lets members archive a channel
+            slack.archive(channel_id)
+
+
+def _settings(ctx: Context, target: str, topic: str, purpose: str) -> list[Change]:
+    sl = ctx.config.slack
+    out = []
+    for name, want, have in (("topic", sl.topic, topic), ("purpose", sl.purpose, purpose)):
+        if want is not None and want != have:
+            out.append(
+                Change(
+                    Action.UPDATE,
+                    target,
+                    f"set the {name}",
+                    diff=f"-{name}: {have}\n+{name}: {want}" if have else f"+{name}: {want}",
+                    data={"op": name, "value": want},
+                )
+            )
+    return out
+
+
+def _invite(target: str, users: list[str]) -> Change:
+    return Change(Action.UPDATE, target, f"invite {', '.join(users)}", data={"op": "invite", "users": users})
+
+
+def _message(target: str) -> Change:
+    return Change(
+        Action.CREATE, target + " message", 'post the "bootstrap connected" message', data={"op": "message"}
+    )
+
+
+def _missing_members(slack: SlackClient, channel: Channel, wanted: list[str]) -> list[str]:
+    if not wanted:
+        return []
+    members = slack.members(channel.id)
+    return [u for u in wanted if u not in members]
+
+
+def _message_text(ctx: Context) -> str:
+    customer = ctx.config.customer.display_name or ctx.config.customer.name
+    return (
+        f":white_check_mark: gitops-bootstrap connected this channel to Alertmanager for {customer}. "
+        "Firing and resolved alerts will be posted here."
+    )

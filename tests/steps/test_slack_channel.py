@@ -1,0 +1,158 @@
+"""slack-channel against the Slack emulator, through slack_sdk over real HTTP."""
+
+from __future__ import annotations
+
+import json
+
+from bootstrap.reporting import StepResult
+from bootstrap.sandbox import customer as sandbox_customer
+from bootstrap.sandbox import seed
+from bootstrap.sandbox.httpemu import Fault
+from bootstrap.step import Action
+from steps.slack_channel import MESSAGE_EVENT, SlackChannel, marker
+from tests.fixtures.world import World
+from tests.unit.recording import RecordingReporter
+
+# The `world` fixture; remove once tests/conftest.py lists tests.fixtures.world.
+pytest_plugins = ["tests.fixtures.world"]
+
+CHANNEL = "alerts-kuvaq"
+PEOPLE = list(sandbox_customer.SLACK_USERS)
+
+
+def result(world: World, dry_run: bool = False) -> tuple[StepResult, RecordingReporter]:
+    summary, reporter, _ = world.run(steps=(SlackChannel,), dry_run=dry_run)
+    return summary.results[0], reporter
+
+
+def test_creates_channel_then_second_run_writes_nothing(world: World) -> None:
+    planned, _ = result(world, dry_run=True)
+    assert planned.status == "planned"
+    assert planned.plan is not None
+    assert [c.data["op"] for c in planned.plan.changes] == ["create", "topic", "purpose", "invite", "message"]
+    assert world.slack.log.writes == []
+
+    done, _ = result(world)
+    assert done.status == "done", done.message
+    channel = world.slack.channel_by_name(CHANNEL)
+    assert channel is not None and not channel.archived and not channel.is_private
+    assert done.outputs == {"channel_id": channel.id, "channel_name": CHANNEL}
+    assert channel.topic == "Alerts for kuvaq"
+    assert channel.purpose.startswith("Alertmanager notifications")
+    assert set(PEOPLE) | {world.slack.bot_user_id} <= set(channel.members)
+    assert [m["metadata"]["event_type"] for m in channel.messages] == [MESSAGE_EVENT]
+
+    again, _ = result(world, dry_run=True)
+    assert again.plan is not None and again.plan.empty
+    world.reset_logs()
+    rerun, reporter = result(world)
+    assert rerun.status == "up-to-date"
+    assert reporter.of("step_skipped") == [("step_skipped", "slack-channel", "up to date")]
+    assert world.writes() == 0
+
+
+def test_archived_channel_is_unarchived_not_recreated(world: World) -> None:
+    channel_id = world.slack.add_channel(CHANNEL, archived=True, members=[world.slack.bot_user_id, PEOPLE[0]])
+
+    planned, _ = result(world, dry_run=True)
+    assert planned.plan is not None
+    assert "unarchive" in planned.plan.changes[0].summary
+    assert "create" not in [c.data["op"] for c in planned.plan.changes]
+    assert [c.data["op"] for c in planned.plan.changes if c.data["op"] == "invite"] == ["invite"]
+    assert planned.plan.changes[-1].data["op"] == "message"
+
+    done, _ = result(world)
+    assert done.status == "done", done.message
+    channel = world.slack.channel_by_name(CHANNEL)
+    assert channel is not None and channel.id == channel_id and not channel.archived
+    assert len(world.slack.channels) == 1
+    assert done.outputs["channel_id"] == channel_id
+
+
+def test_adopts_public_channel_without_bot_and_keeps_existing_message(world: World) -> None:
+    """A channel made by hand (bot not in it) is joined; a marker message from a crashed run is kept."""
+    channel_id = world.slack.add_channel(CHANNEL, members=PEOPLE)
+    planned, _ = result(world, dry_run=True)
+    assert planned.plan is not None
+    assert [c.data["op"] for c in planned.plan.changes] == ["join", "topic", "purpose", "message"]
+
+    # Simulate a crash right after the message was posted: the bot is in, the message is there.
+    world.slack.channels[channel_id].members.append(world.slack.bot_user_id)
+    world.slack.channels[channel_id].messages.append(
+        {
+            "type": "message",
+            "text": "connected",
+            "ts": "1.000001",
+            "user": world.slack.bot_user_id,
+            "metadata": {"event_type": MESSAGE_EVENT, "event_payload": {"marker": marker("kuvaq")}},
+        }
+    )
+    done, _ = result(world)
+    assert done.status == "done", done.message
+    assert len(world.slack.messages(channel_id)) == 1
+    assert world.slack.log.count("POST", "chat.postMessage") == 0
+
+
+def test_drift_is_repaired_without_a_second_message(world: World) -> None:
+    result(world)
+    channel = world.slack.channel_by_name(CHANNEL)
+    assert channel is not None
+    channel.topic = "changed by hand"
+    channel.members.remove(PEOPLE[1])
+
+    planned, _ = result(world, dry_run=True)
+    assert planned.plan is not None
+    assert [c.data["op"] for c in planned.plan.changes] == ["topic", "invite"]
+    assert "changed by hand" in planned.plan.changes[0].diff
+
+    repaired, _ = result(world)
+    assert repaired.status == "done", repaired.message
+    assert channel.topic == "Alerts for kuvaq" and PEOPLE[1] in channel.members
+    assert len(channel.messages) == 1
+
+
+def test_rate_limit_storm_is_ridden_out(world: World) -> None:
+    world.slack.faults.add(Fault("ratelimit", times=6, retry_after=0))
+    done, _ = result(world)
+    assert done.status == "done", done.message
+    assert world.slack.log.count(None, "conversations") > 6
+    channel = world.slack.channel_by_name(CHANNEL)
+    assert channel is not None and len(channel.messages) == 1
+
+
+def test_missing_scope_fails_naming_the_scope(world: World) -> None:
+    scopes = [s for s in seed.BOT_SCOPES if s != "channels:manage"]
+    world.slack.add_token(sandbox_customer.SLACK_TOKEN, scopes)
+    failed, _ = result(world)
+    assert failed.status == "failed"
+    assert failed.message is not None and "channels:manage" in failed.message
+    assert world.state()["steps"]["slack-channel"]["status"] == "failed"
+
+
+def test_invisible_private_channel_explains_what_to_do(world: World) -> None:
+    world.slack.add_channel(CHANNEL, is_private=True, members=PEOPLE)
+    failed, _ = result(world)
+    assert failed.status == "failed"
+    assert failed.message is not None and "private channel" in failed.message
+
+
+def test_token_never_leaves_the_process(world: World) -> None:
+    summary, reporter, _ = world.run(steps=(SlackChannel,), dry_run=True)
+    summary2, reporter2, _ = world.run(steps=(SlackChannel,))
+    token = sandbox_customer.SLACK_TOKEN
+    shown = json.dumps([summary.to_json(), summary2.to_json()], default=str)
+    shown += repr(reporter.events) + repr(reporter2.events)
+    assert token not in shown
+    assert token not in (world.dir / ".bootstrap" / "state.json").read_text()
+
+
+def test_destroy_archives_the_channel(world: World) -> None:
+    result(world)
+    ctx = world.session().context
+    step = SlackChannel()
+    plan = step.plan_destroy(ctx)
+    assert [c.action for c in plan.changes] == [Action.DELETE]
+    step.destroy(ctx, plan)
+    channel = world.slack.channel_by_name(CHANNEL)
+    assert channel is not None and channel.archived
+    assert step.plan_destroy(ctx).empty

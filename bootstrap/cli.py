@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from bootstrap import engine, fleet
     from bootstrap.reporting import Reporter
     from bootstrap.secrets import Redactor
 
@@ -48,6 +49,29 @@ BreakLockOpt = Annotated[
 ]
 
 
+CustomersArg = Annotated[
+    list[Path], typer.Argument(help="Customer file(s); several run as a fleet.", show_default=False)
+]
+OnlyOpt = Annotated[list[str], typer.Option("--only", help="Only this step (repeatable).")]
+SkipOpt = Annotated[list[str], typer.Option("--skip", help="Skip this step (repeatable).")]
+ParallelOpt = Annotated[
+    int,
+    typer.Option(
+        "--parallel",
+        "-p",
+        min=1,
+        max=64,
+        help="Concurrency: independent steps of one customer, or customers of a fleet. 1 = sequential.",
+    ),
+]
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state", help="Checkpoint store URL, e.g. kubernetes://CONTEXT/NAMESPACE (default: files)."
+    ),
+]
+
+
 def _reporter(output: Output, redactor: Redactor) -> Reporter:
     from bootstrap import reporting
 
@@ -56,87 +80,103 @@ def _reporter(output: Output, redactor: Redactor) -> Reporter:
     return reporting.ConsoleReporter(redactor)
 
 
-def _execute(
-    path: Path,
-    *,
-    dry_run: bool,
-    only: list[str],
-    skip: list[str],
-    from_: str | None,
-    state_dir: Path | None,
-    output: Output,
-    force: bool,
-    break_lock: bool,
-) -> int:
-    from bootstrap import engine, session
+def _execute(paths: list[Path], options: fleet.Options) -> int:
+    from bootstrap import fleet
     from steps import STEPS
 
-    sess = session.open_session(path, state_dir, force=force)
-    reporter = _reporter(output, sess.redactor)
-    eng = engine.Engine([cls() for cls in STEPS], sess.store, reporter, sess.redactor)
-    selection = engine.Selection(tuple(only), tuple(skip), from_)
-    with sess.store.lock(break_lock=break_lock) as notice:
-        if notice:
-            reporter.notice(notice)
-        summary = eng.run(sess.context, selection, dry_run=dry_run)
-    if summary.failed and not dry_run:
-        failed = next(r.step for r in summary.results if r.status in ("failed", "interrupted"))
-        reporter.notice(f"fix the cause, then run the same command again to resume from {failed}")
-    return summary.exit_code()
+    return fleet.execute(paths, STEPS, options)
+
+
+def _selection(only: list[str], skip: list[str], from_: str | None = None) -> engine.Selection:
+    from bootstrap import engine
+
+    return engine.Selection(tuple(only), tuple(skip), from_)
 
 
 @app.command()
 def run(
-    customer: CustomerArg,
-    only: Annotated[list[str], typer.Option("--only", help="Run only this step (repeatable).")] = [],  # noqa: B006
-    skip: Annotated[list[str], typer.Option("--skip", help="Skip this step (repeatable).")] = [],  # noqa: B006
+    customers: CustomersArg,
+    only: OnlyOpt = [],  # noqa: B006
+    skip: SkipOpt = [],  # noqa: B006
     from_: Annotated[str | None, typer.Option("--from", help="Start at this step.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan every step and stop (= plan).")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite hand edits (drift) in managed files.")
     ] = False,
+    parallel: ParallelOpt = 4,
     output: OutputOpt = Output.text,
     state_dir: StateDirOpt = None,
+    state: StateOpt = None,
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Run every step that is not up to date; re-run the same command to resume after a failure."""
-    raise typer.Exit(
-        _execute(
-            customer,
-            dry_run=dry_run,
-            only=only,
-            skip=skip,
-            from_=from_,
-            state_dir=state_dir,
-            output=output,
-            force=force,
-            break_lock=break_lock,
-        )
+    from bootstrap.fleet import Options
+
+    opts = Options(
+        mode="plan" if dry_run else "run",
+        selection=_selection(only, skip, from_),
+        parallel=parallel,
+        state_dir=state_dir,
+        state_url=state,
+        json_output=output is Output.json,
+        force=force,
+        break_lock=break_lock,
     )
+    raise typer.Exit(_execute(customers, opts))
 
 
 @app.command()
 def plan(
-    customer: CustomerArg,
-    only: Annotated[list[str], typer.Option("--only", help="Plan only this step (repeatable).")] = [],  # noqa: B006
-    skip: Annotated[list[str], typer.Option("--skip", help="Skip this step (repeatable).")] = [],  # noqa: B006
+    customers: CustomersArg,
+    only: OnlyOpt = [],  # noqa: B006
+    skip: SkipOpt = [],  # noqa: B006
+    parallel: ParallelOpt = 4,
     output: OutputOpt = Output.text,
     state_dir: StateDirOpt = None,
+    state: StateOpt = None,
 ) -> None:
     """Preview every change without making any (exit 2 when there are changes)."""
-    raise typer.Exit(
-        _execute(
-            customer,
-            dry_run=True,
-            only=only,
-            skip=skip,
-            from_=None,
-            state_dir=state_dir,
-            output=output,
-            force=False,
-            break_lock=False,
-        )
+    from bootstrap.fleet import Options
+
+    opts = Options(
+        mode="plan",
+        selection=_selection(only, skip),
+        parallel=parallel,
+        state_dir=state_dir,
+        state_url=state,
+        json_output=output is Output.json,
     )
+    raise typer.Exit(_execute(customers, opts))
+
+
+@app.command()
+def destroy(
+    customer: CustomerArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed and stop.")] = False,
+    only: OnlyOpt = [],  # noqa: B006
+    output: OutputOpt = Output.text,
+    state_dir: StateDirOpt = None,
+    state: StateOpt = None,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Undo the steps in reverse order (archive the channel, delete keys, revert argocd/ by a commit, …)."""
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            typer.echo("error: destroy needs --yes when not run from a terminal", err=True)
+            raise typer.Exit(4)
+        typer.confirm(f"Destroy everything bootstrap created for {customer}?", abort=True, err=True)
+    from bootstrap.fleet import Options
+
+    opts = Options(
+        mode="destroy-plan" if dry_run else "destroy",
+        selection=_selection(only, []),
+        state_dir=state_dir,
+        state_url=state,
+        json_output=output is Output.json,
+        break_lock=break_lock,
+    )
+    raise typer.Exit(_execute([customer], opts))
 
 
 @app.command()

@@ -185,3 +185,38 @@ class JsonReporter(ConsoleReporter):
         super().run_finished(summary)
         self.stdout.write(json.dumps(self.redactor.redact_obj(summary.to_json()), indent=2) + "\n")
         self.stdout.flush()
+
+
+class PrefixedReporter(ConsoleReporter):
+    """One line per event, prefixed with the customer, for fleet runs (no diffs: the table sums up)."""
+
+    def __init__(self, redactor: Redactor, prefix: str, stream: TextIO | None = None) -> None:
+        super().__init__(redactor, stream)
+        self.prefix = escape(prefix)
+
+    def _print(self, text: str) -> None:
+        with self._lock:
+            self.console.print(f"[dim]{self.prefix}[/] {text.lstrip()}")
+
+    def run_started(self, customer: str, mode: str, steps: list[str]) -> None:
+        pass
+
+    def step_started(self, step: str) -> None:
+        pass
+
+    def step_planned(self, step: str, plan: Plan) -> None:
+        if not plan.empty:
+            self._print(f"{step}: {len(plan.changes)} change(s)")
+
+
+def print_fleet_table(rows: list[tuple[str, str, int, str]], redactor: Redactor) -> None:
+    """The fleet summary: one row per customer with its exit code and what happened."""
+    from rich.table import Table
+
+    table = Table(title="customers")
+    for col in ("customer", "file", "exit", "result"):
+        table.add_column(col)
+    for customer, path, code, detail in rows:
+        style = "green" if code == 0 else "yellow" if code in (2, 3) else "red"
+        table.add_row(escape(customer), escape(path), f"[{style}]{code}[/]", escape(redactor.redact(detail)))
+    Console(file=sys.stderr, soft_wrap=True).print(table)

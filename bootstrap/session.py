@@ -25,7 +25,7 @@ class Session:
     redactor: Redactor
     secrets: Secrets
     services: Services
-    store: checkpoint.FileStore
+    store: checkpoint.Store
     context: Context
 
 
@@ -39,6 +39,7 @@ def open_session(
     force: bool = False,
     redactor: Redactor | None = None,
     environ: dict[str, str] | None = None,
+    state_url: str | None = None,
 ) -> Session:
     cfg = config.load(path)
     redactor = redactor or secrets_mod.REDACTOR
@@ -53,7 +54,7 @@ def open_session(
     secrets = Secrets(redactor, base, vault=vault, environ=environ)  # type: ignore[arg-type]
     services = Services(cfg, secrets, base)
     directory = state_dir_for(path, state_dir)
-    store = checkpoint.FileStore(directory)
+    store = store_for(state_url, directory, services.kubeconfig)
     ctx = Context(config=cfg, secrets=secrets, services=services, workdir=directory, force=force)
     return Session(path, cfg, redactor, secrets, services, store, ctx)
 
@@ -66,3 +67,12 @@ def install_log_redaction(redactor: Redactor) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(redactor))
+
+
+def store_for(state_url: str | None, directory: Path, kubeconfig: str | None) -> checkpoint.Store:
+    """The checkpoint store: a file next to customer.yaml, or ``kubernetes://<context>/<namespace>``."""
+    if state_url is None:
+        return checkpoint.FileStore(directory)
+    from bootstrap import kubestore
+
+    return kubestore.store_for(state_url, directory, kubeconfig)

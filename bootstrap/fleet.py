@@ -1,0 +1,152 @@
+"""Running one or many customers: what ``run``, ``plan`` and ``destroy`` share.
+
+Each customer gets its own session, lock and checkpoint; a failure of one
+customer never stops the others (its outcome is recorded and the run goes
+on), and the process exit code is the worst of theirs. Customers run
+concurrently up to ``parallel``; within a customer, independent steps run
+concurrently too unless ``parallel`` is 1 (the sequential behaviour).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from bootstrap import engine, reporting, secrets, session
+from bootstrap.errors import BootstrapError
+from bootstrap.reporting import Reporter, Summary
+from bootstrap.step import Step
+
+Mode = Literal["run", "plan", "destroy", "destroy-plan"]
+STEP_PARALLELISM = 4
+# Worst first: interrupted, failed, invalid input, locked, waiting, changes planned, done.
+_SEVERITY = (130, 1, 4, 5, 3, 2, 0)
+
+
+@dataclass(frozen=True)
+class Options:
+    mode: Mode
+    selection: engine.Selection = field(default_factory=engine.Selection)
+    parallel: int = STEP_PARALLELISM
+    state_dir: Path | None = None
+    state_url: str | None = None
+    json_output: bool = False
+    force: bool = False
+    break_lock: bool = False
+
+
+@dataclass
+class Outcome:
+    path: Path
+    customer: str
+    exit_code: int
+    summary: Summary | None = None
+    error: str | None = None
+
+
+def worst(codes: Sequence[int]) -> int:
+    present = set(codes)
+    return next((c for c in _SEVERITY if c in present), max(codes, default=0))
+
+
+def execute_one(
+    path: Path,
+    steps: Sequence[type[Step]],
+    opts: Options,
+    reporter: Reporter,
+    step_parallel: int,
+    catch: bool = True,
+) -> Outcome:
+    """One customer end to end; with ``catch``, bootstrap errors become an Outcome (fleet runs)."""
+    try:
+        sess = session.open_session(path, opts.state_dir, force=opts.force, state_url=opts.state_url)
+        eng = engine.Engine([cls() for cls in steps], sess.store, reporter, sess.redactor)
+        with sess.store.lock(break_lock=opts.break_lock) as notice:
+            if notice:
+                reporter.notice(notice)
+            if opts.mode in ("destroy", "destroy-plan"):
+                summary = eng.destroy(sess.context, opts.selection, dry_run=opts.mode == "destroy-plan")
+            else:
+                summary = eng.run(
+                    sess.context, opts.selection, dry_run=opts.mode == "plan", parallel=step_parallel
+                )
+        if summary.failed and opts.mode == "run":
+            failed = next(r.step for r in summary.results if r.status in ("failed", "interrupted"))
+            reporter.notice(f"fix the cause, then run the same command again to resume from {failed}")
+        return Outcome(path, sess.config.customer.name, summary.exit_code(), summary)
+    except BootstrapError as exc:
+        if not catch:
+            raise
+        return Outcome(path, path.parent.name, exc.exit_code, error=secrets.REDACTOR.redact(str(exc)))
+
+
+def execute(paths: Sequence[Path], steps: Sequence[type[Step]], opts: Options) -> int:
+    """Run ``opts.mode`` for every customer file; returns the process exit code."""
+    if len(paths) == 1:
+        reporter = _reporter(opts, prefix=None)
+        return execute_one(paths[0], steps, opts, reporter, opts.parallel, catch=False).exit_code
+    step_parallel = 1 if opts.parallel <= 1 else STEP_PARALLELISM
+
+    def one(path: Path) -> Outcome:
+        return execute_one(
+            path, steps, opts, _reporter(opts, prefix=path.parent.name, quiet=True), step_parallel
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, opts.parallel), thread_name_prefix="customer") as pool:
+        outcomes = list(pool.map(one, paths))
+    _print_fleet(outcomes, opts)
+    return worst([o.exit_code for o in outcomes])
+
+
+def _reporter(opts: Options, prefix: str | None, quiet: bool = False) -> Reporter:
+    redactor = secrets.REDACTOR
+    if quiet:
+        return reporting.PrefixedReporter(redactor, prefix or "")
+    if opts.json_output:
+        return reporting.JsonReporter(redactor)
+    return reporting.ConsoleReporter(redactor)
+
+
+def _print_fleet(
+    outcomes: list[Outcome], opts: Options, write: Callable[[str], object] | None = None
+) -> None:
+    redact = secrets.REDACTOR.redact_obj
+    if opts.json_output:
+        doc = {
+            "exit_code": worst([o.exit_code for o in outcomes]),
+            "customers": [
+                {
+                    "file": str(o.path),
+                    "customer": o.customer,
+                    "exit_code": o.exit_code,
+                    "error": o.error,
+                    "summary": o.summary.to_json() if o.summary else None,
+                }
+                for o in outcomes
+            ],
+        }
+        (write or sys.stdout.write)(json.dumps(redact(doc), indent=2) + "\n")
+        return
+    reporting.print_fleet_table(
+        [(o.customer, str(o.path), o.exit_code, _describe(o)) for o in outcomes], secrets.REDACTOR
+    )
+
+
+def _describe(o: Outcome) -> str:
+    if o.error:
+        return o.error.splitlines()[0]
+    if o.summary is None:
+        return ""
+    counts: dict[str, int] = {}
+    for r in o.summary.results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    failed = [r for r in o.summary.results if r.status in ("failed", "waiting", "interrupted")]
+    detail = ", ".join(f"{n} {s}" for s, n in counts.items())
+    if failed and failed[0].message:
+        detail += f" — {failed[0].step}: {failed[0].message.splitlines()[0]}"
+    return detail

@@ -207,13 +207,17 @@ class VaultClient:
                 raise
             version = self._write(path, data, latest)
         if metadata is not None:
-            self._call(
-                _Op("create/update", self._api("metadata", path)),
-                lambda: self._client.secrets.kv.v2.update_metadata(
-                    path=path, custom_metadata=dict(metadata), mount_point=self.mount
-                ),
-            )
+            self.set_metadata(path, metadata)
         return version
+
+    def set_metadata(self, path: str, metadata: Mapping[str, str]) -> None:
+        """Replace the path's custom metadata (non-secret provenance) without writing a new version."""
+        self._call(
+            _Op("create/update", self._api("metadata", path)),
+            lambda: self._client.secrets.kv.v2.update_metadata(
+                path=path, custom_metadata=dict(metadata), mount_point=self.mount
+            ),
+        )
 
     def delete(self, path: str) -> None:
         """Remove every version and the metadata; an absent path is fine."""

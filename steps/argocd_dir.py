@@ -1,0 +1,415 @@
+"""argocd-dir: the customer's ``argocd/`` directory in the infra repo, rendered from the kit's template.
+
+What it guarantees:
+
+- the directory is a pure function of customer.yaml and the kit at ``kit.version``:
+  the kit branch may carry its own template (``templates/customer/argocd/``), which
+  wins over the one shipped in ``playbooks/templates/argocd/``, so the layout evolves
+  with the kit; ``kit.addons`` are checked against that branch's ``catalog.yaml``;
+- nothing broken is ever committed: every rendered YAML file must parse and every
+  Argo CD Application in it must carry the fields Argo CD needs;
+- all changes land in **one** commit on top of the head observed by ``plan`` (Git
+  Data API, no force): a push in between is a RetryableError and the engine
+  re-plans, so nobody's commit is ever overwritten; no change means no commit;
+- a managed file edited by hand is *drift*, not something to silently overwrite.
+  The outputs record the sha256 of every file as last committed by us; a file whose
+  content differs from that record (and from the new render) was changed by someone
+  else: plan shows it, apply refuses with DriftError unless ``--force``. Without a
+  record (first run, checkpoint lost, another repo) we cannot tell a hand edit from an
+  old render, so a differing file is an ordinary update. A managed file deleted by
+  hand is simply restored: there is no one's content to lose.
+
+Known limit: a crash after the commit but before the checkpoint is saved leaves the
+old record; the next plan with an unchanged config sees the repo equal to the render
+and records the new hashes. If customer.yaml changes in between, our own last commit
+is reported as drift — a refusal with a clear way out, never a lost edit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.sandbox
+import yaml
+
+from bootstrap.errors import ConfigError, DriftError, PermanentError, StepError
+from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parents[1] / "playbooks" / "templates" / "argocd"
+KIT_TEMPLATES = "templates/customer/argocd"
+"""Where a kit branch may carry its own customer template (it then replaces the built-in one)."""
+CATALOG = "catalog.yaml"
+ROOT_APP = "root.yaml"
+README = "README.md"
+_GONE = "remove (no longer produced by the template)"
+_RELEASE = re.compile(r"^v\d+(\.\d+)*$")
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def application_problems(doc: Mapping[str, Any]) -> list[str]:
+    """What an Argo CD Application lacks for Argo CD to accept it (empty = fine)."""
+    problems = []
+    meta, spec = doc.get("metadata") or {}, doc.get("spec") or {}
+    if not str(doc.get("apiVersion", "")).startswith("argoproj.io/"):
+        problems.append("apiVersion must be argoproj.io/v1alpha1")
+    if not meta.get("name"):
+        problems.append("metadata.name is missing")
+    if not spec.get("project"):
+        problems.append("spec.project is missing")
+    dest = spec.get("destination") or {}
+    if not (dest.get("server") or dest.get("name")):
+        problems.append("spec.destination needs server or name")
+    sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
+    if not sources:
+        problems.append("spec.source is missing")
+    for i, src in enumerate(sources):
+        where = "spec.source" if "source" in spec else f"spec.sources[{i}]"
+        for key in ("repoURL", "targetRevision"):
+            if not src.get(key):
+                problems.append(f"{where}.{key} is missing")
+        if not (src.get("path") or src.get("chart") or src.get("ref")):
+            problems.append(f"{where}.path is missing")
+    return problems
+
+
+class ArgocdDir(Step):
+    id = StepId("argocd-dir")
+    title = "argocd/ directory in the infra repo"
+    reads = (
+        "customer",
+        "kit",
+        "github.api_url",
+        "github.org",
+        "github.infra_repo",
+        "github.branch",
+        "github.path",
+        "argocd.namespace",
+    )
+
+    def plan(self, ctx: Context) -> Plan:
+        gh = ctx.config.github
+        rendered = render(ctx)
+        head = ctx.services.github.branch_head(gh.infra_repo, gh.branch)
+        current = ctx.services.github.read_tree(gh.infra_repo, head, gh.path) if head else {}
+        recorded = _recorded(ctx)
+        changes = []
+        for path in sorted(set(rendered) | set(recorded)):
+            new, cur, last = rendered.get(path), current.get(path), recorded.get(path)
+            if new == cur:
+                continue
+            by_hand = last is not None and cur is not None and sha256(cur) != last
+            changes.append(_change(gh.infra_repo, path, cur, new, head, by_hand, restored=last is not None))
+        notes = [
+            f"{gh.infra_repo}:{path} is not managed by gitops-bootstrap; left alone"
+            for path in sorted(set(current) - set(rendered) - set(recorded))
+        ]
+        if head is None:
+            notes.append(f"{gh.infra_repo} has no branch {gh.branch}; the commit creates it")
+        return Plan(tuple(changes), tuple(notes), _outputs(ctx, head, rendered))
+
+    def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        gh = ctx.config.github
+        drifted = [c.data["path"] for c in plan.changes if c.data.get("drift")]
+        if drifted and not ctx.force:
+            raise DriftError(
+                f"{', '.join(drifted)} in {gh.infra_repo} {'was' if len(drifted) == 1 else 'were'} edited by "
+                "hand since gitops-bootstrap last committed it; re-run with --force to overwrite, or fold "
+                "the change into customer.yaml / the kit"
+            )
+        files = {c.data["path"]: c.data["content"] for c in plan.changes}
+        parent = plan.changes[0].data["parent"]
+        ctx.intend(
+            f"commit {len(files)} file(s) under {gh.path}/ to {gh.infra_repo} branch {gh.branch} "
+            f"on top of {parent or 'nothing (new branch)'}"
+        )
+        message = f"bootstrap: {gh.path}/ for {ctx.config.customer.name} (kit {ctx.config.kit.version})"
+        commit = ctx.services.github.commit_files(gh.infra_repo, gh.branch, parent, files, message)
+        return {**plan.outputs, "commit": commit}
+
+    def verify(self, ctx: Context) -> None:
+        gh = ctx.config.github
+        rendered = render(ctx)
+        current = ctx.services.github.read_tree(gh.infra_repo, gh.branch, gh.path)
+        wrong = sorted(p for p, text in rendered.items() if current.get(p) != text)
+        if wrong:
+            raise PermanentError(
+                f"{gh.infra_repo} branch {gh.branch} does not hold the rendered {', '.join(wrong)}; "
+                "run again to re-plan"
+            )
+
+    def plan_destroy(self, ctx: Context) -> Plan:
+        gh = ctx.config.github
+        recorded = _recorded(ctx)
+        managed = set(recorded)
+        try:
+            managed |= set(render(ctx))
+        except (ConfigError, StepError) as exc:
+            if not managed:
+                raise
+            note = f"the template cannot be rendered ({exc}); removing the files recorded as ours"
+        else:
+            note = ""
+        head = ctx.services.github.branch_head(gh.infra_repo, gh.branch)
+        current = ctx.services.github.read_tree(gh.infra_repo, head, gh.path) if head else {}
+        changes = []
+        for path in sorted(managed & set(current)):
+            last = recorded.get(path)
+            by_hand = last is not None and sha256(current[path]) != last
+            change = _change(gh.infra_repo, path, current[path], None, head, by_hand, restored=False)
+            changes.append(dataclasses.replace(change, summary=change.summary.replace(_GONE, "remove")))
+        return Plan(tuple(changes), (note,) if note else ())
+
+    def destroy(self, ctx: Context, plan: Plan) -> None:
+        if plan.empty:
+            return
+        gh = ctx.config.github
+        files = {c.data["path"]: None for c in plan.changes}
+        ctx.intend(f"commit removing {len(files)} file(s) under {gh.path}/ from {gh.infra_repo} {gh.branch}")
+        ctx.services.github.commit_files(
+            gh.infra_repo,
+            gh.branch,
+            plan.changes[0].data["parent"],
+            files,
+            f"bootstrap: remove {gh.path}/ for {ctx.config.customer.name}",
+        )
+
+
+# -- rendering -----------------------------------------------------------------
+
+
+def render(ctx: Context) -> dict[str, str]:
+    """The directory as it should be: repo path → text (reads the kit branch, never writes)."""
+    kit = ctx.config.kit
+    github = ctx.services.github
+    head = github.branch_head(kit.repo, kit.version)
+    if head is None:
+        branches = github.branches(kit.repo)
+        releases = [b for b in branches if _RELEASE.match(b)] or branches
+        raise ConfigError(
+            f"kit.version: {kit.repo} has no branch {kit.version!r}; "
+            f"release branches: {', '.join(sorted(releases, key=_version_key)) or '(none)'}"
+        )
+    addons = _addons(kit.repo, kit.version, kit.addons, github.read_file(kit.repo, head, CATALOG))
+    templates = {
+        path.removeprefix(KIT_TEMPLATES + "/"): text
+        for path, text in github.read_tree(kit.repo, head, KIT_TEMPLATES).items()
+    }
+    source = f"{kit.repo}@{kit.version}:{KIT_TEMPLATES}"
+    if not templates:
+        templates = {
+            str(p.relative_to(BUILTIN_TEMPLATES)): p.read_text()
+            for p in sorted(BUILTIN_TEMPLATES.rglob("*"))
+            if p.is_file()
+        }
+        source = "the built-in template (playbooks/templates/argocd)"
+    files = render_templates(templates, _context(ctx, addons), source)
+    prefix = ctx.config.github.path.strip("/")
+    return {f"{prefix}/{name}": text for name, text in files.items()}
+
+
+def render_templates(templates: Mapping[str, str], context: Mapping[str, Any], source: str) -> dict[str, str]:
+    """Render every template (``x.j2`` → ``x``) and check the result.
+
+    Templates whose file name starts with ``_`` are partials (only included); a
+    template that renders to whitespace only produces no file; ``README.md`` is
+    rendered last and gets ``managed_files``, the sorted list of produced files.
+    """
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        loader=jinja2.DictLoader(dict(templates)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["yaml"] = _yaml_inline
+    env.filters["yaml_block"] = _yaml_block
+    names = sorted(n for n in templates if not Path(n).name.startswith("_"))
+    readme = [n for n in names if n.removesuffix(".j2") == README]
+    out: dict[str, str] = {}
+    for name in [n for n in names if n not in readme] + readme:
+        target = name.removesuffix(".j2")
+        if ".." in Path(target).parts or target.startswith("/"):
+            raise PermanentError(f"{source}: template {name} would write outside the directory")
+        extra = {"managed_files": sorted({*out, target})} if name in readme else {}
+        try:
+            text = env.get_template(name).render({**context, **extra})
+        except jinja2.TemplateError as exc:
+            line = f" line {exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+            raise PermanentError(f"{source}: template {name}{line} cannot be rendered: {exc}") from None
+        if text.strip():
+            out[target] = text.rstrip("\n") + "\n"
+            _check(source, target, out[target])
+    if ROOT_APP not in out:
+        raise PermanentError(f"{source}: the template produces no {ROOT_APP} (the root Application)")
+    return out
+
+
+def _check(source: str, name: str, text: str) -> None:
+    if not name.endswith((".yaml", ".yml")):
+        return
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise PermanentError(f"{source}: {name} does not render to valid YAML: {exc}") from None
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == "Application":
+            problems = application_problems(doc)
+            if problems:
+                what = (doc.get("metadata") or {}).get("name", "?")
+                raise PermanentError(f"{source}: Application {what} in {name}: {'; '.join(problems)}")
+
+
+def _yaml_inline(value: Any) -> str:
+    """A YAML-safe flow value: JSON is YAML, and it quotes whatever needs quoting."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _yaml_block(value: Any) -> str:
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, allow_unicode=True).rstrip("\n")
+
+
+def _context(ctx: Context, addons: list[dict[str, str]]) -> dict[str, Any]:
+    cfg = ctx.config
+    host = _git_host(cfg.github.api_url)
+    values = _merge(
+        {
+            "customer": cfg.customer.name,
+            "domain": cfg.customer.domain,
+            "githubOrg": cfg.github.org,
+            "cloud": cfg.kit.cloud,
+            "appEnabled": {a["name"]: True for a in addons},
+        },
+        cfg.kit.values,
+    )
+    return {
+        "customer": cfg.customer.model_dump(mode="json"),
+        "kit": {
+            "repo": cfg.kit.repo,
+            "version": cfg.kit.version,
+            "cloud": cfg.kit.cloud,
+            "repo_url": f"https://{host}/{cfg.kit.repo}.git",
+            "addons": addons,
+            "values": dict(cfg.kit.values),
+        },
+        "infra": {
+            "repo": cfg.github.infra_repo,
+            "branch": cfg.github.branch,
+            "path": cfg.github.path.strip("/"),
+            "repo_url": infra_repo_url(ctx),
+        },
+        "github": {"org": cfg.github.org, "host": host},
+        "argocd": {"namespace": cfg.argocd.namespace},
+        "values": values,
+    }
+
+
+def _addons(repo: str, version: str, wanted: tuple[str, ...], catalog: str | None) -> list[dict[str, str]]:
+    """The enabled addons with their kit paths; ConfigError naming every unknown one."""
+    if not wanted:
+        return []
+    if catalog is None:
+        raise PermanentError(f"{repo} at {version} has no {CATALOG}, so kit.addons cannot be checked")
+    try:
+        data = yaml.safe_load(catalog)
+        known = {str(a["name"]): str(a.get("path") or f"addons/{a['name']}") for a in data["addons"]}
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        raise PermanentError(f"{repo} at {version}: {CATALOG} is malformed ({exc!r})") from None
+    unknown = [f"kit.addons[{i}]: unknown addon {a!r}" for i, a in enumerate(wanted) if a not in known]
+    if unknown:
+        raise ConfigError(f"{'; '.join(unknown)}; kit {version} has: {', '.join(sorted(known))}")
+    return [{"name": a, "path": known[a]} for a in wanted]
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def infra_repo_url(ctx: Context) -> str:
+    """The SSH URL Argo CD reads the infra repo from (the deploy key is registered there)."""
+    gh = ctx.config.github
+    host = urllib.parse.urlsplit(gh.api_url).hostname or "github.com"
+    return f"git@{'github.com' if host == 'api.github.com' else host}:{gh.infra_repo}.git"
+
+
+def _git_host(api_url: str) -> str:
+    netloc = urllib.parse.urlsplit(api_url).netloc or "api.github.com"
+    return "github.com" if netloc == "api.github.com" else netloc
+
+
+def _version_key(branch: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", branch))
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _recorded(ctx: Context) -> dict[str, str]:
+    """sha256 of each file as we last committed it, if the record is for this repo and branch."""
+    gh = ctx.config.github
+    mine = ctx.outputs.get(ArgocdDir.id, {})
+    files = mine.get("files")
+    if mine.get("repo") != gh.infra_repo or mine.get("branch") != gh.branch or not isinstance(files, dict):
+        return {}
+    return {str(p): str(h) for p, h in files.items()}
+
+
+def _outputs(ctx: Context, commit: str | None, rendered: Mapping[str, str]) -> Outputs:
+    gh = ctx.config.github
+    return {
+        "repo": gh.infra_repo,
+        "branch": gh.branch,
+        "path": gh.path.strip("/"),
+        "commit": commit,
+        "root_app_path": f"{gh.path.strip('/')}/{ROOT_APP}",
+        "repo_url": infra_repo_url(ctx),
+        "kit_repo": ctx.config.kit.repo,
+        "kit_version": ctx.config.kit.version,
+        "files": {p: sha256(t) for p, t in sorted(rendered.items())},
+    }
+
+
+def _change(
+    repo: str, path: str, cur: str | None, new: str | None, parent: str | None, by_hand: bool, restored: bool
+) -> Change:
+    if new is None:
+        action, summary = Action.DELETE, _GONE
+    elif cur is None:
+        action, summary = Action.CREATE, "restore (deleted by hand)" if restored else "create"
+    else:
+        action, summary = Action.UPDATE, "update"
+    if by_hand:
+        summary += "; edited by hand since gitops-bootstrap last committed it"
+    diff = "".join(
+        difflib.unified_diff(
+            (cur or "").splitlines(keepends=True),
+            (new or "").splitlines(keepends=True),
+            f"a/{path}" if cur is not None else "/dev/null",
+            f"b/{path}" if new is not None else "/dev/null",
+        )
+    )
+    return Change(
+        action,
+        f"{repo}:{path}",
+        summary,
+        diff,
+        {"path": path, "content": new, "parent": parent, "drift": by_hand},
+    )

@@ -1,0 +1,287 @@
+"""deploy-key: the read-only SSH key Argo CD reads the infra repo with.
+
+What it guarantees:
+
+- the key's identity is its deterministic title ``argocd-<customer>`` on the
+  infra repo, and the truth about which key is *ours* is the private half in
+  Vault (KV v2 at ``config.vault_path("deploy-key")``, ``{private_key,
+  public_key}`` plus custom metadata ``{key_id, fingerprint}``). Exactly one key
+  with our title must exist on GitHub, read-only, with the fingerprint of the
+  key in Vault; anything else with our title is a leftover and is deleted;
+- the private key is written to Vault *before* GitHub ever sees the public half
+  (check-and-set: 0 if absent, else the version observed by plan), and the key
+  id is recorded in the metadata last (``pending`` until then). Killed between
+  any two writes, the next run converges without orphans or duplicates:
+
+  * stored in Vault, not registered: Vault's key is registered (no new key);
+  * registered, metadata still ``pending``: only the metadata is updated;
+  * a rotation stored the new key but the old one is still on GitHub: the old
+    key (our title, another fingerprint) is deleted and Vault's registered;
+
+- if Vault holds a key that GitHub lacks (deleted by hand, or the crash above),
+  the public half is re-registered from Vault rather than a new key generated:
+  it is cheaper, and an Argo CD that already holds the private half keeps
+  working. A key on GitHub whose private half is missing from Vault is useless
+  to us and is replaced by a new one;
+- GitHub's 422 "key is already in use" (the key sits on another repo or a
+  user) means a new key is generated and registered, once;
+- no private key ever leaves Vault and the process: plans, outputs and the
+  checkpoint carry only the fingerprint, key id, title and Vault path, and every
+  private key seen is registered with the redaction registry.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from bootstrap.clients import github as github_client
+from bootstrap.errors import PermanentError, RetryableError
+from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+
+if TYPE_CHECKING:
+    from bootstrap.clients.github import DeployKey as GitHubKey
+    from bootstrap.clients.vault import VersionedSecret
+
+PENDING = "pending"
+"""The key id in Vault's metadata between storing the key and registering it on GitHub."""
+
+
+def title(ctx: Context) -> str:
+    return f"argocd-{ctx.config.customer.name}"
+
+
+def vault_path(ctx: Context) -> str:
+    return ctx.config.vault_path("deploy-key")
+
+
+def generate() -> tuple[str, str]:
+    """A new ed25519 key pair: (private key in OpenSSH PEM, public key ``ssh-ed25519 AAAA…``)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public.decode()
+
+
+def public_of(private_pem: str) -> str | None:
+    """The OpenSSH public half of a stored private key; None if it is not a usable key."""
+    try:
+        key = serialization.load_ssh_private_key(private_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return None
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+
+
+class DeployKey(Step):
+    id = StepId("deploy-key")
+    title = "Read-only deploy key for Argo CD"
+    reads = (
+        "customer.name",
+        "github.api_url",
+        "github.infra_repo",
+        "vault.url",
+        "vault.mount",
+        "vault.prefix",
+    )
+
+    def plan(self, ctx: Context) -> Plan:
+        repo, name = ctx.config.github.infra_repo, title(ctx)
+        ours = [k for k in ctx.services.github.list_deploy_keys(repo) if k.title == name]
+        stored = ctx.services.vault.read_version(vault_path(ctx))
+        public = _stored_public(ctx, stored)
+        target = f"{repo} deploy key {name}"
+        base: dict[str, Any] = {"vault_version": stored.version if stored else 0}
+        if public is None:
+            why = (
+                f"; delete {len(ours)} key(s) titled {name} whose private half is not in Vault"
+                if ours
+                else ""
+            )
+            notes = (f"Vault {vault_path(ctx)} holds no usable private key",) if stored is not None else ()
+            change = Change(
+                Action.REPLACE if ours else Action.CREATE,
+                target,
+                f"generate an ed25519 key, store it in Vault, register it read-only{why}",
+                _diff(name, ours, "(new key)"),
+                {**base, "generate": True, "delete": [k.id for k in ours], "register": True},
+            )
+            return Plan((change,), notes)
+        fp = github_client.fingerprint(public)
+        match = next((k for k in ours if k.fingerprint == fp and k.read_only), None)
+        stale = [k for k in ours if k is not match]
+        if match is None:
+            action = Action.REPLACE if stale else Action.CREATE
+            why = f"; delete {len(stale)} stale key(s) with that title" if stale else ""
+            return Plan(
+                (
+                    Change(
+                        action,
+                        target,
+                        f"register the key stored in Vault ({fp}) read-only{why}",
+                        _diff(name, stale, fp),
+                        {**base, "generate": False, "delete": [k.id for k in stale], "register": True},
+                    ),
+                )
+            )
+        changes = []
+        if stale:
+            changes.append(
+                Change(
+                    Action.DELETE,
+                    target,
+                    f"delete {len(stale)} leftover key(s) titled {name} that do not match Vault",
+                    _diff(name, stale, None),
+                    {**base, "generate": False, "delete": [k.id for k in stale], "register": False},
+                )
+            )
+        meta = stored.custom_metadata if stored else {}
+        if meta.get("key_id") != str(match.id) or meta.get("fingerprint") != fp:
+            changes.append(
+                Change(
+                    Action.UPDATE,
+                    f"vault {vault_path(ctx)}",
+                    f"record key id {match.id} in the Vault metadata (was {meta.get('key_id') or 'unset'})",
+                    data={**base, "generate": False, "delete": [], "register": False, "key_id": match.id},
+                )
+            )
+        return Plan(tuple(changes), outputs=_outputs(ctx, match.id, fp))
+
+    def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        repo, name, path = ctx.config.github.infra_repo, title(ctx), vault_path(ctx)
+        github, vault = ctx.services.github, ctx.services.vault
+        datas = [c.data for c in plan.changes]
+        version = int(datas[0]["vault_version"])
+        if any(d["generate"] for d in datas):
+            public, version = self._store_new(ctx, version)
+        else:
+            stored = vault.read_version(path)
+            from_vault = _stored_public(ctx, stored)
+            if stored is None or from_vault is None or stored.version != version:
+                raise RetryableError(f"Vault {path} changed since the plan; re-planning")
+            public = from_vault
+        for key_id in [i for d in datas for i in d["delete"]]:
+            ctx.intend(f"delete deploy key {key_id} titled {name} from {repo} (does not match Vault)")
+            github.delete_deploy_key(repo, key_id)
+        if any(d["register"] for d in datas):
+            key_id, public = self._register(ctx, public, version)
+        elif any("key_id" in d for d in datas):
+            key_id = int(next(d["key_id"] for d in datas if "key_id" in d))
+        else:
+            return dict(plan.outputs)
+        fp = github_client.fingerprint(public)
+        ctx.intend(f"record deploy key id {key_id} ({fp}) in the Vault metadata of {path}")
+        vault.set_metadata(path, {"key_id": str(key_id), "fingerprint": fp})
+        return _outputs(ctx, key_id, fp)
+
+    def _store_new(self, ctx: Context, cas: int) -> tuple[str, int]:
+        """Generate a key and store it in Vault first (check-and-set); returns (public, new version)."""
+        private, public = generate()
+        ctx.secrets.generated(private)
+        fp = github_client.fingerprint(public)
+        path = vault_path(ctx)
+        ctx.intend(f"store new deploy key {fp} in Vault {path} (check-and-set {cas})")
+        version = ctx.services.vault.write(
+            path,
+            {"private_key": private, "public_key": public},
+            cas=cas,
+            metadata={"key_id": PENDING, "fingerprint": fp},
+        )
+        return public, version
+
+    def _register(self, ctx: Context, public: str, version: int) -> tuple[int, str]:
+        """Register ``public`` read-only; on "already in use" store a new key and try once more.
+
+        Returns the key id and the public key finally registered.
+        """
+        repo, name = ctx.config.github.infra_repo, title(ctx)
+        for attempt in (1, 2):
+            fp = github_client.fingerprint(public)
+            ctx.intend(f"add read-only deploy key {name} ({fp}) to {repo}")
+            try:
+                return ctx.services.github.add_deploy_key(repo, name, public, read_only=True).id, public
+            except github_client.KeyInUse as exc:
+                here = exc.existing
+                if here is not None and here.title == name and here.read_only:
+                    return here.id, public  # registered by us a moment ago (a lost response): adopt it
+                if attempt == 2:
+                    raise PermanentError(
+                        f"GitHub refused two new deploy keys for {repo} as already in use ({exc}); "
+                        "check for a duplicate registration by hand, then run again"
+                    ) from exc
+                public, version = self._store_new(ctx, version)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def verify(self, ctx: Context) -> None:
+        repo, name, path = ctx.config.github.infra_repo, title(ctx), vault_path(ctx)
+        public = _stored_public(ctx, ctx.services.vault.read_version(path))
+        if public is None:
+            raise PermanentError(f"Vault {path} holds no usable private key; run again to replace the key")
+        fp = github_client.fingerprint(public)
+        ours = [k for k in ctx.services.github.list_deploy_keys(repo) if k.title == name]
+        if [(k.fingerprint, k.read_only) for k in ours] != [(fp, True)]:
+            found = ", ".join(
+                f"{k.fingerprint} ({'read-only' if k.read_only else 'read-write'})" for k in ours
+            )
+            raise PermanentError(
+                f"{repo} should have exactly one read-only deploy key {name} with fingerprint {fp}; "
+                f"found: {found or 'none'}; run again to fix"
+            )
+
+    def plan_destroy(self, ctx: Context) -> Plan:
+        repo, name, path = ctx.config.github.infra_repo, title(ctx), vault_path(ctx)
+        changes = [
+            Change(
+                Action.DELETE,
+                f"{repo} deploy key {name}",
+                f"delete key {k.id} ({k.fingerprint})",
+                data={"key_id": k.id},
+            )
+            for k in ctx.services.github.list_deploy_keys(repo)
+            if k.title == name
+        ]
+        if ctx.services.vault.read_version(path) is not None:
+            changes.append(Change(Action.DELETE, f"vault {path}", "delete the private key and its history"))
+        return Plan(tuple(changes))
+
+    def destroy(self, ctx: Context, plan: Plan) -> None:
+        repo, path = ctx.config.github.infra_repo, vault_path(ctx)
+        # GitHub first: revoking access matters more than tidying the vault, and both are found
+        # again by their deterministic names if this is interrupted.
+        for change in plan.changes:
+            if "key_id" in change.data:
+                ctx.intend(f"delete deploy key {change.data['key_id']} from {repo}")
+                ctx.services.github.delete_deploy_key(repo, int(change.data["key_id"]))
+        if any(c.target == f"vault {path}" for c in plan.changes):
+            ctx.intend(f"delete Vault {path}")
+            ctx.services.vault.delete(path)
+
+
+def _stored_public(ctx: Context, stored: VersionedSecret | None) -> str | None:
+    """The public half of the private key in Vault (the private key is the truth), if usable."""
+    private = stored.data.get("private_key") if stored else None
+    if not private:
+        return None
+    ctx.secrets.generated(private)
+    return public_of(private)
+
+
+def _diff(name: str, removed: list[GitHubKey], added: str | None) -> str:
+    lines = [
+        f"- {name} {k.fingerprint} (id {k.id}, {'read-only' if k.read_only else 'read-write'})"
+        for k in removed
+    ]
+    if added is not None:
+        lines.append(f"+ {name} {added} (read-only); private key → Vault (********)")
+    return "\n".join(lines)
+
+
+def _outputs(ctx: Context, key_id: int, fp: str) -> Outputs:
+    return {"key_id": key_id, "fingerprint": fp, "title": title(ctx), "vault_path": vault_path(ctx)}

@@ -263,7 +263,12 @@ class Engine:
                     f"{message} (gave up after {attempt} attempts; run the same command again to resume)",
                     started,
                 )
-            except (StepError, ConfigError) as exc:
+            except ConfigError as exc:
+                # Found while observing (unknown addon, unknown kit version): invalid input, exit 4.
+                result = self._failed(state, step.id, self.redactor.redact(str(exc)), started)
+                result.invalid_input = True
+                return result
+            except StepError as exc:
                 return self._failed(state, step.id, self.redactor.redact(str(exc)), started)
             except KeyboardInterrupt:
                 self._fail(state, step.id, Status.FAILED, "interrupted")

@@ -29,6 +29,7 @@ class StepResult:
     outputs: Outputs = field(default_factory=dict)
     message: str | None = None
     seconds: float = 0.0
+    invalid_input: bool = False
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Summary:
         if any(r.status == "interrupted" for r in self.results):
             return 130
         if self.failed:
-            return 1
+            return 4 if all(r.invalid_input for r in self.results if r.status == "failed") else 1
         if self.waiting:
             return 3
         if self.mode.endswith("plan") and self.has_changes:

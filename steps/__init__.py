@@ -3,5 +3,14 @@
 from __future__ import annotations
 
 from bootstrap.step import Step
+from steps.alertmanager_opsgenie import AlertmanagerOpsgenie
+from steps.argocd_dir import ArgocdDir
+from steps.deploy_key import DeployKey
+from steps.slack_channel import SlackChannel
 
-STEPS: tuple[type[Step], ...] = ()
+STEPS: tuple[type[Step], ...] = (
+    ArgocdDir,
+    DeployKey,
+    SlackChannel,
+    AlertmanagerOpsgenie,
+)

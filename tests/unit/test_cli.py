@@ -129,18 +129,19 @@ def test_run_unknown_only_is_invalid_input(customer: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_plan_with_no_steps_has_nothing_to_change(customer: Path) -> None:
-    result = bootstrap("plan", str(customer), cwd=customer.parent)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == ""
+def test_plan_without_credentials_names_the_missing_variable(customer: Path) -> None:
+    result = bootstrap("plan", str(customer), "--only", "argocd-dir", cwd=customer.parent)
+    assert result.returncode == 4, result.stderr
+    assert "github.token" in result.stderr and "GITHUB_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_run_json_output_is_one_document_on_stdout(customer: Path) -> None:
-    result = bootstrap("run", str(customer), "--output", "json", cwd=customer.parent)
-    assert result.returncode == 0, result.stderr
+    result = bootstrap("run", str(customer), "--only", "argocd-dir", "--output", "json", cwd=customer.parent)
     doc = json.loads(result.stdout)
     assert doc["customer"] == "kuvaq"
-    assert doc["exit_code"] == 0
+    assert doc["exit_code"] == result.returncode == 4
+    assert doc["steps"][0]["status"] == "failed"
     assert "run customer kuvaq" in result.stderr
 
 
@@ -179,8 +180,8 @@ def test_locked_state_exits_5_naming_the_holder(customer: Path) -> None:
 
 def test_break_lock_takes_over(customer: Path) -> None:
     with FileStore(state_dir(customer)).lock():
-        result = bootstrap("run", str(customer), "--break-lock", cwd=customer.parent)
-    assert result.returncode == 0, result.stderr
+        result = bootstrap("run", str(customer), "--only", "argocd-dir", "--break-lock", cwd=customer.parent)
+    assert result.returncode == 4, result.stderr  # past the lock; then the missing GITHUB_TOKEN
     assert f"broke the lock held by pid {os.getpid()}" in result.stderr
 
 

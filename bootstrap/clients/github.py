@@ -37,6 +37,7 @@ from github import (
     UnknownObjectException,
 )
 
+from bootstrap.clients import budget
 from bootstrap.errors import AuthError, PermanentError, RetryableError, StepError
 
 # (fine-grained permission, what a classic token needs for the same)
@@ -118,6 +119,7 @@ def _message(exc: GithubException) -> str:
     return str(data.get("message", "")) if isinstance(data, dict) else ""
 
 
+@budget.metered("github")
 class GitHubClient:
     """GitHub for the steps; ``repo`` arguments are ``owner/name``."""
 

@@ -27,6 +27,7 @@ import requests
 import tenacity
 
 from bootstrap import errors
+from bootstrap.clients import budget
 
 Provider = Literal["opsgenie", "jsm"]
 Region = Literal["us", "eu"]
@@ -77,6 +78,7 @@ class CreatedIntegration:
     api_key: str = field(repr=False)
 
 
+@budget.metered("opsgenie")
 class OpsGenieClient:
     """Integration management with an API key; alerts with an integration key."""
 

@@ -36,6 +36,7 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from slack_sdk.http_retry.jitter import Jitter
 
 from bootstrap import errors
+from bootstrap.clients import budget
 
 PAGE_SIZE = 200
 MAX_PAGES = 100
@@ -160,6 +161,7 @@ def _retry_after(response: HttpResponse) -> float:
     return 1.0
 
 
+@budget.metered("slack")
 class SlackClient:
     """Typed Slack operations for one bot token."""
 

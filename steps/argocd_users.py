@@ -1,0 +1,316 @@
+"""argocd-users: the admin and the listed local accounts of Argo CD.
+
+Guarantees:
+
+* plaintext passwords live only in Vault (``argocd/users/<name>`` {password},
+  written check-and-set before anything else, so a crash never loses one);
+  the cluster only ever gets bcrypt hashes (cost 10, Argo CD's minimum);
+* no new password on a re-run: a hash in ``argocd-secret`` that verifies
+  against the Vault password is kept as is (with its passwordMtime), and a
+  password is generated only when Vault has none;
+* accounts go into ``argocd-cm``, roles into ``argocd-rbac-cm``, hashes into
+  ``argocd-secret``, all applied server-side as ``bootstrap-argocd-users``, so
+  keys of the other steps in those objects are never touched. The keys this
+  step owns (its managedFields) are the record of which accounts it manages:
+  a user dropped from customer.yaml is removed by re-applying without it;
+* plan() only reads (the cluster through the Kubernetes client, Vault), so a
+  run with nothing to do starts no playbook.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import bcrypt
+
+from bootstrap.clients import argocd
+from bootstrap.errors import PermanentError
+from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+
+MANAGER = argocd.field_manager("argocd-users")
+COST = 10
+_ACCOUNT_KEY = re.compile(r"^accounts\.([^.]+)$")
+
+
+@dataclass(frozen=True)
+class _Account:
+    name: str
+    vault_path: str
+    password: str | None
+    """From Vault; None when this account has none yet."""
+    hash_ok: bool
+    """The cluster's hash (and its mtime) is there and verifies against the Vault password."""
+
+    @property
+    def prefix(self) -> str:
+        return "admin" if self.name == "admin" else f"accounts.{self.name}"
+
+
+@dataclass(frozen=True)
+class _State:
+    namespace_exists: bool
+    accounts: tuple[_Account, ...]
+    removed: tuple[str, ...]
+    cm: dict[str, str]
+    rbac: dict[str, str]
+    secret: dict[str, str]
+    owned: dict[str, set[str]]
+    """Keys this step owns, per object name."""
+    existing: frozenset[str]
+    """Which of the three objects exist."""
+
+
+class ArgocdUsers(Step):
+    id = StepId("argocd-users")
+    title = "Argo CD admin and local users"
+    reads = (
+        "customer.name",
+        "github.org",
+        "argocd.namespace",
+        "argocd.admin_enabled",
+        "argocd.users",
+        "argocd.rbac_default",
+        "argocd.sso.admin_team",
+        "vault.mount",
+        "vault.prefix",
+    )
+
+    def plan(self, ctx: Context) -> Plan:
+        state = _observe(ctx)
+        ns = ctx.config.argocd.namespace
+        changes: list[Change] = []
+        if not state.namespace_exists:
+            changes.append(Change(Action.CREATE, f"Namespace {ns}", "create the namespace for Argo CD"))
+        for acc in state.accounts:
+            if acc.password is None:
+                changes.append(
+                    Change(
+                        Action.CREATE,
+                        f"Argo CD account {acc.name}",
+                        f"new password into Vault {acc.vault_path}; its hash into {ns}/{argocd.SECRET}",
+                    )
+                )
+            elif not acc.hash_ok:
+                changes.append(
+                    Change(
+                        Action.UPDATE,
+                        f"Argo CD account {acc.name}",
+                        f"the hash in {ns}/{argocd.SECRET} does not match the Vault password; set it again",
+                    )
+                )
+        for name in state.removed:
+            changes.append(
+                Change(
+                    Action.DELETE,
+                    f"Argo CD account {name}",
+                    f"no longer in customer.yaml: remove its keys and Vault {_vault_path(ctx, name)}",
+                )
+            )
+        for obj, what, current, desired, masked in (
+            (argocd.CM, "accounts", state.cm, _cm(ctx), False),
+            (argocd.RBAC, "roles", state.rbac, _rbac(ctx), False),
+            (argocd.SECRET, "password hashes", state.secret, _secret_plan(state), True),
+        ):
+            drop = state.owned[obj] - set(desired)
+            text = argocd.diff(current, desired, drop, masked)
+            if text:
+                action = Action.UPDATE if obj in state.existing else Action.CREATE
+                changes.append(
+                    Change(
+                        action,
+                        f"ConfigMap {ns}/{obj}" if not masked else f"Secret {ns}/{obj}",
+                        what,
+                        text,
+                    )
+                )
+        return Plan(tuple(changes), outputs=_outputs(state))
+
+    def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        state = _observe(ctx)
+        vault = ctx.services.vault
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        secret_vars: dict[str, str] = {}
+        secret_data: dict[str, str] = {}
+        for i, acc in enumerate(state.accounts):
+            password = acc.password
+            if password is None:
+                ctx.intend(
+                    f"store a generated password for Argo CD account {acc.name} at Vault {acc.vault_path}"
+                )
+                password = ctx.secrets.generated(secrets.token_urlsafe(32))
+                vault.write(acc.vault_path, {"password": password}, cas=0)
+            if acc.hash_ok:
+                hashed, mtime = (
+                    state.secret[f"{acc.prefix}.password"],
+                    state.secret[f"{acc.prefix}.passwordMtime"],
+                )
+            else:
+                hashed, mtime = bcrypt.hashpw(password.encode(), bcrypt.gensalt(COST)).decode(), now
+            secret_vars[f"argocd_hash_{i}"] = hashed
+            secret_data[f"{acc.prefix}.password"] = argocd.secret_placeholder(f"argocd_hash_{i}")
+            secret_data[f"{acc.prefix}.passwordMtime"] = argocd.b64(mtime)
+        ns = ctx.config.argocd.namespace
+        manifests = [
+            argocd.namespace(ns),
+            argocd.config_map(argocd.CM, ns, _cm(ctx)),
+            argocd.config_map(argocd.RBAC, ns, _rbac(ctx)),
+            argocd.secret(argocd.SECRET, ns, secret_data),
+        ]
+        names = ", ".join(a.name for a in state.accounts)
+        ctx.intend(f"apply Argo CD accounts {names} to {ns} as {MANAGER}")
+        ctx.progress(f"applying accounts {names} to namespace {ns} (ansible)")
+        _ansible_apply(ctx, manifests, secret_vars)
+        for name in state.removed:
+            ctx.intend(f"delete Vault {_vault_path(ctx, name)} of removed Argo CD account {name}")
+            vault.delete(_vault_path(ctx, name))
+        return _outputs(state)
+
+    def verify(self, ctx: Context) -> None:
+        state = _observe(ctx)
+        ns = ctx.config.argocd.namespace
+        bad = [a.name for a in state.accounts if not a.hash_ok]
+        if bad:
+            raise PermanentError(
+                f"password hash of {', '.join(bad)} in {ns}/{argocd.SECRET} does not match Vault; "
+                "something else changed it: run again to set it back"
+            )
+        for obj, current, desired in ((argocd.CM, state.cm, _cm(ctx)), (argocd.RBAC, state.rbac, _rbac(ctx))):
+            wrong = sorted(k for k, v in desired.items() if current.get(k) != v)
+            if wrong:
+                raise PermanentError(f"{ns}/{obj} does not hold the expected {', '.join(wrong)}; run again")
+        if state.removed:
+            raise PermanentError(f"removed accounts {', '.join(state.removed)} are still in {ns}/{argocd.CM}")
+
+    def plan_destroy(self, ctx: Context) -> Plan:
+        state = _observe(ctx)
+        ns = ctx.config.argocd.namespace
+        changes = [
+            Change(Action.DELETE, f"{ns}/{obj}", f"remove keys {', '.join(sorted(keys))}")
+            for obj, keys in state.owned.items()
+            if keys
+        ]
+        for name in _all_names(state):
+            if ctx.services.vault.read(_vault_path(ctx, name)) is not None:
+                changes.append(
+                    Change(Action.DELETE, f"Vault {_vault_path(ctx, name)}", "the account's password")
+                )
+        return Plan(tuple(changes))
+
+    def destroy(self, ctx: Context, plan: Plan) -> None:
+        state = _observe(ctx)
+        ns = ctx.config.argocd.namespace
+        # Applying an object with no data as our manager makes the API server drop every key we own.
+        empty = [
+            argocd.secret(obj, ns, {}) if obj == argocd.SECRET else argocd.config_map(obj, ns, {})
+            for obj, keys in state.owned.items()
+            if keys
+        ]
+        if empty:
+            ctx.intend(f"remove the keys of {MANAGER} from {', '.join(o['metadata']['name'] for o in empty)}")
+            _ansible_apply(ctx, empty, {})
+        for name in _all_names(state):
+            ctx.intend(f"delete Vault {_vault_path(ctx, name)}")
+            ctx.services.vault.delete(_vault_path(ctx, name))
+
+
+def _observe(ctx: Context) -> _State:
+    ns = ctx.config.argocd.namespace
+    kube = ctx.services.kube
+    objs = {
+        argocd.CM: kube.get("v1", "ConfigMap", ns, argocd.CM),
+        argocd.RBAC: kube.get("v1", "ConfigMap", ns, argocd.RBAC),
+    }
+    secret_obj = kube.get("v1", "Secret", ns, argocd.SECRET)
+    secret_data = argocd.secret_data(secret_obj)
+    accounts = []
+    for name in ("admin", *(u.name for u in ctx.config.argocd.users)):
+        path = _vault_path(ctx, name)
+        stored = ctx.services.vault.read(path)
+        password = ctx.secrets.generated(stored["password"]) if stored and stored.get("password") else None
+        acc = _Account(name, path, password, False)
+        hashed = secret_data.get(f"{acc.prefix}.password")
+        ok = (
+            password is not None
+            and hashed is not None
+            and f"{acc.prefix}.passwordMtime" in secret_data
+            and _verifies(password, hashed)
+        )
+        accounts.append(_Account(name, path, password, ok))
+    owned = {obj: argocd.owned_keys(o, MANAGER) for obj, o in objs.items()}
+    owned[argocd.SECRET] = argocd.owned_keys(secret_obj, MANAGER)
+    wanted = {a.name for a in accounts}
+    managed = {m.group(1) for k in owned[argocd.CM] if (m := _ACCOUNT_KEY.match(k))}
+    return _State(
+        namespace_exists=kube.get("v1", "Namespace", None, ns) is not None,
+        accounts=tuple(accounts),
+        removed=tuple(sorted(managed - wanted)),
+        cm=argocd.config_data(objs[argocd.CM]),
+        rbac=argocd.config_data(objs[argocd.RBAC]),
+        secret=secret_data,
+        owned=owned,
+        existing=frozenset(n for n, o in (*objs.items(), (argocd.SECRET, secret_obj)) if o is not None),
+    )
+
+
+def _verifies(password: str, hashed: str) -> bool:
+    try:
+        return bool(bcrypt.checkpw(password.encode(), hashed.encode()))
+    except ValueError:  # not a bcrypt hash at all (hand-edited): treat as wrong
+        return False
+
+
+def _cm(ctx: Context) -> dict[str, str]:
+    data = {"admin.enabled": "true" if ctx.config.argocd.admin_enabled else "false"}
+    for user in ctx.config.argocd.users:
+        data[f"accounts.{user.name}"] = ", ".join(user.capabilities)
+        data[f"accounts.{user.name}.enabled"] = "true"
+    return data
+
+
+def _rbac(ctx: Context) -> dict[str, str]:
+    sso = ctx.config.argocd.sso
+    lines = [f"g, {u.name}, {u.role}" for u in ctx.config.argocd.users]
+    if sso.admin_team:
+        lines.append(f"g, {ctx.config.github.org}:{sso.admin_team}, role:admin")
+    return {
+        "policy.csv": "".join(f"{line}\n" for line in lines),
+        "policy.default": ctx.config.argocd.rbac_default,
+    }
+
+
+def _secret_plan(state: _State) -> dict[str, str | None]:
+    """The argocd-secret keys we want; None where a new hash will be computed."""
+    out: dict[str, str | None] = {}
+    for acc in state.accounts:
+        for key in (f"{acc.prefix}.password", f"{acc.prefix}.passwordMtime"):
+            out[key] = state.secret[key] if acc.hash_ok else None
+    return out
+
+
+def _all_names(state: _State) -> list[str]:
+    return sorted({a.name for a in state.accounts} | set(state.removed))
+
+
+def _vault_path(ctx: Context, name: str) -> str:
+    return ctx.config.vault_path("argocd", "users", name)
+
+
+def _outputs(state: _State) -> Outputs:
+    return {
+        "users": [a.name for a in state.accounts],
+        "vault_paths": {a.name: a.vault_path for a in state.accounts},
+    }
+
+
+def _ansible_apply(ctx: Context, manifests: list[dict[str, Any]], secret_vars: dict[str, str]) -> None:
+    ctx.services.ansible.apply(
+        manifests,
+        MANAGER,
+        secret_vars,
+        ctx.services.kubeconfig,
+        ctx.config.cluster.context,
+    )

@@ -1,0 +1,369 @@
+"""github-oauth: the GitHub sign-in for Argo CD (Dex) and Grafana.
+
+Guarantees:
+
+* the App's credentials are in Vault (``github-oauth`` {client_id,
+  client_secret, pem?, webhook_secret?}) before anything uses them. GitHub has
+  no API to find an App, so that Vault record *is* the proof the App exists:
+  with it present, no App is created again;
+* ``manifest`` mode creates a GitHub App through the manifest flow: a
+  loopback listener serves a page that posts the manifest to GitHub, checks
+  the ``state`` on the way back and converts the code (bounded wait; nobody
+  came back → WaitingForHuman). ``manual`` mode prints exactly what to create
+  and waits (exit 3) until ``argocd.sso.client_id``/``client_secret`` resolve;
+  the credentials are checked against GitHub before they are stored;
+* the cluster gets Dex's GitHub connector (``argocd-cm``: url, dex.config),
+  the client secret (``argocd-secret``: dex.github.clientSecret) and Grafana's
+  Secret ``monitoring/grafana-github-oauth``, applied server-side as
+  ``bootstrap-github-oauth`` with secret values only in Ansible's private vars;
+* plan() only reads (Vault, the cluster), so a no-op run starts no playbook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import yaml
+
+from bootstrap.clients import argocd
+from bootstrap.clients.github_manifest import ManifestFlow, web_url
+from bootstrap.errors import ConfigError, PermanentError, WaitingForHuman
+from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+
+MANAGER = argocd.field_manager("github-oauth")
+GRAFANA_NS = "monitoring"
+GRAFANA_SECRET = "grafana-github-oauth"
+
+
+@dataclass(frozen=True)
+class _Creds:
+    client_id: str
+    client_secret: str
+    app_slug: str | None
+    store: bool
+    """The credentials came from customer.yaml and differ from (or are missing in) Vault."""
+    vault_version: int
+
+
+class GithubOauth(Step):
+    id = StepId("github-oauth")
+    title = "GitHub sign-in for Argo CD and Grafana"
+    reads = (
+        "customer.name",
+        "customer.domain",
+        "github.api_url",
+        "github.org",
+        "argocd.namespace",
+        "argocd.sso",
+        "vault.mount",
+        "vault.prefix",
+    )
+    callback_timeout: ClassVar[float] = 600.0
+    """Seconds the manifest flow waits for the browser to come back."""
+
+    def plan(self, ctx: Context) -> Plan:
+        creds = _credentials(ctx)
+        path = _vault_path(ctx)
+        changes: list[Change] = []
+        if creds is None:
+            changes.append(
+                Change(
+                    Action.CREATE,
+                    f"GitHub App {_app_name(ctx)} in {ctx.config.github.org}",
+                    f"manifest flow: open the local URL shown in a browser; credentials to Vault {path}",
+                )
+            )
+            changes.append(
+                Change(
+                    Action.UPDATE,
+                    f"Dex connector and Grafana OAuth secret in {ctx.config.argocd.namespace}, {GRAFANA_NS}",
+                    "with the new App's client id and secret",
+                )
+            )
+            return Plan(tuple(changes))
+        if creds.store:
+            changes.append(
+                Change(
+                    Action.UPDATE if creds.vault_version else Action.CREATE,
+                    f"Vault {path}",
+                    f"store client {creds.client_id} (checked against GitHub first)",
+                    "client_id: " + creds.client_id + "\nclient_secret: " + argocd.MASK,
+                )
+            )
+        changes += _cluster_changes(ctx, creds)
+        return Plan(tuple(changes), outputs=_outputs(ctx, creds))
+
+    def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        creds = _credentials(ctx)
+        if creds is None:
+            creds = self._create_app(ctx)
+        elif creds.store:
+            _check_and_store(ctx, creds)
+        if _cluster_changes(ctx, creds):
+            ns = ctx.config.argocd.namespace
+            manifests = [
+                argocd.namespace(ns),
+                argocd.namespace(GRAFANA_NS),
+                argocd.config_map(argocd.CM, ns, _cm(ctx, creds)),
+                argocd.secret(
+                    argocd.SECRET, ns, {"dex.github.clientSecret": argocd.secret_placeholder("client_secret")}
+                ),
+                argocd.secret(
+                    GRAFANA_SECRET,
+                    GRAFANA_NS,
+                    {
+                        "GF_AUTH_GITHUB_CLIENT_ID": argocd.b64(creds.client_id),
+                        "GF_AUTH_GITHUB_CLIENT_SECRET": argocd.secret_placeholder("client_secret"),
+                    },
+                ),
+            ]
+            ctx.intend(f"apply the Dex GitHub connector and {GRAFANA_NS}/{GRAFANA_SECRET} as {MANAGER}")
+            ctx.progress("applying the Dex connector and Grafana's OAuth secret (ansible)")
+            ctx.services.ansible.apply(
+                manifests,
+                MANAGER,
+                {"client_secret": creds.client_secret},
+                ctx.services.kubeconfig,
+                ctx.config.cluster.context,
+            )
+        return _outputs(ctx, creds)
+
+    def _create_app(self, ctx: Context) -> _Creds:
+        org = ctx.config.github.org
+        domain = ctx.config.customer.domain
+        manifest = {
+            "name": _app_name(ctx),
+            "url": f"https://argocd.{domain}",
+            "callback_urls": [
+                f"https://argocd.{domain}/api/dex/callback",
+                f"https://grafana.{domain}/login/github",
+            ],
+            "public": False,
+            "default_permissions": {"members": "read", "emails": "read"},
+            "request_oauth_on_install": True,
+            "hook_attributes": {"active": False},
+        }
+        ctx.intend(f"create GitHub App {manifest['name']} in {org} through the manifest flow")
+        with ManifestFlow(web_url(ctx.config.github.api_url), org, manifest) as flow:
+            ctx.progress(
+                f"open {flow.url} in a browser signed in to GitHub as an owner of {org} to create the App "
+                f"{manifest['name']} (waiting up to {self.callback_timeout:g}s)"
+            )
+            try:
+                code = flow.wait(self.callback_timeout)
+            except TimeoutError:
+                raise WaitingForHuman(
+                    f"nobody completed the GitHub App creation at {flow.url} "
+                    f"within {self.callback_timeout:g}s; "
+                    "run again and open the URL it prints in a browser signed in to GitHub"
+                ) from None
+        app = ctx.services.github.convert_app_manifest(code)
+        for value in (app.client_secret, app.pem, app.webhook_secret):
+            if value:
+                ctx.secrets.generated(value)
+        data = {"client_id": app.client_id, "client_secret": app.client_secret, "pem": app.pem}
+        if app.webhook_secret:
+            data["webhook_secret"] = app.webhook_secret
+        ctx.intend(f"store the credentials of GitHub App {app.slug} at Vault {_vault_path(ctx)}")
+        ctx.services.vault.write(
+            _vault_path(ctx),
+            data,
+            cas=0,
+            metadata={"mode": "manifest", "app_id": str(app.id), "app_slug": app.slug},
+        )
+        ctx.progress(f"GitHub App {app.slug} created; install it on {org}: {app.html_url}/installations/new")
+        return _Creds(app.client_id, app.client_secret, app.slug, False, 1)
+
+    def verify(self, ctx: Context) -> None:
+        creds = _credentials(ctx)
+        if creds is None or creds.store:
+            raise PermanentError(f"Vault {_vault_path(ctx)} does not hold the GitHub client credentials")
+        pending = _cluster_changes(ctx, creds)
+        if pending:
+            raise PermanentError(f"{pending[0].target} does not hold the expected values; run again")
+
+    def plan_destroy(self, ctx: Context) -> Plan:
+        ns = ctx.config.argocd.namespace
+        kube = ctx.services.kube
+        changes = [
+            Change(Action.DELETE, f"{ns}/{name}", f"remove keys {', '.join(sorted(keys))}")
+            for name, keys in _owned(ctx).items()
+            if keys
+        ]
+        if kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET) is not None:
+            changes.append(Change(Action.DELETE, f"Secret {GRAFANA_NS}/{GRAFANA_SECRET}"))
+        notes = (
+            f"the GitHub App (or OAuth app) and its Vault record {_vault_path(ctx)} are kept: "
+            "GitHub has no API to "
+            f"delete an App; delete it in the settings of {ctx.config.github.org}, then the Vault record",
+        )
+        return Plan(tuple(changes), notes=notes)
+
+    def destroy(self, ctx: Context, plan: Plan) -> None:
+        ns = ctx.config.argocd.namespace
+        owned = _owned(ctx)
+        # An object with no data applied as our manager drops every key we own, and only those.
+        empty = [
+            argocd.secret(name, ns, {}) if name == argocd.SECRET else argocd.config_map(name, ns, {})
+            for name, keys in owned.items()
+            if keys
+        ]
+        if empty:
+            ctx.intend(f"remove the keys of {MANAGER} from {ns}")
+            ctx.services.ansible.apply(
+                empty, MANAGER, {}, ctx.services.kubeconfig, ctx.config.cluster.context
+            )
+        if ctx.services.kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET) is not None:
+            ctx.intend(f"delete Secret {GRAFANA_NS}/{GRAFANA_SECRET}")
+            ctx.services.ansible.delete(
+                [{"apiVersion": "v1", "kind": "Secret", "namespace": GRAFANA_NS, "name": GRAFANA_SECRET}],
+                ctx.services.kubeconfig,
+                ctx.config.cluster.context,
+            )
+
+
+def _credentials(ctx: Context) -> _Creds | None:
+    """The client credentials to use; None when a GitHub App must still be created (manifest mode).
+
+    Raises WaitingForHuman in manual mode when neither customer.yaml nor Vault has them yet.
+    """
+    sso = ctx.config.argocd.sso
+    stored = ctx.services.vault.read_version(_vault_path(ctx))
+    record = stored.data if stored is not None else {}
+    for key in ("client_secret", "pem", "webhook_secret"):
+        if record.get(key):
+            ctx.secrets.generated(record[key])
+    version = stored.version if stored is not None else 0
+    slug = stored.custom_metadata.get("app_slug") if stored is not None else None
+    if sso.mode == "manual":
+        given, reason = None, "argocd.sso.client_id and argocd.sso.client_secret are not set"
+        if sso.client_id and sso.client_secret:
+            try:
+                given = ctx.secrets.resolve(sso.client_secret, "argocd.sso.client_secret")
+            except ConfigError as exc:
+                reason = str(exc)
+        if given is not None and sso.client_id is not None:
+            same = record.get("client_id") == sso.client_id and record.get("client_secret") == given
+            return _Creds(sso.client_id, given, slug, not same, version)
+        if record.get("client_secret") and record.get("client_id") == (sso.client_id or record["client_id"]):
+            return _Creds(record["client_id"], record["client_secret"], slug, False, version)
+        raise WaitingForHuman(_instructions(ctx, reason))
+    if record.get("client_id") and record.get("client_secret"):
+        return _Creds(record["client_id"], record["client_secret"], slug, False, version)
+    return None
+
+
+def _check_and_store(ctx: Context, creds: _Creds) -> None:
+    if not ctx.services.github.check_oauth_client(creds.client_id, creds.client_secret):
+        raise PermanentError(
+            f"GitHub rejects client {creds.client_id} with the secret from argocd.sso.client_secret "
+            f"({ctx.config.argocd.sso.client_secret}); copy the client id and a current client secret "
+            "from the app's settings page and run again"
+        )
+    ctx.intend(f"store the GitHub client credentials at Vault {_vault_path(ctx)}")
+    ctx.services.vault.write(
+        _vault_path(ctx),
+        {"client_id": creds.client_id, "client_secret": creds.client_secret},
+        cas=creds.vault_version,
+        metadata={"mode": "manual"},
+    )
+
+
+def _cluster_changes(ctx: Context, creds: _Creds) -> list[Change]:
+    ns = ctx.config.argocd.namespace
+    kube = ctx.services.kube
+    changes: list[Change] = []
+    for name, kind, current, desired in (
+        (
+            argocd.CM,
+            "ConfigMap",
+            argocd.config_data(kube.get("v1", "ConfigMap", ns, argocd.CM)),
+            _cm(ctx, creds),
+        ),
+        (
+            argocd.SECRET,
+            "Secret",
+            argocd.secret_data(kube.get("v1", "Secret", ns, argocd.SECRET)),
+            {"dex.github.clientSecret": creds.client_secret},
+        ),
+    ):
+        text = argocd.diff(current, desired, set(), masked=kind == "Secret")
+        if text:
+            changes.append(Change(Action.UPDATE, f"{kind} {ns}/{name}", "Dex GitHub connector", text))
+    grafana = kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET)
+    want = {"GF_AUTH_GITHUB_CLIENT_ID": creds.client_id, "GF_AUTH_GITHUB_CLIENT_SECRET": creds.client_secret}
+    text = argocd.diff(argocd.secret_data(grafana), want, set(), masked=True)
+    if text:
+        action = Action.CREATE if grafana is None else Action.UPDATE
+        changes.append(
+            Change(action, f"Secret {GRAFANA_NS}/{GRAFANA_SECRET}", "Grafana's GitHub OAuth client", text)
+        )
+    return changes
+
+
+def _cm(ctx: Context, creds: _Creds) -> dict[str, str]:
+    sso = ctx.config.argocd.sso
+    org: dict[str, Any] = {"name": ctx.config.github.org}
+    if sso.teams:
+        org["teams"] = list(sso.teams)
+    connector = {
+        "type": "github",
+        "id": "github",
+        "name": "GitHub",
+        "config": {
+            "clientID": creds.client_id,
+            "clientSecret": "$dex.github.clientSecret",
+            "orgs": [org],
+            "teamNameField": "slug",
+            "useLoginAsID": False,
+        },
+    }
+    return {
+        "url": f"https://argocd.{ctx.config.customer.domain}",
+        "dex.config": yaml.safe_dump({"connectors": [connector]}, sort_keys=False),
+    }
+
+
+def _instructions(ctx: Context, reason: str) -> str:
+    org = ctx.config.github.org
+    domain = ctx.config.customer.domain
+    return (
+        f"GitHub sign-in needs an OAuth app created by a person ({reason}). In GitHub, open "
+        f"https://github.com/organizations/{org}/settings/applications/new (or, for a GitHub App, "
+        f"https://github.com/organizations/{org}/settings/apps/new) and create:\n"
+        f"  name:          {_app_name(ctx)}\n"
+        f"  homepage URL:  https://argocd.{domain}\n"
+        f"  callback URLs: https://argocd.{domain}/api/dex/callback\n"
+        f"                 https://grafana.{domain}/login/github\n"
+        "Then set argocd.sso.client_id to its client id and make argocd.sso.client_secret resolve to its "
+        "client secret (env:, file: or vault:), and run the same command again."
+    )
+
+
+def _owned(ctx: Context) -> dict[str, set[str]]:
+    ns = ctx.config.argocd.namespace
+    kube = ctx.services.kube
+    return {
+        argocd.CM: argocd.owned_keys(kube.get("v1", "ConfigMap", ns, argocd.CM), MANAGER),
+        argocd.SECRET: argocd.owned_keys(kube.get("v1", "Secret", ns, argocd.SECRET), MANAGER),
+    }
+
+
+def _app_name(ctx: Context) -> str:
+    return ctx.config.argocd.sso.app_name or f"argocd-{ctx.config.customer.name}"
+
+
+def _vault_path(ctx: Context) -> str:
+    return ctx.config.vault_path("github-oauth")
+
+
+def _outputs(ctx: Context, creds: _Creds) -> Outputs:
+    out: Outputs = {
+        "mode": ctx.config.argocd.sso.mode,
+        "client_id": creds.client_id,
+        "vault_path": _vault_path(ctx),
+    }
+    if creds.app_slug:
+        out["app_slug"] = creds.app_slug
+    return out

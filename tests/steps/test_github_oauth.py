@@ -1,0 +1,211 @@
+"""github-oauth against the GitHub and Kubernetes emulators (through real Ansible) and the real OpenBao.
+
+The manifest-mode test plays the person's browser: it opens the local page the
+step prints, posts the form to the emulator's GitHub form endpoint without
+following the redirect, and brings the redirect back to the local listener.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import threading
+from typing import Any
+
+import requests
+import yaml
+
+from bootstrap.clients import argocd
+from bootstrap.step import Action
+from steps.github_oauth import GRAFANA_NS, GRAFANA_SECRET, GithubOauth
+from tests.fixtures.world import World
+from tests.steps.cluster_run import run, secrets_in, state_text
+from tests.unit.recording import RecordingReporter
+
+pytest_plugins = ["tests.fixtures.world"]
+
+NS = "argocd"
+DOMAIN = "kuvaq.example.com"
+
+
+def vault_path(world: World) -> str:
+    return f"{world.vault.prefix}/kuvaq/github-oauth"
+
+
+def dex_connector(world: World) -> dict[str, Any]:
+    data = argocd.config_data(world.kube.get("v1", "ConfigMap", NS, argocd.CM))
+    assert data["url"] == f"https://argocd.{DOMAIN}"
+    [connector] = yaml.safe_load(data["dex.config"])["connectors"]
+    return dict(connector)
+
+
+def cluster_secrets(world: World) -> tuple[dict[str, str], dict[str, str]]:
+    return (
+        argocd.secret_data(world.kube.get("v1", "Secret", NS, argocd.SECRET)),
+        argocd.secret_data(world.kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET)),
+    )
+
+
+def test_manual_gate_waits_then_continues(world: World) -> None:
+    secret = world.env.pop("GITHUB_OAUTH_CLIENT_SECRET")
+    waiting = run(world, (GithubOauth,))
+    assert waiting.summary.exit_code() == 3 and waiting.result.status == "waiting"
+    message = waiting.result.message or ""
+    for expected in (
+        "https://github.com/organizations/kuvaq/settings/applications/new",
+        "argocd-kuvaq",
+        f"https://argocd.{DOMAIN}/api/dex/callback",
+        f"https://grafana.{DOMAIN}/login/github",
+        "GITHUB_OAUTH_CLIENT_SECRET",
+    ):
+        assert expected in message
+    assert world.state()["steps"]["github-oauth"]["status"] == "waiting"
+    assert world.kube.log.writes == []
+
+    world.env["GITHUB_OAUTH_CLIENT_SECRET"] = "not-the-right-secret-000000"
+    wrong = run(world, (GithubOauth,))
+    assert wrong.summary.exit_code() == 1
+    assert "argocd.sso.client_secret" in (wrong.result.message or "")
+    assert world.vault.client.read(vault_path(world)) is None and world.kube.log.writes == []
+
+    world.env["GITHUB_OAUTH_CLIENT_SECRET"] = secret
+    done = run(world, (GithubOauth,))
+    assert done.result.status == "done", done.result.message
+    client_id = world.document()["argocd"]["sso"]["client_id"]
+    assert done.result.outputs == {"mode": "manual", "client_id": client_id, "vault_path": vault_path(world)}
+    assert world.vault.client.read(vault_path(world)) == {"client_id": client_id, "client_secret": secret}
+    assert dex_connector(world) == {
+        "type": "github",
+        "id": "github",
+        "name": "GitHub",
+        "config": {
+            "clientID": client_id,
+            "clientSecret": "$dex.github.clientSecret",
+            "orgs": [{"name": "kuvaq", "teams": ["sre"]}],
+            "teamNameField": "slug",
+            "useLoginAsID": False,
+        },
+    }
+    argo, grafana = cluster_secrets(world)
+    assert argo == {"dex.github.clientSecret": secret}
+    assert grafana == {"GF_AUTH_GITHUB_CLIENT_ID": client_id, "GF_AUTH_GITHUB_CLIENT_SECRET": secret}
+    assert done.scans > 0 and done.leaks == []
+    shown = json.dumps([str(e) for e in waiting.reporter.events + done.reporter.events])
+    assert done.result.plan is not None and "GF_AUTH_GITHUB_CLIENT_SECRET: ********" in str(done.result.plan)
+    assert secrets_in(shown + json.dumps(done.result.plan.to_json()) + state_text(world), [secret]) == []
+
+    world.reset_logs()
+    again = run(world, (GithubOauth,))
+    assert again.result.status == "up-to-date" and world.writes() == 0 and again.scans == 0
+
+    # Once stored, Vault is the source: the env var is no longer needed.
+    del world.env["GITHUB_OAUTH_CLIENT_SECRET"]
+    assert run(world, (GithubOauth,)).result.status == "up-to-date"
+
+
+class Browser(RecordingReporter):
+    """Plays the person: when the step prints its local URL, complete the flow in a thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread: threading.Thread | None = None
+        self.app_location = ""
+        self.forged_status = 0
+
+    def step_progress(self, step: str, text: str) -> None:
+        super().step_progress(step, text)
+        found = re.search(r"http://127\.0\.0\.1:\d+/", text)
+        if found and self.thread is None:
+            self.thread = threading.Thread(target=self._browse, args=(found.group(0),), daemon=True)
+            self.thread.start()
+
+    def _browse(self, local: str) -> None:
+        forged = requests.get(f"{local}callback", params={"code": "forged", "state": "guessed"}, timeout=5)
+        self.forged_status = forged.status_code
+        page = requests.get(local, timeout=5).text
+        action = html.unescape(re.search(r'action="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+        manifest = html.unescape(re.search(r'name="manifest" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+        posted = requests.post(action, data={"manifest": manifest}, allow_redirects=False, timeout=5)
+        assert posted.status_code == 302
+        self.app_location = posted.headers["location"]
+        assert self.app_location.startswith(local)
+        requests.get(self.app_location, timeout=5).raise_for_status()
+
+
+def test_manifest_flow_end_to_end(world: World) -> None:
+    doc = world.document()
+    doc["argocd"]["sso"] = {"mode": "manifest", "teams": ["sre"], "admin_team": "sre"}
+    world.customer(doc)
+
+    planned = run(world, (GithubOauth,), dry_run=True).result.plan
+    assert planned is not None and planned.changes[0].action == Action.CREATE
+    assert planned.changes[0].target == "GitHub App argocd-kuvaq in kuvaq"
+    assert world.writes() == 0 and world.github.apps == {}
+
+    browser = Browser()
+    done = run(world, (Patient,), reporter=browser)
+    assert done.result.status == "done", done.result.message
+    assert browser.forged_status == 400  # a wrong state is refused and the listener kept waiting
+    [app] = world.github.apps.values()
+    assert app.name == "argocd-kuvaq" and app.owner == "kuvaq"
+    assert app.manifest["url"] == f"https://argocd.{DOMAIN}"
+    assert app.manifest["callback_urls"] == [
+        f"https://argocd.{DOMAIN}/api/dex/callback",
+        f"https://grafana.{DOMAIN}/login/github",
+    ]
+    assert app.manifest["public"] is False and app.manifest["hook_attributes"] == {"active": False}
+    assert app.manifest["default_permissions"] == {"members": "read", "emails": "read"}
+    assert app.manifest["request_oauth_on_install"] is True
+    stored = world.vault.client.read_version(vault_path(world))
+    assert stored is not None
+    assert stored.data == {
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+        "pem": app.pem,
+        "webhook_secret": app.webhook_secret,
+    }
+    assert stored.custom_metadata == {"mode": "manifest", "app_id": str(app.id), "app_slug": app.slug}
+    assert done.result.outputs == {
+        "mode": "manifest",
+        "client_id": app.client_id,
+        "app_slug": app.slug,
+        "vault_path": vault_path(world),
+    }
+    assert dex_connector(world)["config"]["clientID"] == app.client_id
+    argo, grafana = cluster_secrets(world)
+    assert argo["dex.github.clientSecret"] == grafana["GF_AUTH_GITHUB_CLIENT_SECRET"] == app.client_secret
+    assert done.leaks == []
+    shown = json.dumps([str(e) for e in browser.events])
+    assert secrets_in(shown + state_text(world), [app.client_secret, app.webhook_secret or "", app.pem]) == []
+    assert app.pem.splitlines()[1] not in shown
+
+    world.reset_logs()
+    again = run(world, (GithubOauth,))  # the Vault record is the proof the App exists
+    assert again.result.status == "up-to-date" and world.writes() == 0 and len(world.github.apps) == 1
+
+
+class Patient(GithubOauth):
+    callback_timeout = 30.0  # a broken browser thread fails the test instead of hanging it
+
+
+class Impatient(GithubOauth):
+    callback_timeout = 0.3
+
+
+def test_manifest_flow_nobody_comes_back(world: World) -> None:
+    doc = world.document()
+    doc["argocd"]["sso"] = {"mode": "manifest"}
+    world.customer(doc)
+    waited = run(world, (Impatient,))
+    assert waited.summary.exit_code() == 3
+    assert "nobody completed the GitHub App creation" in (waited.result.message or "")
+    assert world.writes() == 0 and world.vault.client.read(vault_path(world)) is None
+
+
+def test_web_url_for_the_form() -> None:
+    from bootstrap.clients.github_manifest import web_url
+
+    assert web_url("https://api.github.com") == "https://github.com"
+    assert web_url("https://ghe.example.com/api/v3") == "https://ghe.example.com"
+    assert web_url("http://127.0.0.1:8123/") == "http://127.0.0.1:8123"

@@ -132,8 +132,6 @@ class ConsoleReporter:
         self._print(f"  [dim]{step}:[/] {self._safe(text)}")
 
     def step_planned(self, step: str, plan: Plan) -> None:
-        if plan.empty:
-            self._print(f"  [dim]{step}: up to date[/]")
         for note in plan.notes:
             self._print(f"  [dim]note:[/] {self._safe(note)}")
         for change in plan.changes:

@@ -40,7 +40,9 @@ def _crd(kind: str, plural: str) -> dict[str, Any]:
                     "name": "v1alpha1",
                     "served": True,
                     "storage": True,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
                     "subresources": {"status": {}} if kind == "Application" else {},
                 }
             ],
@@ -69,11 +71,19 @@ def objects(version: str) -> list[dict[str, Any]]:
         _crd("Application", "applications"),
         _crd("AppProject", "appprojects"),
         _crd("ApplicationSet", "applicationsets"),
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "argocd-server", "labels": part_of}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "argocd-server", "labels": part_of},
+        },
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm", "labels": part_of}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-rbac-cm", "labels": part_of}},
-        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-         "metadata": {"name": "argocd-secret", "labels": part_of}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": "argocd-secret", "labels": part_of},
+        },
     ]
     docs += [_workload("Deployment", n, version) for n in DEPLOYMENTS]
     docs += [_workload("StatefulSet", n, version) for n in STATEFULSETS]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,15 +37,25 @@ def up(directory: Path, latency: float = 0.0) -> Iterator[str]:
     log = open(directory / "emulators.log", "ab")  # noqa: SIM115 - handed to the child
     child = subprocess.Popen(
         [sys.executable, "-m", "bootstrap.sandbox.serve", "--dir", str(directory), "--latency", str(latency)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        close_fds=True,
     )
     log.close()
-    bao = processes.start_openbao(directory / "openbao", detach=True)
+    # A real-looking token: the redaction registry masks it everywhere, so "root" would mask the word.
+    vault_token = f"hvs.sandbox-{secrets.token_hex(16)}"
+    bao = processes.start_openbao(directory / "openbao", root_token=vault_token, detach=True)
     (directory / "pids.json").write_text(json.dumps({"emulators": child.pid, "openbao": bao.pid}))
     endpoints = _wait_ready(directory, child)
     ep = customer.Endpoints(
-        github=endpoints["github"], slack=endpoints["slack"], opsgenie=endpoints["opsgenie"], vault=bao.url,
-        kubeconfig=endpoints["kubeconfig"], argocd_manifest=endpoints["argocd_manifest"],
+        github=endpoints["github"],
+        slack=endpoints["slack"],
+        opsgenie=endpoints["opsgenie"],
+        vault=bao.url,
+        kubeconfig=endpoints["kubeconfig"],
+        argocd_manifest=endpoints["argocd_manifest"],
     )
     doc = customer.document(ep)
     doc["argocd"]["sha256"] = endpoints["argocd_sha256"]
@@ -51,12 +63,14 @@ def up(directory: Path, latency: float = 0.0) -> Iterator[str]:
         "# Sandbox customer: every service on loopback. Source sandbox.env first.\n"
         + yaml.safe_dump(doc, sort_keys=False)
     )
-    env = customer.env("root") | endpoints["env"]
+    env = customer.env(vault_token) | endpoints["env"]
     env_path = directory / "sandbox.env"
     env_path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
     os.chmod(env_path, 0o600)
-    yield f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, " \
-          f"Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
+    yield (
+        f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, "
+        f"Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
+    )
     yield f"next: source {env_path} && bootstrap run {directory / 'customer.yaml'}"
 
 
@@ -74,16 +88,18 @@ def down(directory: Path) -> Iterator[str]:
     pids_path.unlink(missing_ok=True)
 
 
-def _wait_ready(directory: Path, child: subprocess.Popen[bytes]) -> dict[str, object]:
+def _wait_ready(directory: Path, child: subprocess.Popen[bytes]) -> dict[str, Any]:
     deadline = time.monotonic() + READY_TIMEOUT
     path = directory / "endpoints.json"
     while time.monotonic() < deadline:
         if path.exists():
-            data: dict[str, object] = json.loads(path.read_text())
+            data: dict[str, Any] = json.loads(path.read_text())
             return data
         if child.poll() is not None:
             tail = (directory / "emulators.log").read_text(errors="replace")[-2000:]
             raise BootstrapError(f"the sandbox emulators exited with {child.returncode}:\n{tail}")
         time.sleep(0.05)
-    raise BootstrapError(f"the sandbox emulators did not become ready in {READY_TIMEOUT:.0f}s; "
-                         f"see {directory / 'emulators.log'}")
+    raise BootstrapError(
+        f"the sandbox emulators did not become ready in {READY_TIMEOUT:.0f}s; "
+        f"see {directory / 'emulators.log'}"
+    )

@@ -29,8 +29,12 @@ class Endpoints:
     """URL of the Argo CD install manifest the sandbox serves (file:// or http://)."""
 
 
-def env(vault_token: str, github_token: str = GITHUB_TOKEN, slack_token: str = SLACK_TOKEN,
-        opsgenie_key: str = OPSGENIE_KEY) -> dict[str, str]:
+def env(
+    vault_token: str,
+    github_token: str = GITHUB_TOKEN,
+    slack_token: str = SLACK_TOKEN,
+    opsgenie_key: str = OPSGENIE_KEY,
+) -> dict[str, str]:
     """The environment the customer file's ``env:`` references expect."""
     return {
         "GITHUB_TOKEN": github_token,
@@ -45,7 +49,12 @@ def document(ep: Endpoints, name: str = "kuvaq", vault_prefix: str = "bootstrap"
     return {
         "apiVersion": "bootstrap.gitops.dev/v1",
         "customer": {"name": name, "domain": f"{name}.example.com", "display_name": name.title()},
-        "kit": {"repo": KIT_REPO, "version": "v1.4", "cloud": "aws", "addons": ["cert-manager", "external-dns"]},
+        "kit": {
+            "repo": KIT_REPO,
+            "version": "v1.4",
+            "cloud": "aws",
+            "addons": ["cert-manager", "external-dns"],
+        },
         "github": {
             "api_url": ep.github,
             "token": "env:GITHUB_TOKEN",

@@ -17,8 +17,16 @@ from bootstrap.sandbox import argocd_manifest, github_seed
 from bootstrap.sandbox import customer as sandbox_customer
 
 BOT_SCOPES = (
-    "channels:read", "channels:manage", "channels:join", "channels:history", "groups:read", "groups:write",
-    "groups:history", "chat:write", "users:read", "users:read.email",
+    "channels:read",
+    "channels:manage",
+    "channels:join",
+    "channels:history",
+    "groups:read",
+    "groups:write",
+    "groups:history",
+    "chat:write",
+    "users:read",
+    "users:read.email",
 )
 OAUTH_CLIENT_SECRET = "sandbox-oauth-client-secret-0000000000000"
 

@@ -24,7 +24,9 @@ from bootstrap.sandbox.slack import SlackEmulator
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, required=True)
-    parser.add_argument("--latency", type=float, default=0.0, help="Seconds added to every call (benchmarks).")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="Seconds added to every call (benchmarks)."
+    )
     args = parser.parse_args()
     directory: Path = args.dir.resolve()
 

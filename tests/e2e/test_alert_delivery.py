@@ -27,9 +27,6 @@ from steps.slack_channel import SlackChannel
 from tests.fixtures.alertmanager import AlertmanagerFactory
 from tests.fixtures.world import World
 
-# The `world` fixture; remove once tests/conftest.py lists tests.fixtures.world.
-pytest_plugins = ["tests.fixtures.world"]
-
 NAMESPACE = "monitoring"
 SECRET = "alertmanager-kube-prometheus-stack-alertmanager"
 DEADLINE = 15.0

@@ -22,9 +22,6 @@ from steps.slack_channel import SlackChannel
 from tests.fixtures.world import World
 from tests.unit.recording import RecordingReporter
 
-# The `world` fixture; remove once tests/conftest.py lists tests.fixtures.world.
-pytest_plugins = ["tests.fixtures.world"]
-
 NAME = "alertmanager-kuvaq"
 TEAM = sandbox_customer.TEAM
 NAMESPACE = "monitoring"

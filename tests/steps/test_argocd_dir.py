@@ -16,9 +16,6 @@ from steps.argocd_dir import ArgocdDir, application_problems
 from tests.fixtures.github import GitHubOpenAPI
 from tests.fixtures.world import World
 
-# The `world` fixture; remove once tests/conftest.py lists tests.fixtures.world.
-pytest_plugins = ["tests.fixtures.world"]
-
 OWNER, REPO = sandbox_customer.INFRA_REPO.split("/")
 KIT_OWNER, KIT = sandbox_customer.KIT_REPO.split("/")
 FILES = {

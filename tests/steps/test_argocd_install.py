@@ -28,8 +28,6 @@ from steps.deploy_key import DeployKey
 from tests.fixtures.world import World
 from tests.steps.cluster_run import destroy, run, secrets_in, state_text
 
-pytest_plugins = ["tests.fixtures.world"]
-
 NS = "argocd"
 REPO_SECRET = "repo-kuvaq-infra"
 

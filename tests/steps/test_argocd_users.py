@@ -18,8 +18,6 @@ from steps.argocd_users import MANAGER, ArgocdUsers
 from tests.fixtures.world import World
 from tests.steps.cluster_run import destroy, run, secrets_in, state_text
 
-pytest_plugins = ["tests.fixtures.world"]
-
 NS = "argocd"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 

@@ -15,9 +15,6 @@ from steps.deploy_key import PENDING, DeployKey, generate
 from tests.fixtures.github import GitHubOpenAPI
 from tests.fixtures.world import World
 
-# The `world` fixture; remove once tests/conftest.py lists tests.fixtures.world.
-pytest_plugins = ["tests.fixtures.world"]
-
 OWNER, REPO = sandbox_customer.INFRA_REPO.split("/")
 TITLE = "argocd-kuvaq"
 

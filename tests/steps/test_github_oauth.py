@@ -23,8 +23,6 @@ from tests.fixtures.world import World
 from tests.steps.cluster_run import run, secrets_in, state_text
 from tests.unit.recording import RecordingReporter
 
-pytest_plugins = ["tests.fixtures.world"]
-
 NS = "argocd"
 DOMAIN = "kuvaq.example.com"
 

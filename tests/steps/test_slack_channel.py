@@ -13,9 +13,6 @@ from steps.slack_channel import MESSAGE_EVENT, SlackChannel, marker
 from tests.fixtures.world import World
 from tests.unit.recording import RecordingReporter
 
-# The `world` fixture; remove once tests/conftest.py lists tests.fixtures.world.
-pytest_plugins = ["tests.fixtures.world"]
-
 CHANNEL = "alerts-kuvaq"
 PEOPLE = list(sandbox_customer.SLACK_USERS)
 

@@ -187,6 +187,7 @@ def status(
     ] = False,
     output: OutputOpt = Output.text,
     state_dir: StateDirOpt = None,
+    state: StateOpt = None,
 ) -> None:
     """Show what the checkpoint says about each step (and, with --verify, whether it still holds)."""
     import json
@@ -195,12 +196,11 @@ def status(
     from rich.table import Table
 
     from bootstrap import config, engine, session
-    from bootstrap.checkpoint import FileStore
     from steps import STEPS
 
     problems: dict[str, str | None] = {}
     if verify:
-        sess = session.open_session(customer, state_dir)
+        sess = session.open_session(customer, state_dir, state_url=state)
         store = sess.store
         problems = engine.Engine(
             [c() for c in STEPS], store, _reporter(output, sess.redactor), sess.redactor
@@ -208,11 +208,11 @@ def status(
         name = sess.config.customer.name
     else:
         name = config.load(customer).customer.name
-        store = FileStore(session.state_dir_for(customer, state_dir))
-    state = store.load(name)
+        store = session.store_for(state, session.state_dir_for(customer, state_dir), name)
+    recorded = store.load(name)
     rows = []
     for cls in STEPS:
-        rec = state.record(cls.id)
+        rec = recorded.record(cls.id)
         row = {
             "id": cls.id,
             "status": str(rec.status),
@@ -246,23 +246,24 @@ def forget(
     customer: CustomerArg,
     step: Annotated[str, typer.Argument(help="The step id whose record to drop.")],
     state_dir: StateDirOpt = None,
+    state: StateOpt = None,
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Drop one step's record, so the next run treats it as never run (remote state is re-observed)."""
     from bootstrap import config, session
-    from bootstrap.checkpoint import FileStore
     from bootstrap.errors import ConfigError
     from steps import STEPS
 
-    ids = [c.id for c in STEPS]
-    if step not in ids:
-        raise ConfigError(f"unknown step {step!r}; steps are: {', '.join(ids)}")
     name = config.load(customer).customer.name
-    store = FileStore(session.state_dir_for(customer, state_dir))
+    store = session.store_for(state, session.state_dir_for(customer, state_dir), name)
     with store.lock(break_lock=break_lock):
-        state = store.load(name)
-        state.steps.pop(step, None)
-        store.save(state)
+        recorded = store.load(name)
+        # A record of a step that no longer exists (renamed, removed) may be dropped too.
+        ids = [c.id for c in STEPS] + [k for k in recorded.steps if k not in {c.id for c in STEPS}]
+        if step not in ids:
+            raise ConfigError(f"unknown step {step!r}; steps are: {', '.join(ids)}")
+        recorded.steps.pop(step, None)
+        store.save(recorded)
     typer.echo(f"forgot {step} for {name}; the next run re-plans it", err=True)
 
 

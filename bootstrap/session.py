@@ -54,7 +54,7 @@ def open_session(
     secrets = Secrets(redactor, base, vault=vault, environ=environ)  # type: ignore[arg-type]
     services = Services(cfg, secrets, base)
     directory = state_dir_for(path, state_dir)
-    store = store_for(state_url, directory, services.kubeconfig)
+    store = store_for(state_url, directory, cfg.customer.name)
     ctx = Context(config=cfg, secrets=secrets, services=services, workdir=directory, force=force)
     return Session(path, cfg, redactor, secrets, services, store, ctx)
 
@@ -69,10 +69,14 @@ def install_log_redaction(redactor: Redactor) -> None:
             handler.addFilter(RedactingFilter(redactor))
 
 
-def store_for(state_url: str | None, directory: Path, kubeconfig: str | None) -> checkpoint.Store:
-    """The checkpoint store: a file next to customer.yaml, or ``kubernetes://<context>/<namespace>``."""
+def store_for(state_url: str | None, directory: Path, customer: str) -> checkpoint.Store:
+    """The checkpoint store: a file next to customer.yaml, or ``kubernetes://<context>/<namespace>``.
+
+    The Kubernetes store lives on the management cluster (KUBECONFIG, or the pod's ServiceAccount),
+    never on the customer's cluster from ``cluster.kubeconfig``.
+    """
     if state_url is None:
         return checkpoint.FileStore(directory)
     from bootstrap import kubestore
 
-    return kubestore.store_for(state_url, directory, kubeconfig)
+    return kubestore.store_for(state_url, directory, None, customer)

@@ -10,7 +10,11 @@ step can wait for workloads. It guarantees:
   not serve reads as "absent" rather than crashing a plan;
 * errors mapped onto the tool's hierarchy with the context and the missing
   permission named (401/403 → AuthError, unreachable/429/5xx → RetryableError);
-  no token or Secret value ever appears in a message.
+  no token or Secret value ever appears in a message;
+* ``create``/``replace`` for callers that build on optimistic concurrency (the
+  Kubernetes checkpoint store): a 409 is a ``Conflict`` of its own, never
+  retried here, because only the caller can decide whether to re-read and try
+  again or to give up.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from bootstrap.errors import AuthError, PermanentError, RetryableError
 
@@ -30,12 +34,26 @@ Workloads = list[tuple[str, str]]
 """(kind, name) pairs, e.g. ("Deployment", "argocd-server")."""
 
 
+class Conflict(RetryableError):
+    """409: the object already exists, or changed since the resourceVersion the write carried."""
+
+
+class Missing(PermanentError):
+    """404 on a write: the object to replace, or the namespace to create in, does not exist."""
+
+
 class KubeClient:
     """A small typed facade over ``kubernetes.dynamic``; cheap to build, connects lazily."""
 
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
+    def __init__(self, kubeconfig: str | None, context: str | None, in_cluster: bool = False) -> None:
+        """``in_cluster``: with no kubeconfig anywhere, inside a pod, use the pod's ServiceAccount.
+
+        Off by default so that a step never falls back silently onto the cluster the tool
+        runs in (a management cluster) when the customer's kubeconfig is missing.
+        """
         self.kubeconfig = kubeconfig
         self.context = context
+        self.in_cluster = in_cluster
         self._dyn: Any = None
         self.host = "(unknown)"
         # Discovery is cached per client in a private dir: a shared /tmp cache keyed by the
@@ -108,6 +126,14 @@ class KubeClient:
             raise self._error(exc, "patch", resource.name, namespace) from None
         return dict(result.to_dict())
 
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create (POST); Conflict when it already exists, Missing when its namespace does not."""
+        return self._write("create", obj)
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace (PUT); with ``metadata.resourceVersion`` set, Conflict when it changed since."""
+        return self._write("update", obj)
+
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """True when the object was deleted, False when it was already gone."""
         from kubernetes.dynamic import exceptions
@@ -122,6 +148,30 @@ class KubeClient:
         except Exception as exc:
             raise self._error(exc, "delete", resource.name, namespace) from None
         return True
+
+    def _write(self, verb: Literal["create", "update"], obj: dict[str, Any]) -> dict[str, Any]:
+        from kubernetes.dynamic import exceptions
+
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        name = obj.get("metadata", {}).get("name", "")
+        namespace = obj.get("metadata", {}).get("namespace")
+        resource = self._resource(api_version, kind)
+        if resource is None:
+            raise PermanentError(f"the cluster does not serve {kind} in {api_version}")
+        where = f" in namespace {namespace}" if namespace else ""
+        namespace = namespace if resource.namespaced else None
+        try:
+            if verb == "create":
+                result = resource.create(body=obj, namespace=namespace)
+            else:
+                result = resource.replace(body=obj, namespace=namespace)
+        except exceptions.ConflictError as exc:
+            raise Conflict(f"cannot {verb} {resource.name}/{name}{where}: {_status_message(exc)}") from None
+        except exceptions.NotFoundError as exc:
+            raise Missing(f"cannot {verb} {resource.name}/{name}{where}: {_status_message(exc)}") from None
+        except Exception as exc:
+            raise self._error(exc, verb, resource.name, namespace) from None
+        return dict(result.to_dict())
 
     # -- waiting ---------------------------------------------------------------------
     def wait_available(
@@ -169,15 +219,21 @@ class KubeClient:
             from kubernetes.dynamic import DynamicClient
 
             cfg = client.Configuration()
-            try:
-                config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=self.kubeconfig, context=self.context, client_configuration=cfg
-                )
-            except (config.ConfigException, OSError) as exc:
-                raise AuthError(
-                    f"cannot load kubeconfig {self.kubeconfig or '~/.kube/config'} "
-                    f"(context {self.context or 'current'}): {exc}"
-                ) from None
+            if self._use_service_account():
+                try:
+                    config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+                except config.ConfigException as exc:
+                    raise AuthError(f"cannot use this pod's ServiceAccount: {exc}") from None
+            else:
+                try:
+                    config.load_kube_config(  # type: ignore[no-untyped-call]
+                        config_file=self.kubeconfig, context=self.context, client_configuration=cfg
+                    )
+                except (config.ConfigException, OSError) as exc:
+                    raise AuthError(
+                        f"cannot load kubeconfig {self.kubeconfig or '~/.kube/config'} "
+                        f"(context {self.context or 'current'}): {exc}"
+                    ) from None
             # One quick retry for a dropped connection; a 429/503 comes back to us (and to the
             # engine's retry policy) instead of urllib3 sleeping on Retry-After by itself.
             cfg.retries = urllib3.util.Retry(total=1, respect_retry_after_header=False, raise_on_status=False)
@@ -189,6 +245,20 @@ class KubeClient:
             except Exception as exc:
                 raise self._error(exc, "discover", "APIs", None) from None
         return self._dyn
+
+    def _use_service_account(self) -> bool:
+        import os
+
+        from kubernetes.config import incluster_config, kube_config
+
+        return (
+            self.in_cluster
+            and self.kubeconfig is None
+            and self.context is None
+            and incluster_config.SERVICE_HOST_ENV_NAME in os.environ
+            and not os.environ.get("KUBECONFIG")
+            and not os.path.exists(os.path.expanduser(kube_config.KUBE_CONFIG_DEFAULT_LOCATION))
+        )
 
     def _resource(self, api_version: str, kind: str) -> Any:
         from kubernetes.dynamic import exceptions

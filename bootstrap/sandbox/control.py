@@ -5,10 +5,15 @@ OpenBao dev server, then writes ``sandbox.env`` (the tokens the customer file
 references) and ``customer.yaml`` (every service pointed at loopback).
 ``down`` stops both by the pids recorded in ``pids.json``. Running ``up``
 twice first stops the previous sandbox, so it is always safe to repeat.
+
+For fleet runs and benchmarks, ``customers=N`` adds customers c001..cNNN with
+their files in ``inventory/<name>/customer.yaml`` (each on its own cluster),
+and ``latency`` delays every emulated call; OpenBao stays real and undelayed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -28,7 +33,7 @@ from bootstrap.sandbox import customer, processes
 READY_TIMEOUT = 30.0
 
 
-def up(directory: Path, latency: float = 0.0) -> Iterator[str]:
+def up(directory: Path, latency: float = 0.0, customers: int = 0) -> Iterator[str]:
     directory = directory.resolve()
     if (directory / "pids.json").exists():
         yield from down(directory)
@@ -36,7 +41,17 @@ def up(directory: Path, latency: float = 0.0) -> Iterator[str]:
     (directory / "endpoints.json").unlink(missing_ok=True)
     log = open(directory / "emulators.log", "ab")  # noqa: SIM115 - handed to the child
     child = subprocess.Popen(
-        [sys.executable, "-m", "bootstrap.sandbox.serve", "--dir", str(directory), "--latency", str(latency)],
+        [
+            sys.executable,
+            "-m",
+            "bootstrap.sandbox.serve",
+            "--dir",
+            str(directory),
+            "--latency",
+            str(latency),
+            "--customers",
+            str(customers),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,
@@ -45,7 +60,8 @@ def up(directory: Path, latency: float = 0.0) -> Iterator[str]:
     )
     log.close()
     # A real-looking token: the redaction registry masks it everywhere, so "root" would mask the word.
-    vault_token = f"hvs.sandbox-{secrets.token_hex(16)}"
+    # No "." in it: OpenBao refuses custom root token ids with a period.
+    vault_token = f"sandbox-root-{secrets.token_hex(16)}"
     bao = processes.start_openbao(directory / "openbao", root_token=vault_token, detach=True)
     (directory / "pids.json").write_text(json.dumps({"emulators": child.pid, "openbao": bao.pid}))
     endpoints = _wait_ready(directory, child)
@@ -57,12 +73,12 @@ def up(directory: Path, latency: float = 0.0) -> Iterator[str]:
         kubeconfig=endpoints["kubeconfig"],
         argocd_manifest=endpoints["argocd_manifest"],
     )
-    doc = customer.document(ep)
-    doc["argocd"]["sha256"] = endpoints["argocd_sha256"]
-    (directory / "customer.yaml").write_text(
-        "# Sandbox customer: every service on loopback. Source sandbox.env first.\n"
-        + yaml.safe_dump(doc, sort_keys=False)
-    )
+    _write_customer(directory / "customer.yaml", ep, "kuvaq", endpoints["argocd_sha256"])
+    for name, cluster in endpoints["customers"].items():
+        fleet_ep = dataclasses.replace(ep, kubeconfig=cluster["kubeconfig"])
+        _write_customer(
+            directory / "inventory" / name / "customer.yaml", fleet_ep, name, endpoints["argocd_sha256"]
+        )
     env = customer.env(vault_token) | endpoints["env"]
     env_path = directory / "sandbox.env"
     env_path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
@@ -72,6 +88,11 @@ def up(directory: Path, latency: float = 0.0) -> Iterator[str]:
         f"Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
     )
     yield f"next: source {env_path} && bootstrap run {directory / 'customer.yaml'}"
+    if endpoints["customers"]:
+        yield (
+            f"fleet: {len(endpoints['customers'])} more customers: "
+            f"bootstrap run {directory}/inventory/*/customer.yaml --parallel 10"
+        )
 
 
 def down(directory: Path) -> Iterator[str]:
@@ -86,6 +107,16 @@ def down(directory: Path) -> Iterator[str]:
         if pid and processes.stop_pid(int(pid), expect=expect):
             yield f"stopped {name} (pid {pid})"
     pids_path.unlink(missing_ok=True)
+
+
+def _write_customer(path: Path, ep: customer.Endpoints, name: str, sha256: str) -> None:
+    doc = customer.document(ep, name)
+    doc["argocd"]["sha256"] = sha256
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Sandbox customer: every service on loopback. Source sandbox.env first.\n"
+        + yaml.safe_dump(doc, sort_keys=False)
+    )
 
 
 def _wait_ready(directory: Path, child: subprocess.Popen[bytes]) -> dict[str, Any]:

@@ -195,6 +195,8 @@ def logger(redactor: Redactor, caplog: pytest.LogCaptureFixture) -> Iterator[log
     flt = RedactingFilter(redactor)
     caplog.handler.addFilter(flt)
     caplog.set_level(logging.DEBUG)
+    # Other tests' libraries may have raised urllib3's level; this test sets its own.
+    caplog.set_level(logging.DEBUG, logger="urllib3.connectionpool.unit")
     # A library's child logger: the filter sits on the handler, so propagated records pass it too.
     yield logging.getLogger("urllib3.connectionpool.unit")
     caplog.handler.removeFilter(flt)

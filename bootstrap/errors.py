@@ -57,6 +57,6 @@ class LockedError(BootstrapError):
 
 
 class StateError(BootstrapError):
-    """The checkpoint is unreadable, corrupt or from a newer version."""
+    """The checkpoint is unreadable, corrupt or from a newer version (input the user must fix: exit 4)."""
 
-    exit_code = 1
+    exit_code = 4

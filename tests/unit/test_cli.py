@@ -158,7 +158,7 @@ def test_status_json_on_a_fresh_state(customer: Path) -> None:
 def test_status_refuses_another_customers_state(customer: Path) -> None:
     FileStore(state_dir(customer)).save(State(customer="other"))
     result = bootstrap("status", str(customer), "--output", "json", cwd=customer.parent)
-    assert result.returncode == 1
+    assert result.returncode == 4  # the state file is input the user must fix
     assert "belongs to customer 'other'" in result.stderr
     assert result.stdout == ""
 

@@ -62,7 +62,11 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0) -> Iterator[st
     # A real-looking token: the redaction registry masks it everywhere, so "root" would mask the word.
     # No "." in it: OpenBao refuses custom root token ids with a period.
     vault_token = f"sandbox-root-{secrets.token_hex(16)}"
-    bao = processes.start_openbao(directory / "openbao", root_token=vault_token, detach=True)
+    try:
+        bao = processes.start_openbao(directory / "openbao", root_token=vault_token, detach=True)
+    except BootstrapError:
+        processes.stop_pid(child.pid, expect="bootstrap.sandbox.serve")  # nothing records its pid yet
+        raise
     (directory / "pids.json").write_text(json.dumps({"emulators": child.pid, "openbao": bao.pid}))
     endpoints = _wait_ready(directory, child)
     ep = customer.Endpoints(

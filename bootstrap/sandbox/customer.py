@@ -58,7 +58,7 @@ def document(ep: Endpoints, name: str = "kuvaq", vault_prefix: str = "bootstrap"
         "github": {
             "api_url": ep.github,
             "token": "env:GITHUB_TOKEN",
-            "org": INFRA_REPO.split("/")[0],
+            "org": INFRA_REPO.split("/")[0] if name == "kuvaq" else name,
             "infra_repo": INFRA_REPO if name == "kuvaq" else f"{name}/infra",
             "branch": "main",
             "path": "argocd",

@@ -67,4 +67,22 @@ def seed_all(github: Any, slack: Any, opsgenie: Any, workdir: Path) -> Seeds:
     )
 
 
+def customer_names(count: int) -> list[str]:
+    """The fleet customers a sandbox seeds besides kuvaq: c001, c002, …"""
+    width = max(3, len(str(count)))
+    return [f"c{i:0{width}d}" for i in range(1, count + 1)]
+
+
+def seed_customers(github: Any, names: list[str]) -> None:
+    """Each fleet customer's infra repository ``<name>/infra``.
+
+    The rest is shared and seeded once by ``seed_all``: the kit, the tokens, the
+    Slack people every customer invites and the OpsGenie team its integration
+    belongs to; channels, integrations and Vault paths are derived from the name.
+    """
+    for name in names:
+        if (name, "infra") not in getattr(github, "repos", {}):
+            github.create_repo(name, "infra", {"README.md": f"# infra\n\nInfrastructure of {name}.\n"})
+
+
 _NO_ENDPOINTS = sandbox_customer.Endpoints("", "", "", "", "", "")

@@ -4,6 +4,11 @@
 writes ``endpoints.json`` into the sandbox directory (the signal that it is
 ready) and serves until SIGTERM. Keeping all emulators in one process means
 one pid to stop and one place to read call logs from (``/_emulator/calls``).
+
+With ``--customers N`` it also seeds customers ``c001``..``cNNN`` for fleet
+runs and benchmarks. Each gets its own Kubernetes emulator: every customer has
+a cluster of its own, and the Argo CD objects (``argocd-cm`` and friends) are
+per cluster, so customers sharing one would overwrite each other's accounts.
 """
 
 from __future__ import annotations
@@ -27,15 +32,27 @@ def main() -> None:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="Seconds added to every call (benchmarks)."
     )
+    parser.add_argument("--customers", type=int, default=0, help="Extra customers c001..cNNN to seed.")
     args = parser.parse_args()
     directory: Path = args.dir.resolve()
 
     github, slack, opsgenie, kube = GitHubEmulator(), SlackEmulator(), OpsGenieEmulator(), KubeEmulator()
-    for emu in (github, slack, opsgenie, kube):
+    names = seed.customer_names(args.customers)
+    clusters = {name: KubeEmulator() for name in names}
+    emulators = (github, slack, opsgenie, kube, *clusters.values())
+    for emu in emulators:
         emu.start()
         emu.faults.latency = args.latency
     seeds = seed.seed_all(github, slack, opsgenie, directory)
+    seed.seed_customers(github, names)
     kubeconfig = kube.write_kubeconfig(directory / "kubeconfig", context="sandbox")
+    customers = {
+        name: {
+            "kube": emu.url,
+            "kubeconfig": str(emu.write_kubeconfig(directory / "inventory" / name / "kubeconfig", "sandbox")),
+        }
+        for name, emu in clusters.items()
+    }
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -48,12 +65,13 @@ def main() -> None:
         "argocd_manifest": seeds.argocd_manifest,
         "argocd_sha256": seeds.argocd_sha256,
         "env": seeds.extra_env,
+        "customers": customers,
     }
     tmp = directory / "endpoints.json.tmp"
     tmp.write_text(json.dumps(ready, indent=2))
     tmp.replace(directory / "endpoints.json")
     stop.wait()
-    for emu in (github, slack, opsgenie, kube):
+    for emu in emulators:
         emu.stop()
 
 

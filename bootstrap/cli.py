@@ -179,6 +179,34 @@ def destroy(
     raise typer.Exit(_execute([customer], opts))
 
 
+class Rotation(enum.StrEnum):
+    deploy_key = "deploy-key"
+    passwords = "passwords"
+
+
+@app.command()
+def rotate(
+    customer: CustomerArg,
+    what: Annotated[Rotation, typer.Argument(help="deploy-key, or passwords (Argo CD admin and users).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change and stop.")] = False,
+    output: OutputOpt = Output.text,
+    state_dir: StateDirOpt = None,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Replace a credential: the new one is live everywhere before the old one is removed."""
+    from bootstrap import engine, session
+    from steps import STEPS
+
+    sess = session.open_session(customer, state_dir)
+    reporter = _reporter(output, sess.redactor)
+    eng = engine.Engine([c() for c in STEPS], sess.store, reporter, sess.redactor)
+    with sess.store.lock(break_lock=break_lock) as notice:
+        if notice:
+            reporter.notice(notice)
+        summary = eng.rotate(sess.context, str(what), dry_run=dry_run)
+    raise typer.Exit(summary.exit_code())
+
+
 @app.command()
 def status(
     customer: CustomerArg,
@@ -291,11 +319,20 @@ def sandbox_up(
     directory: Annotated[
         Path, typer.Option("--dir", help="Where to write sandbox.env and customer.yaml.")
     ] = Path(".sandbox"),
+    latency: Annotated[
+        float, typer.Option("--latency", min=0, help="Seconds added to every emulated call (benchmarks).")
+    ] = 0.0,
+    customers: Annotated[
+        int,
+        typer.Option(
+            "--customers", min=0, help="Also seed customers c001..cNNN: DIR/inventory/<name>/customer.yaml."
+        ),
+    ] = 0,
 ) -> None:
     """Start the local backends on loopback and write DIR/sandbox.env and DIR/customer.yaml."""
     from bootstrap.sandbox import control
 
-    for line in control.up(directory):
+    for line in control.up(directory, latency=latency, customers=customers):
         typer.echo(line, err=True)
 
 

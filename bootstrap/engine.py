@@ -8,12 +8,17 @@ Guarantees:
   intents the step records) and after it, so an interruption at any point
   leaves a consistent file and the next run resumes from the failed step;
 - dry-run is "plan every step and stop": no step is told it is a dry run;
+- a rotation (``Rotatable``) stages the new credential, rolls it out by running
+  the step and every step that requires it, and retires the old one only after
+  all of them succeeded; any ``run`` finishes a staged rotation the same way, so
+  a crash at any point of ``rotate`` converges with either command;
 - the engine never imports ``steps``; the caller hands it the tuple.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,7 +31,7 @@ from bootstrap.checkpoint import State, Status, Store
 from bootstrap.errors import BootstrapError, ConfigError, RetryableError, StepError, WaitingForHuman
 from bootstrap.reporting import Reporter, StepResult, Summary
 from bootstrap.secrets import Redactor
-from bootstrap.step import Context, Step
+from bootstrap.step import Context, Plan, Rotatable, Step
 
 _STOPPING = frozenset({"failed", "waiting", "interrupted"})
 _SUCCESS = frozenset({"done", "up-to-date"})
@@ -137,6 +142,8 @@ class Engine:
             results = self._run_sequential(chosen, ctx, state, dry_run)
         else:
             results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
+        if not dry_run:
+            self._retire(chosen, ctx, state, results)
         summary.results.extend(results[s.id] for s in chosen if s.id in results)
         self.reporter.run_finished(summary)
         return summary
@@ -321,6 +328,110 @@ class Engine:
         rec.error = message
         rec.finished = checkpoint.now()
         self.store.save(state)
+
+    # -- rotate ----------------------------------------------------------------
+    def rotate(self, ctx: Context, what: str, dry_run: bool = False) -> Summary:
+        """Stage a new credential, roll it out through the step and its dependents, retire the old one.
+
+        Every phase re-observes what is there, so a crashed rotation is finished
+        by running ``rotate`` again (a staged credential is not generated twice)
+        or by a plain ``run``.
+        """
+        customer = ctx.config.customer.name
+        step = self._rotatable(what)
+        state = self.store.load(customer)
+        if not dry_run and state.record(step.id).digest is None:  # recorded only on success
+            raise ConfigError(
+                f"{step.id} has not succeeded yet, so there is nothing to rotate; run `bootstrap run` first"
+            )
+        ctx.outputs = _OutputsView(state)
+        summary = Summary(customer=customer, mode="rotate-plan" if dry_run else "rotate")
+        rollout = [s for s in order(self.steps) if s.id == step.id or s.id in self._dependents(step.id)]
+        self.reporter.run_started(customer, summary.mode, [s.id for s in rollout])
+        staged = self._stage(step, ctx, state, what, dry_run)
+        summary.results.append(staged)
+        if not dry_run and staged.status not in _STOPPING:
+            results = self._run_sequential(rollout, ctx, state, dry_run=False)
+            self._retire(rollout, ctx, state, results)
+            summary.results.extend(results[s.id] for s in rollout if s.id in results)
+        self.reporter.run_finished(summary)
+        return summary
+
+    def _rotatable(self, what: str) -> Step:
+        offers = {w: s for s in order(self.steps) if isinstance(s, Rotatable) for w in s.rotations}
+        if what not in offers:
+            raise ConfigError(f"cannot rotate {what!r}; rotatable: {', '.join(sorted(offers)) or 'nothing'}")
+        return offers[what]
+
+    def _dependents(self, step_id: str) -> set[str]:
+        """Ids of every step that requires ``step_id``, directly or through others."""
+        found: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for s in self.steps:
+                if s.id not in found and any(r == step_id or r in found for r in s.requires):
+                    found.add(s.id)
+                    changed = True
+        return found
+
+    def _stage(self, step: Step, ctx: Context, state: State, what: str, dry_run: bool) -> StepResult:
+        assert isinstance(step, Rotatable)
+        started = time.monotonic()
+        self.reporter.step_started(step.id)
+        ctx = dataclasses.replace(
+            ctx,
+            progress=lambda text: self.reporter.step_progress(step.id, text),
+            intend=lambda text: self._intend(state, step.id, text),
+        )
+        try:
+            plan = step.plan_rotate(ctx, what)
+            self.reporter.step_planned(step.id, plan)
+            if dry_run:
+                return StepResult(step.id, "planned", plan, seconds=time.monotonic() - started)
+            if plan.empty:
+                self.reporter.step_skipped(step.id, f"a new {what} is already staged; finishing its rotation")
+                return StepResult(step.id, "up-to-date", plan, seconds=time.monotonic() - started)
+            with self._lock:
+                rec = state.record(step.id)
+                rec.status = Status.RUNNING  # the rollout below records done once the new credential is live
+                rec.attempts += 1
+                rec.started = checkpoint.now()
+                rec.error = None
+                self.store.save(state)
+            outputs = step.rotate(ctx, plan)
+            self.reporter.step_applied(step.id, outputs)
+            return StepResult(step.id, "staged", plan, dict(outputs), seconds=time.monotonic() - started)
+        except (StepError, ConfigError) as exc:
+            message = self.redactor.redact(str(exc))
+            if isinstance(exc, RetryableError):
+                message += " (run the same rotate again to resume)"
+            return self._failed(state, step.id, message, started)
+        except KeyboardInterrupt:
+            self._fail(state, step.id, Status.FAILED, "interrupted during rotate")
+            return StepResult(
+                step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
+            )
+
+    def _retire(self, chosen: list[Step], ctx: Context, state: State, results: dict[str, StepResult]) -> None:
+        """Finish staged rotations whose step and dependents all succeeded in this run."""
+        for step in chosen:
+            if not isinstance(step, Rotatable):
+                continue
+            rollout = {step.id} | self._dependents(step.id)
+            if not all(sid in results and results[sid].status in _SUCCESS for sid in rollout):
+                continue  # the new credential is not proven live everywhere: keep the old one
+            sctx = dataclasses.replace(ctx, intend=functools.partial(self._intend, state, step.id))
+            try:
+                plan: Plan = step.plan_retire(sctx)
+                if plan.empty:
+                    continue
+                self.reporter.step_planned(step.id, plan)
+                step.retire(sctx, plan)
+                self.reporter.notice(f"{step.id}: retired the old credential ({plan.changes[0].summary})")
+            except (StepError, ConfigError) as exc:
+                message = self.redactor.redact(f"could not retire the old credential: {exc}")
+                results[step.id] = self._failed(state, step.id, message, time.monotonic())
 
     # -- destroy ---------------------------------------------------------------
     def destroy(self, ctx: Context, selection: Selection = Selection(), dry_run: bool = False) -> Summary:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NewType
+from typing import TYPE_CHECKING, Any, ClassVar, NewType, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from bootstrap.config import CustomerConfig
@@ -142,3 +142,39 @@ class Step(abc.ABC):
     @abc.abstractmethod
     def destroy(self, ctx: Context, plan: Plan) -> None:
         """Undo what the step created; idempotent (gone is fine)."""
+
+
+@runtime_checkable
+class Rotatable(Protocol):
+    """Optional capability of a step: replace the credentials it created (``bootstrap rotate``).
+
+    A rotation has two halves, so that no moment exists at which nothing works:
+
+    - ``plan_rotate``/``rotate`` *stage* the new credential: generate it and store
+      it in Vault next to the old one, leaving in Vault (metadata or an older
+      version) what the old one was. Empty plan = a staged rotation is already
+      waiting to be finished (a crashed ``rotate``), so nothing new is generated;
+    - then the engine runs the step and every step that requires it, as ``run``
+      would: their plans see Vault's new credential and roll it out (register the
+      key, hash the password into the cluster, update the repo Secret) and their
+      verify() proves the consumers carry it;
+    - only then ``plan_retire``/``retire`` remove the old credential. The engine
+      retires at the end of any ``run`` too, once the step and all its dependents
+      succeeded in that run, so a plain ``run`` after a crash also converges.
+    """
+
+    id: ClassVar[StepId]
+    rotations: ClassVar[tuple[str, ...]]
+    """What ``bootstrap rotate CUSTOMER WHAT`` accepts for this step (``deploy-key``, ``passwords``)."""
+
+    def plan_rotate(self, ctx: Context, what: str) -> Plan:
+        """What staging a new credential would do (read-only); empty if one is already staged."""
+
+    def rotate(self, ctx: Context, plan: Plan) -> Outputs:
+        """Stage the new credential (Vault first, the old one still recorded)."""
+
+    def plan_retire(self, ctx: Context) -> Plan:
+        """What is left of a finished rotation to remove (read-only); empty when nothing is."""
+
+    def retire(self, ctx: Context, plan: Plan) -> None:
+        """Remove the old credential; idempotent."""

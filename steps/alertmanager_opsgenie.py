@@ -260,13 +260,14 @@ class AlertmanagerOpsgenie(Step):
         am = ctx.config.alerting.alertmanager
         kube = ctx.services.kube
         changes: list[Change] = []
-        if kube.get("v1", "Namespace", None, am.namespace) is None:
+        current_data = kube.secret_data(am.namespace, am.secret_name)
+        # The Secret proves its namespace exists: no extra read on a re-run.
+        if current_data is None and kube.get("v1", "Namespace", None, am.namespace) is None:
             changes.append(
                 Change(
                     Action.CREATE, f"namespace {am.namespace}", "create the namespace", data={"op": "apply"}
                 )
             )
-        current_data = kube.secret_data(am.namespace, am.secret_name)
         current_text = (current_data or {}).get(CONFIG_KEY)
         current = _parse(current_text)
         desired = render(ctx.config, key or MASK, self._slack_token(ctx))

@@ -102,7 +102,7 @@ class ArgocdDir(Step):
         gh = ctx.config.github
         rendered = render(ctx)
         head = ctx.services.github.branch_head(gh.infra_repo, gh.branch)
-        current = ctx.services.github.read_tree(gh.infra_repo, head, gh.path) if head else {}
+        current = ctx.services.github.read_tree(gh.infra_repo, head, gh.path, rendered) if head else {}
         recorded = _recorded(ctx)
         changes = []
         for path in sorted(set(rendered) | set(recorded)):
@@ -141,7 +141,7 @@ class ArgocdDir(Step):
     def verify(self, ctx: Context) -> None:
         gh = ctx.config.github
         rendered = render(ctx)
-        current = ctx.services.github.read_tree(gh.infra_repo, gh.branch, gh.path)
+        current = ctx.services.github.read_tree(gh.infra_repo, gh.branch, gh.path, rendered)
         wrong = sorted(p for p, text in rendered.items() if current.get(p) != text)
         if wrong:
             raise PermanentError(

@@ -14,7 +14,14 @@ Guarantees:
   step owns (its managedFields) are the record of which accounts it manages:
   a user dropped from customer.yaml is removed by re-applying without it;
 * plan() only reads (the cluster through the Kubernetes client, Vault), so a
-  run with nothing to do starts no playbook.
+  run with nothing to do starts no playbook;
+* ``bootstrap rotate … passwords`` (``Rotatable``) writes a new password for
+  every account as a new Vault version, marking it with the version it
+  replaces; the normal plan then sees a hash that no longer verifies and applies
+  the new one. The old version stays in Vault (the only password that works
+  until then) and is destroyed by ``retire`` once the cluster's hash verifies
+  against the new one. Killed in between, ``rotate`` or ``run`` applies what
+  Vault holds; a staged password is never replaced by yet another.
 """
 
 from __future__ import annotations
@@ -216,6 +223,74 @@ class ArgocdUsers(Step):
             ctx.intend(f"delete Vault {_vault_path(ctx, name)}")
             ctx.services.vault.delete(_vault_path(ctx, name))
 
+    # -- rotation (Rotatable) ---------------------------------------------------
+    rotations = ("passwords",)
+
+    def plan_rotate(self, ctx: Context, what: str) -> Plan:
+        vault = ctx.services.vault
+        names = ("admin", *(u.name for u in ctx.config.argocd.users))
+        stored = {name: vault.read_version(_vault_path(ctx, name)) for name in names}
+        # A password staged by a rotate that did not finish is rolled out, never replaced again.
+        stored = {n: v for n, v in stored.items() if v is None or REPLACES not in v.custom_metadata}
+        missing = [name for name, v in stored.items() if v is None or not v.data.get("password")]
+        if missing:
+            raise PermanentError(
+                f"Vault has no password for {', '.join(missing)} to rotate; run `bootstrap run` first"
+            )
+        return Plan(
+            tuple(
+                Change(
+                    Action.UPDATE,
+                    f"Argo CD account {name}",
+                    f"new password into Vault {_vault_path(ctx, name)} (version {v.version + 1}); "
+                    f"version {v.version} is kept until {argocd.SECRET} has the new hash",
+                    "~ password: ******** -> ********",
+                    {"name": name, "cas": v.version},
+                )
+                for name, v in stored.items()
+                if v is not None
+            )
+        )
+
+    def rotate(self, ctx: Context, plan: Plan) -> Outputs:
+        for change in plan.changes:
+            name, cas = str(change.data["name"]), int(change.data["cas"])
+            path = _vault_path(ctx, name)
+            ctx.intend(
+                f"store a new password for Argo CD account {name} at Vault {path} (version {cas} kept)"
+            )
+            password = ctx.secrets.generated(secrets.token_urlsafe(32))
+            ctx.services.vault.write(path, {"password": password}, cas=cas, metadata={REPLACES: str(cas)})
+        return {"rotated": [str(c.data["name"]) for c in plan.changes]}
+
+    def plan_retire(self, ctx: Context) -> Plan:
+        state = _observe(ctx)
+        changes = []
+        for acc in state.accounts:
+            stored = ctx.services.vault.read_version(acc.vault_path)
+            old = stored.custom_metadata.get(REPLACES) if stored is not None else None
+            if stored is not None and old is not None and acc.hash_ok:
+                changes.append(
+                    Change(
+                        Action.DELETE,
+                        f"Vault {acc.vault_path} versions before {stored.version}",
+                        f"destroy the replaced passwords of {acc.name} (the cluster has the new hash)",
+                        data={"path": acc.vault_path, "current": stored.version},
+                    )
+                )
+        return Plan(tuple(changes))
+
+    def retire(self, ctx: Context, plan: Plan) -> None:
+        for change in plan.changes:
+            path, current = str(change.data["path"]), int(change.data["current"])
+            ctx.intend(f"destroy the versions of Vault {path} before {current} (replaced passwords)")
+            ctx.services.vault.destroy_versions(path, list(range(1, current)))
+            ctx.services.vault.set_metadata(path, {})
+
+
+REPLACES = "replaces_version"
+"""Vault metadata of a rotated password: the version it replaces; older ones go once the new hash is live."""
+
 
 def _observe(ctx: Context) -> _State:
     ns = ctx.config.argocd.namespace
@@ -244,15 +319,17 @@ def _observe(ctx: Context) -> _State:
     owned[argocd.SECRET] = argocd.owned_keys(secret_obj, MANAGER)
     wanted = {a.name for a in accounts}
     managed = {m.group(1) for k in owned[argocd.CM] if (m := _ACCOUNT_KEY.match(k))}
+    existing = frozenset(n for n, o in (*objs.items(), (argocd.SECRET, secret_obj)) if o is not None)
     return _State(
-        namespace_exists=kube.get("v1", "Namespace", None, ns) is not None,
+        # An object found in the namespace proves it exists: no extra read on a re-run.
+        namespace_exists=bool(existing) or kube.get("v1", "Namespace", None, ns) is not None,
         accounts=tuple(accounts),
         removed=tuple(sorted(managed - wanted)),
         cm=argocd.config_data(objs[argocd.CM]),
         rbac=argocd.config_data(objs[argocd.RBAC]),
         secret=secret_data,
         owned=owned,
-        existing=frozenset(n for n, o in (*objs.items(), (argocd.SECRET, secret_obj)) if o is not None),
+        existing=existing,
     )
 
 

@@ -27,7 +27,13 @@ What it guarantees:
   user) means a new key is generated and registered, once;
 - no private key ever leaves Vault and the process: plans, outputs and the
   checkpoint carry only the fingerprint, key id, title and Vault path, and every
-  private key seen is registered with the redaction registry.
+  private key seen is registered with the redaction registry;
+- rotation (``bootstrap rotate … deploy-key``, see ``Rotatable``) stores a new
+  key in Vault with the old key's id in the metadata as ``retiring_key_id``.
+  That key is never treated as a leftover: the normal plan registers Vault's
+  new key next to it, and only ``retire`` deletes it — which the engine calls
+  once argocd-install has put the new key into the repo Secret and verified it.
+  Killed anywhere in between, ``rotate`` or ``run`` again picks up from Vault.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ if TYPE_CHECKING:
 
 PENDING = "pending"
 """The key id in Vault's metadata between storing the key and registering it on GitHub."""
+RETIRING = "retiring_key_id"
+"""Vault metadata: the id of the key a rotation replaces, kept on GitHub until the new one is live."""
 
 
 def title(ctx: Context) -> str:
@@ -92,10 +100,12 @@ class DeployKey(Step):
         "vault.prefix",
     )
 
+    rotations = ("deploy-key",)
+
     def plan(self, ctx: Context) -> Plan:
         repo, name = ctx.config.github.infra_repo, title(ctx)
-        ours = [k for k in ctx.services.github.list_deploy_keys(repo) if k.title == name]
         stored = ctx.services.vault.read_version(vault_path(ctx))
+        ours = _ours(ctx, stored)
         public = _stored_public(ctx, stored)
         target = f"{repo} deploy key {name}"
         base: dict[str, Any] = {"vault_version": stored.version if stored else 0}
@@ -132,6 +142,9 @@ class DeployKey(Step):
                 )
             )
         changes = []
+        notes = ()
+        if _retiring(stored) is not None:
+            notes = (f"rotation: the old key {_retiring(stored)} stays until the new one is live everywhere",)
         if stale:
             changes.append(
                 Change(
@@ -152,7 +165,7 @@ class DeployKey(Step):
                     data={**base, "generate": False, "delete": [], "register": False, "key_id": match.id},
                 )
             )
-        return Plan(tuple(changes), outputs=_outputs(ctx, match.id, fp))
+        return Plan(tuple(changes), notes, outputs=_outputs(ctx, match.id, fp))
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
         repo, name, path = ctx.config.github.infra_repo, title(ctx), vault_path(ctx)
@@ -178,7 +191,10 @@ class DeployKey(Step):
             return dict(plan.outputs)
         fp = github_client.fingerprint(public)
         ctx.intend(f"record deploy key id {key_id} ({fp}) in the Vault metadata of {path}")
-        vault.set_metadata(path, {"key_id": str(key_id), "fingerprint": fp})
+        retiring = _retiring(vault.read_version(path))
+        vault.set_metadata(
+            path, {"key_id": str(key_id), "fingerprint": fp, **({RETIRING: retiring} if retiring else {})}
+        )
         return _outputs(ctx, key_id, fp)
 
     def _store_new(self, ctx: Context, cas: int) -> tuple[str, int]:
@@ -225,7 +241,7 @@ class DeployKey(Step):
         if public is None:
             raise PermanentError(f"Vault {path} holds no usable private key; run again to replace the key")
         fp = github_client.fingerprint(public)
-        ours = [k for k in ctx.services.github.list_deploy_keys(repo) if k.title == name]
+        ours = _ours(ctx, ctx.services.vault.read_version(path))
         if [(k.fingerprint, k.read_only) for k in ours] != [(fp, True)]:
             found = ", ".join(
                 f"{k.fingerprint} ({'read-only' if k.read_only else 'read-write'})" for k in ours
@@ -262,6 +278,102 @@ class DeployKey(Step):
         if any(c.target == f"vault {path}" for c in plan.changes):
             ctx.intend(f"delete Vault {path}")
             ctx.services.vault.delete(path)
+
+    # -- rotation (Rotatable) ---------------------------------------------------
+    def plan_rotate(self, ctx: Context, what: str) -> Plan:
+        path = vault_path(ctx)
+        stored = ctx.services.vault.read_version(path)
+        if _retiring(stored) is not None:
+            return Plan()  # staged by a rotate that did not finish: roll that key out, no new one
+        key_id = stored.custom_metadata.get("key_id") if stored else None
+        if stored is None or not key_id or key_id == PENDING or _stored_public(ctx, stored) is None:
+            raise PermanentError(
+                f"Vault {path} holds no registered deploy key to rotate; run `bootstrap run` first"
+            )
+        target = f"{ctx.config.github.infra_repo} deploy key {title(ctx)}"
+        summary = (
+            f"generate a new ed25519 key into Vault {path}, register it read-only, put it in the repo "
+            f"Secret, then delete the old key {key_id}"
+        )
+        diff = f"- {title(ctx)} {stored.custom_metadata.get('fingerprint')} (id {key_id}) after the rollout\n"
+        diff += f"+ {title(ctx)} (new key, read-only); private key → Vault (********)"
+        return Plan((Change(Action.REPLACE, target, summary, diff, {"cas": stored.version, "old": key_id}),))
+
+    def rotate(self, ctx: Context, plan: Plan) -> Outputs:
+        data = plan.changes[0].data
+        private, public = generate()
+        ctx.secrets.generated(private)
+        fp = github_client.fingerprint(public)
+        path = vault_path(ctx)
+        ctx.intend(f"store the new deploy key {fp} in Vault {path}; the old key {data['old']} is retiring")
+        ctx.services.vault.write(
+            path,
+            {"private_key": private, "public_key": public},
+            cas=int(data["cas"]),
+            metadata={"key_id": PENDING, "fingerprint": fp, RETIRING: str(data["old"])},
+        )
+        return {"fingerprint": fp, RETIRING: str(data["old"]), "vault_path": path}
+
+    def plan_retire(self, ctx: Context) -> Plan:
+        stored = ctx.services.vault.read_version(vault_path(ctx))
+        old = _retiring(stored)
+        key_id = stored.custom_metadata.get("key_id") if stored else None
+        if stored is None or old is None or not key_id or key_id in (PENDING, old):
+            return Plan()  # nothing staged, or the new key is not registered yet
+        repo = ctx.config.github.infra_repo
+        present = any(str(k.id) == old for k in ctx.services.github.list_deploy_keys(repo))
+        summary = f"delete the old deploy key {old} from {repo}" if present else f"forget retired key {old}"
+        return Plan(
+            (
+                Change(
+                    Action.DELETE,
+                    f"{repo} deploy key {title(ctx)}",
+                    summary,
+                    data={"old": old, "present": present, "key_id": key_id},
+                ),
+            )
+        )
+
+    def retire(self, ctx: Context, plan: Plan) -> None:
+        repo, path = ctx.config.github.infra_repo, vault_path(ctx)
+        data = plan.changes[0].data
+        if data["present"]:
+            ctx.intend(f"delete the retired deploy key {data['old']} from {repo}")
+            ctx.services.github.delete_deploy_key(repo, int(data["old"]))
+        stored = ctx.services.vault.read_version(path)
+        meta = {k: v for k, v in (stored.custom_metadata if stored else {}).items() if k != RETIRING}
+        ctx.intend(f"clear {RETIRING} {data['old']} from the Vault metadata of {path}")
+        ctx.services.vault.set_metadata(path, meta)
+
+
+def _retiring(stored: VersionedSecret | None) -> str | None:
+    """The id of the key a rotation is replacing, if one is under way."""
+    if stored is None:
+        return None
+    meta = stored.custom_metadata
+    if meta.get(RETIRING):
+        return meta[RETIRING]
+    # Killed between a rotation's two Vault writes: the new key is stored, the metadata still
+    # names the registered old key, which must stay until the new one is live.
+    key_id, public = meta.get("key_id"), stored.data.get("public_key")
+    if (
+        key_id
+        and key_id != PENDING
+        and public
+        and meta.get("fingerprint") != github_client.fingerprint(public)
+    ):
+        return key_id
+    return None
+
+
+def _ours(ctx: Context, stored: VersionedSecret | None) -> list[GitHubKey]:
+    """Keys with our title, except the one a rotation is retiring (it stays until retire())."""
+    retiring = _retiring(stored)
+    return [
+        k
+        for k in ctx.services.github.list_deploy_keys(ctx.config.github.infra_repo)
+        if k.title == title(ctx) and str(k.id) != retiring
+    ]
 
 
 def _stored_public(ctx: Context, stored: VersionedSecret | None) -> str | None:

@@ -193,11 +193,16 @@ class GithubOauth(Step):
         ]
         if kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET) is not None:
             changes.append(Change(Action.DELETE, f"Secret {GRAFANA_NS}/{GRAFANA_SECRET}"))
-        notes = (
-            f"the GitHub App (or OAuth app) and its Vault record {_vault_path(ctx)} are kept: "
-            "GitHub has no API to "
-            f"delete an App; delete it in the settings of {ctx.config.github.org}, then the Vault record",
-        )
+        stored = ctx.services.vault.read_version(_vault_path(ctx))
+        notes: tuple[str, ...] = ()
+        if stored is not None:
+            changes.append(Change(Action.DELETE, f"Vault {_vault_path(ctx)}", "the SSO app record"))
+            app = stored.custom_metadata.get("app_slug") or f"with client id {stored.data.get('client_id')}"
+            # GitHub has no API to delete an App: say which one is left to delete by hand.
+            notes = (
+                f"delete the GitHub App {app} in the settings of {ctx.config.github.org} by hand: "
+                "GitHub offers no API for that",
+            )
         return Plan(tuple(changes), notes=notes)
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
@@ -221,6 +226,9 @@ class GithubOauth(Step):
                 ctx.services.kubeconfig,
                 ctx.config.cluster.context,
             )
+        # Last: while the cluster still uses the credentials, their only record stays.
+        ctx.intend(f"delete the SSO app record Vault {_vault_path(ctx)}")
+        ctx.services.vault.delete(_vault_path(ctx))
 
 
 def _credentials(ctx: Context) -> _Creds | None:

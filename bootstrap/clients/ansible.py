@@ -11,7 +11,12 @@ What this adapter guarantees, and why:
   private dir, so no module arguments are left in ``~/.ansible/tmp``;
 * job events are kept in memory only (runner writes none of them, nor stdout,
   to the artifacts dir), and every string taken from them is masked against
-  the secret values (raw and base64) before it reaches a result or an error.
+  the secret values (raw and base64) before it reaches a result or an error;
+* a run killed outright (SIGKILL, power loss) leaves no secret behind for long:
+  the secret vars file and runner's ``artifacts/*/command`` (which records the
+  whole process environment, tokens included) are deleted as soon as the
+  playbook has started, i.e. once ansible-playbook has read them, and the next
+  playbook run removes the private dirs of runs whose process is gone.
 
 Playbooks report what they did in a last ``debug`` task whose name starts with
 ``Report`` and whose ``msg`` is a list of ``{kind, namespace, name, action,
@@ -39,6 +44,7 @@ import yaml
 from bootstrap.errors import AuthError, PermanentError, RetryableError
 
 MASK = "********"
+PRIVATE_PREFIX = "bootstrap-ansible-"
 SECRET_VARS_FILE = "env/secret-vars.json"
 """Where, inside the private data dir, the secret vars live during a run (the only place they do)."""
 
@@ -129,7 +135,8 @@ class AnsibleRunner:
 
         masker = Masker(list(secret_vars.values()), self.redactor)
         events: list[dict[str, Any]] = []
-        private = Path(tempfile.mkdtemp(prefix="bootstrap-ansible-", dir=self.tmp_root))
+        sweep_stale(Path(self.tmp_root or tempfile.gettempdir()))
+        private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-", dir=self.tmp_root))
         try:
             os.chmod(private, 0o700)
             secret_file = private / SECRET_VARS_FILE
@@ -143,6 +150,8 @@ class AnsibleRunner:
             )
 
             def on_event(event: dict[str, Any]) -> bool:
+                if event.get("event") == "playbook_on_start":
+                    _forget_inputs(private)
                 masked = masker.data(event)
                 events.append(masked)
                 line = _progress_line(masked)
@@ -190,6 +199,31 @@ class AnsibleRunner:
         return self.run_playbook(
             PLAYBOOKS / "delete.yml", {"objects": objects}, {}, kubeconfig, context, check
         )
+
+
+def sweep_stale(root: Path) -> None:
+    """Remove private data dirs left by runs whose process is gone (killed before their cleanup)."""
+    for path in root.glob(f"{PRIVATE_PREFIX}*-*"):
+        pid = path.name.removeprefix(PRIVATE_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_inputs(private: Path) -> None:
+    """Delete what ansible-playbook has read by now and must not outlive a killed run."""
+    (private / SECRET_VARS_FILE).unlink(missing_ok=True)
+    for command in (private / "artifacts").glob("*/command"):
+        command.unlink(missing_ok=True)
 
 
 def ansible_playbook_dir() -> Path:

@@ -53,6 +53,12 @@ def fingerprint(public_openssh: str) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
+def blob_sha(text: str) -> str:
+    """The git object id of a file holding ``text`` (what a tree entry's ``sha`` is)."""
+    data = text.encode()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
 def _key_id(public_openssh: str) -> str:
     """``type base64``: what GitHub compares keys by (it drops the comment)."""
     return " ".join(public_openssh.split()[:2])
@@ -250,9 +256,16 @@ class GitHubClient:
         with self._calling(f"list the branches of {repo}", repo, CONTENTS_READ):
             return [b.name for b in self._repo(repo).get_branches()]
 
-    def read_tree(self, repo: str, ref: str, path_prefix: str = "") -> dict[str, str]:
-        """Text of every file under ``path_prefix`` at ``ref``: one recursive tree call, one call per blob."""
+    def read_tree(
+        self, repo: str, ref: str, path_prefix: str = "", expected: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Text of every file under ``path_prefix`` at ``ref``: one recursive tree call, one call per blob.
+
+        A file whose blob SHA is the git hash of its text in ``expected`` is not fetched: the
+        tree already proves it holds that text, so a directory that is up to date costs one call.
+        """
         prefix = path_prefix.strip("/")
+        known = {blob_sha(text): text for text in (expected or {}).values()}
         with self._calling(f"read {repo} at {ref}", repo, CONTENTS_READ):
             r = self._repo(repo)
             try:
@@ -266,7 +279,9 @@ class GitHubClient:
             for entry in tree.tree:
                 if entry.type != "blob" or not (not prefix or entry.path.startswith(prefix + "/")):
                     continue
-                if entry.sha not in blobs:
+                if entry.sha in known:
+                    blobs[entry.sha] = known[entry.sha]
+                elif entry.sha not in blobs:
                     blobs[entry.sha] = base64.b64decode(r.get_git_blob(entry.sha).content).decode()
                 files[entry.path] = blobs[entry.sha]
             return files

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import shutil
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -55,6 +56,9 @@ class KubeClient:
         self.context = context
         self.in_cluster = in_cluster
         self._dyn: Any = None
+        # Steps of one customer run in threads and share this client; the discovery cache of
+        # kubernetes.dynamic is not thread-safe: connect once, and look resources up one at a time.
+        self._discovery = threading.RLock()
         self.host = "(unknown)"
         # Discovery is cached per client in a private dir: a shared /tmp cache keyed by the
         # server URL would serve one sandbox's CRDs to the next one on the same port.
@@ -190,7 +194,7 @@ class KubeClient:
         while True:
             pending: dict[tuple[str, str], str] = {}
             for kind, name in workloads:
-                ready, why = _readiness(kind, self.get("apps/v1", kind, namespace, name))
+                ready, why = readiness(kind, self.get("apps/v1", kind, namespace, name))
                 if not ready:
                     pending[(kind, name)] = why
             if pending != last:
@@ -213,6 +217,10 @@ class KubeClient:
 
     # -- plumbing --------------------------------------------------------------------
     def _client(self) -> Any:
+        with self._discovery:
+            return self._connect()
+
+    def _connect(self) -> Any:
         if self._dyn is None:
             import urllib3
             from kubernetes import client, config
@@ -263,13 +271,17 @@ class KubeClient:
     def _resource(self, api_version: str, kind: str) -> Any:
         from kubernetes.dynamic import exceptions
 
-        dyn = self._client()
-        try:
-            return dyn.resources.get(api_version=api_version, kind=kind)
-        except exceptions.ResourceNotFoundError:
-            return None
-        except Exception as exc:
-            raise self._error(exc, "discover", kind, None) from None
+        # Name the URL prefix: searching "v1" under every prefix makes discovery fetch every
+        # group that has a v1 (apps, rbac, policy, …), one call each, to find a core kind.
+        prefix = "apis" if "/" in api_version else "api"
+        with self._discovery:
+            dyn = self._client()
+            try:
+                return dyn.resources.get(prefix=prefix, api_version=api_version, kind=kind)
+            except exceptions.ResourceNotFoundError:
+                return None
+            except Exception as exc:
+                raise self._error(exc, "discover", kind, None) from None
 
     def _error(self, exc: Exception, verb: str, resource: str, namespace: str | None) -> Exception:
         import urllib3
@@ -308,7 +320,7 @@ def _status_message(exc: Any) -> str:
         return str(exc.reason)
 
 
-def _readiness(kind: str, obj: dict[str, Any] | None) -> tuple[bool, str]:
+def readiness(kind: str, obj: dict[str, Any] | None) -> tuple[bool, str]:
     """Whether a workload is Available (Deployment) / Ready (StatefulSet), and if not, why."""
     if obj is None:
         return False, "not found"

@@ -228,6 +228,15 @@ class VaultClient:
             ),
         )
 
+    def destroy_versions(self, path: str, versions: list[int]) -> None:
+        """Permanently remove the data of some versions (a replaced credential); gone is fine."""
+        self._call(
+            _Op("update", self._api("destroy", path)),
+            lambda: self._client.secrets.kv.v2.destroy_secret_versions(
+                path=path, versions=versions, mount_point=self.mount
+            ),
+        )
+
     def list(self, path: str) -> list[str]:
         """Names directly under ``path`` (sub-folders end in '/'); empty if there is nothing."""
 

@@ -1,0 +1,121 @@
+"""The reliability figures: collected by the tests, printed once at the end of the session.
+
+Every test here is marked ``reliability``. Each records what it proved into the
+session's ``figures`` (crash points converged, transient faults recovered, bad
+inputs rejected cleanly, secrets found); the terminal summary prints them in
+one line even under ``pytest -q``, and ``BOOTSTRAP_FIGURES=path`` also writes
+them as JSON (``.ci/reliability`` uses that to print the same line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.vault import OpenBao
+from tests.fixtures.world import World, open_world
+from tests.reliability import harness
+
+
+@dataclass
+class Tally:
+    passed: int = 0
+    total: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, ok: bool, what: str) -> None:
+        self.total += 1
+        if ok:
+            self.passed += 1
+        else:
+            self.failures.append(what)
+
+
+@dataclass
+class Figures:
+    crash: Tally = field(default_factory=Tally)
+    faults: Tally = field(default_factory=Tally)
+    bad_inputs: Tally = field(default_factory=Tally)
+    secrets_found: int = 0
+    scans: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def line(self) -> str:
+        return (
+            f"crash points converged {self.crash.passed}/{self.crash.total}, "
+            f"transient faults recovered {self.faults.passed}/{self.faults.total}, "
+            f"bad inputs rejected cleanly {self.bad_inputs.passed}/{self.bad_inputs.total}, "
+            f"secrets found {self.secrets_found} (in {self.scans} scans)"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "crash_points": [self.crash.passed, self.crash.total],
+            "transient_faults": [self.faults.passed, self.faults.total],
+            "bad_inputs": [self.bad_inputs.passed, self.bad_inputs.total],
+            "secrets_found": self.secrets_found,
+            "scans": self.scans,
+            "line": self.line(),
+        }
+
+
+FIGURES = Figures()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.reliability)
+
+
+@pytest.fixture
+def figures() -> Figures:
+    return FIGURES
+
+
+@pytest.fixture(scope="session")
+def clean_reference(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> harness.Reference:
+    """One clean run of the whole workflow, shared by every test that compares an end state with it."""
+    from tests.reliability import hygiene
+
+    with open_world(tmp_path_factory.mktemp("reference"), openbao) as world:
+        ref = harness.reference(world)
+        found = hygiene.scan(world)
+    FIGURES.scans += 1
+    FIGURES.secrets_found += len(found)
+    assert found == [], [str(f) for f in found]
+    return ref
+
+
+@pytest.fixture(scope="session")
+def onboarded_world(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One fully onboarded world shared by the tests that start from one and leave it converged.
+
+    Each user calls ``harness.settle`` first, so a test that failed half-way cannot leave the
+    next one an unfinished world.
+    """
+    with open_world(tmp_path_factory.mktemp("onboarded"), openbao) as world:
+        harness.settle(world)
+        yield world
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not (FIGURES.crash.total or FIGURES.faults.total or FIGURES.bad_inputs.total or FIGURES.scans):
+        return
+    terminalreporter.write_sep("-", "reliability")
+    terminalreporter.write_line(FIGURES.line())
+    tallies = (("crash", FIGURES.crash), ("faults", FIGURES.faults), ("bad inputs", FIGURES.bad_inputs))
+    for name, tally in tallies:
+        for failure in tally.failures:
+            terminalreporter.write_line(f"  {name} FAILED: {failure}")
+    target = os.environ.get("BOOTSTRAP_FIGURES")
+    if target:
+        Path(target).write_text(json.dumps(FIGURES.to_json(), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,53 @@
+"""``bootstrap destroy``: everything ours goes, in reverse order, resumably, and only when asked.
+
+After a full run: ``destroy --dry-run`` lists what would go (exit 2) and changes
+nothing; ``destroy`` without ``--yes`` and without a terminal refuses (exit 4);
+``destroy --yes`` killed part-way and run again removes every resource of the
+customer (``harness.leftovers``: deploy key, argocd/ files — removed by a new
+commit —, the Slack channel archived, the OpsGenie integration, Vault paths
+including the SSO app record, the Alertmanager Secret, Argo CD and its root
+Application, the users' keys in the shared Argo CD objects); one more destroy
+is a no-op.
+"""
+
+from __future__ import annotations
+
+from tests.fixtures.world import World
+from tests.reliability import harness, hygiene
+from tests.reliability.conftest import Figures
+
+DESTROY = ("destroy", "customer.yaml", "--yes")
+KILL_AT = 6
+"""A write in the middle of destroy (past the Argo CD objects, before Vault is emptied)."""
+
+
+def test_destroy_removes_everything_resumably(world: World, figures: Figures) -> None:
+    run = harness.run_cli(world, *harness.RUN)
+    assert run.returncode == 0, run.describe()
+    commits_before = len(world.github.repos[("kuvaq", "infra")].commits)
+    secrets = hygiene.secrets_of(world)  # Vault is emptied below: collect what to look for now
+
+    preview = harness.run_cli(world, "destroy", "customer.yaml", "--dry-run")
+    assert preview.returncode == 2 and preview.writes == [], preview.describe()
+    assert harness.leftovers(world), "nothing to destroy after a full run?"
+
+    refused = harness.run_cli(world, "destroy", "customer.yaml")
+    assert refused.returncode == 4 and "--yes" in refused.stderr and refused.writes == []
+
+    killed = harness.run_cli(world, *DESTROY, kill_after=KILL_AT)
+    assert killed.killed_at is not None, killed.describe()
+    done = harness.run_cli(world, *DESTROY)
+    assert done.returncode == 0, done.describe()
+    assert harness.leftovers(world) == []
+    assert len(world.github.repos[("kuvaq", "infra")].commits) > commits_before  # removal is a new commit
+
+    again = harness.run_cli(world, *DESTROY)
+    assert again.returncode == 0 and again.writes == [], again.describe()
+    idle = harness.run_cli(world, "destroy", "customer.yaml", "--dry-run")
+    assert idle.returncode == 0 and idle.writes == [], idle.describe()
+
+    found = [str(f) for f in hygiene.scan(world, hygiene.cli_texts([run, preview, killed, done]), secrets)]
+    with figures.lock:
+        figures.scans += 1
+        figures.secrets_found += len(found)
+    assert found == []

@@ -37,8 +37,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import jinja2.sandbox
 import yaml
 
 from bootstrap.errors import ConfigError, DriftError, PermanentError, StepError
@@ -226,6 +224,8 @@ def render_templates(templates: Mapping[str, str], context: Mapping[str, Any], s
     template that renders to whitespace only produces no file; ``README.md`` is
     rendered last and gets ``managed_files``, the sorted list of produced files.
     """
+    import jinja2.sandbox  # only when rendering: `bootstrap status` imports the steps for their ids
+
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.DictLoader(dict(templates)),
         undefined=jinja2.StrictUndefined,

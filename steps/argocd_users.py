@@ -32,8 +32,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import bcrypt
-
 from bootstrap.clients import argocd
 from bootstrap.errors import PermanentError
 from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
@@ -156,6 +154,8 @@ class ArgocdUsers(Step):
                     state.secret[f"{acc.prefix}.passwordMtime"],
                 )
             else:
+                import bcrypt  # slow to import and only needed when hashing
+
                 hashed, mtime = bcrypt.hashpw(password.encode(), bcrypt.gensalt(COST)).decode(), now
             secret_vars[f"argocd_hash_{i}"] = hashed
             secret_data[f"{acc.prefix}.password"] = argocd.secret_placeholder(f"argocd_hash_{i}")
@@ -335,6 +335,8 @@ def _observe(ctx: Context) -> _State:
 
 def _verifies(password: str, hashed: str) -> bool:
     try:
+        import bcrypt
+
         return bool(bcrypt.checkpw(password.encode(), hashed.encode()))
     except ValueError:  # not a bcrypt hash at all (hand-edited): treat as wrong
         return False

@@ -40,15 +40,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
-from bootstrap.clients import github as github_client
+from bootstrap.clients import github_keys
 from bootstrap.errors import PermanentError, RetryableError
 from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
 
 if TYPE_CHECKING:
-    from bootstrap.clients.github import DeployKey as GitHubKey
+    from bootstrap.clients.github_keys import DeployKey as GitHubKey
     from bootstrap.clients.vault import VersionedSecret
 
 PENDING = "pending"
@@ -67,6 +64,10 @@ def vault_path(ctx: Context) -> str:
 
 def generate() -> tuple[str, str]:
     """A new ed25519 key pair: (private key in OpenSSH PEM, public key ``ssh-ed25519 AAAA…``)."""
+    # Imported here: cryptography's SSH support pulls in bcrypt, and `bootstrap status` imports the steps.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     key = ed25519.Ed25519PrivateKey.generate()
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
@@ -77,6 +78,8 @@ def generate() -> tuple[str, str]:
 
 def public_of(private_pem: str) -> str | None:
     """The OpenSSH public half of a stored private key; None if it is not a usable key."""
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_ssh_private_key(private_pem.encode(), password=None)
     except (ValueError, TypeError):
@@ -124,7 +127,7 @@ class DeployKey(Step):
                 {**base, "generate": True, "delete": [k.id for k in ours], "register": True},
             )
             return Plan((change,), notes)
-        fp = github_client.fingerprint(public)
+        fp = github_keys.fingerprint(public)
         match = next((k for k in ours if k.fingerprint == fp and k.read_only), None)
         stale = [k for k in ours if k is not match]
         if match is None:
@@ -189,7 +192,7 @@ class DeployKey(Step):
             key_id = int(next(d["key_id"] for d in datas if "key_id" in d))
         else:
             return dict(plan.outputs)
-        fp = github_client.fingerprint(public)
+        fp = github_keys.fingerprint(public)
         ctx.intend(f"record deploy key id {key_id} ({fp}) in the Vault metadata of {path}")
         retiring = _retiring(vault.read_version(path))
         vault.set_metadata(
@@ -201,7 +204,7 @@ class DeployKey(Step):
         """Generate a key and store it in Vault first (check-and-set); returns (public, new version)."""
         private, public = generate()
         ctx.secrets.generated(private)
-        fp = github_client.fingerprint(public)
+        fp = github_keys.fingerprint(public)
         path = vault_path(ctx)
         ctx.intend(f"store new deploy key {fp} in Vault {path} (check-and-set {cas})")
         version = ctx.services.vault.write(
@@ -219,11 +222,11 @@ class DeployKey(Step):
         """
         repo, name = ctx.config.github.infra_repo, title(ctx)
         for attempt in (1, 2):
-            fp = github_client.fingerprint(public)
+            fp = github_keys.fingerprint(public)
             ctx.intend(f"add read-only deploy key {name} ({fp}) to {repo}")
             try:
                 return ctx.services.github.add_deploy_key(repo, name, public, read_only=True).id, public
-            except github_client.KeyInUse as exc:
+            except github_keys.KeyInUse as exc:
                 here = exc.existing
                 if here is not None and here.title == name and here.read_only:
                     return here.id, public  # registered by us a moment ago (a lost response): adopt it
@@ -240,7 +243,7 @@ class DeployKey(Step):
         public = _stored_public(ctx, ctx.services.vault.read_version(path))
         if public is None:
             raise PermanentError(f"Vault {path} holds no usable private key; run again to replace the key")
-        fp = github_client.fingerprint(public)
+        fp = github_keys.fingerprint(public)
         ours = _ours(ctx, ctx.services.vault.read_version(path))
         if [(k.fingerprint, k.read_only) for k in ours] != [(fp, True)]:
             found = ", ".join(
@@ -303,7 +306,7 @@ class DeployKey(Step):
         data = plan.changes[0].data
         private, public = generate()
         ctx.secrets.generated(private)
-        fp = github_client.fingerprint(public)
+        fp = github_keys.fingerprint(public)
         path = vault_path(ctx)
         ctx.intend(f"store the new deploy key {fp} in Vault {path}; the old key {data['old']} is retiring")
         ctx.services.vault.write(
@@ -356,12 +359,7 @@ def _retiring(stored: VersionedSecret | None) -> str | None:
     # Killed between a rotation's two Vault writes: the new key is stored, the metadata still
     # names the registered old key, which must stay until the new one is live.
     key_id, public = meta.get("key_id"), stored.data.get("public_key")
-    if (
-        key_id
-        and key_id != PENDING
-        and public
-        and meta.get("fingerprint") != github_client.fingerprint(public)
-    ):
+    if key_id and key_id != PENDING and public and meta.get("fingerprint") != github_keys.fingerprint(public):
         return key_id
     return None
 

@@ -38,6 +38,7 @@ from github import (
 )
 
 from bootstrap.clients import budget
+from bootstrap.clients.github_keys import DeployKey, KeyInUse, fingerprint
 from bootstrap.errors import AuthError, PermanentError, RetryableError, StepError
 
 # (fine-grained permission, what a classic token needs for the same)
@@ -45,12 +46,6 @@ ADMIN = ("Administration: write", "`repo` scope and admin on the repo")
 CONTENTS_READ = ("Contents: read", "`repo` scope")
 CONTENTS_WRITE = ("Contents: write", "`repo` scope and write access to the repo")
 Need = tuple[str, str]
-
-
-def fingerprint(public_openssh: str) -> str:
-    """GitHub's (and ``ssh-keygen -lf``'s) SHA256 fingerprint of an OpenSSH public key."""
-    blob = base64.b64decode(public_openssh.split()[1])
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 def blob_sha(text: str) -> str:
@@ -72,15 +67,6 @@ class RepoInfo:
 
 
 @dataclass(frozen=True)
-class DeployKey:
-    id: int
-    title: str
-    key: str
-    read_only: bool
-    fingerprint: str
-
-
-@dataclass(frozen=True)
 class AppCredentials:
     """What the manifest conversion returns; the secrets stay out of ``repr``."""
 
@@ -91,14 +77,6 @@ class AppCredentials:
     client_secret: str = field(repr=False)
     pem: str = field(repr=False)
     webhook_secret: str | None = field(repr=False)
-
-
-class KeyInUse(PermanentError):
-    """GitHub refuses a deploy key already on some repository or user; ``existing`` if on this repo."""
-
-    def __init__(self, message: str, existing: DeployKey | None) -> None:
-        super().__init__(message)
-        self.existing = existing
 
 
 class _BoundedRetry(GithubRetry):

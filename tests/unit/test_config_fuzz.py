@@ -1,4 +1,4 @@
-"""Hypothesis: whatever bytes or YAML-ish structures arrive, the loader answers with a ConfigError or a config.
+"""Hypothesis: whatever bytes or documents arrive, the loader answers with a ConfigError or a config.
 
 A traceback is never an acceptable answer to bad input (exit 4 with a message is).
 """

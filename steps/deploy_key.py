@@ -15,8 +15,8 @@ What it guarantees:
 
   * stored in Vault, not registered: Vault's key is registered (no new key);
   * registered, metadata still ``pending``: only the metadata is updated;
-  * a rotation stored the new key but the old one is still on GitHub: the old
-    key (our title, another fingerprint) is deleted and Vault's registered;
+  * a rotation stored the new key but the old one is still on GitHub: Vault's
+    is registered next to it; the old one goes in ``retire`` (see below);
 
 - if Vault holds a key that GitHub lacks (deleted by hand, or the crash above),
   the public half is re-registered from Vault rather than a new key generated:

@@ -34,7 +34,7 @@ def test_zero_rate_means_unlimited() -> None:
     assert bucket.waited == 0.0
 
 
-def test_metered_class_draws_from_its_service(monkeypatch: object) -> None:
+def test_metered_class_draws_from_its_service() -> None:
     calls: list[str] = []
 
     class Probe(budget.Budget):

@@ -213,11 +213,7 @@ class Engine:
         digest = step.digest(ctx.config)
         started = time.monotonic()
         self.reporter.step_started(step.id)
-        ctx = dataclasses.replace(
-            ctx,
-            progress=lambda text: self.reporter.step_progress(step.id, text),
-            intend=lambda what: self._intend(state, step.id, what),
-        )
+        ctx = self._step_context(ctx, state, step)
         attempt = 0
         backoff = 0.0
         while True:
@@ -290,6 +286,14 @@ class Engine:
             except Exception as exc:  # a bug or an unmapped library error: record it, never lose state
                 message = self.redactor.redact(f"unexpected {type(exc).__name__}: {exc}")
                 return self._failed(state, step.id, message, started)
+
+    def _step_context(self, ctx: Context, state: State, step: Step) -> Context:
+        """A step's own copy of the context: concurrent steps must not share progress/intent callbacks."""
+        return dataclasses.replace(
+            ctx,
+            progress=lambda text: self.reporter.step_progress(step.id, text),
+            intend=lambda what: self._intend(state, step.id, what),
+        )
 
     def _failed(self, state: State, step_id: str, message: str, started: float) -> StepResult:
         self._fail(state, step_id, Status.FAILED, message)
@@ -379,11 +383,7 @@ class Engine:
         assert isinstance(step, Rotatable)
         started = time.monotonic()
         self.reporter.step_started(step.id)
-        ctx = dataclasses.replace(
-            ctx,
-            progress=lambda text: self.reporter.step_progress(step.id, text),
-            intend=lambda text: self._intend(state, step.id, text),
-        )
+        ctx = self._step_context(ctx, state, step)
         try:
             plan = step.plan_rotate(ctx, what)
             self.reporter.step_planned(step.id, plan)
@@ -458,11 +458,7 @@ class Engine:
     def _destroy_step(self, step: Step, ctx: Context, state: State, dry_run: bool) -> StepResult:
         started = time.monotonic()
         self.reporter.step_started(step.id)
-        ctx = dataclasses.replace(
-            ctx,
-            progress=lambda text: self.reporter.step_progress(step.id, text),
-            intend=lambda what: self._intend(state, step.id, what),
-        )
+        ctx = self._step_context(ctx, state, step)
         try:
             plan = step.plan_destroy(ctx)
             self.reporter.step_planned(step.id, plan)

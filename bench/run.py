@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bootstrap import engine  # noqa: E402
-from bootstrap.sandbox.proxy import ForwardingProxy  # noqa: E402
 from bootstrap.step import Step  # noqa: E402
+from sandbox.proxy import ForwardingProxy  # noqa: E402
 from steps import STEPS  # noqa: E402
 
 EMULATED = ("github", "slack", "opsgenie", "kube")

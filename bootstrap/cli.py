@@ -330,7 +330,7 @@ def sandbox_up(
     ] = 0,
 ) -> None:
     """Start the local backends on loopback and write DIR/sandbox.env and DIR/customer.yaml."""
-    from bootstrap.sandbox import control
+    from sandbox import control
 
     for line in control.up(directory, latency=latency, customers=customers):
         typer.echo(line, err=True)
@@ -341,7 +341,7 @@ def sandbox_down(
     directory: Annotated[Path, typer.Option("--dir", help="The sandbox directory.")] = Path(".sandbox"),
 ) -> None:
     """Stop the sandbox's backends by pid."""
-    from bootstrap.sandbox import control
+    from sandbox import control
 
     for line in control.down(directory):
         typer.echo(line, err=True)

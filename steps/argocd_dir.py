@@ -39,10 +39,11 @@ from typing import Any
 
 import yaml
 
+import playbooks
 from bootstrap.errors import ConfigError, DriftError, PermanentError, StepError
 from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parents[1] / "playbooks" / "templates" / "argocd"
+BUILTIN_TEMPLATES = playbooks.path("templates", "argocd")
 KIT_TEMPLATES = "templates/customer/argocd"
 """Where a kit branch may carry its own customer template (it then replaces the built-in one)."""
 CATALOG = "catalog.yaml"

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 import yaml
 
+import playbooks
 from bootstrap.errors import AuthError, PermanentError, RetryableError
 
 MASK = "********"
@@ -48,8 +49,20 @@ PRIVATE_PREFIX = "bootstrap-ansible-"
 SECRET_VARS_FILE = "env/secret-vars.json"
 """Where, inside the private data dir, the secret vars live during a run (the only place they do)."""
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
-INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "hosts.yml"
+INVENTORY: dict[str, Any] = {
+    "all": {
+        "hosts": {
+            # Playbooks talk to the cluster API from the controller (kubernetes.core), so no SSH is
+            # involved, and the interpreter is the one running ansible-playbook (where the kubernetes
+            # client lives).
+            "localhost": {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            }
+        }
+    }
+}
+"""The inventory every playbook runs against: the controller itself."""
 
 _NOISE = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation")
 _UNREACHABLE = ("Connection refused", "Max retries exceeded", "NewConnectionError", "timed out")
@@ -162,7 +175,7 @@ class AnsibleRunner:
             runner = ansible_runner.run(
                 private_data_dir=str(private),
                 playbook=str(Path(playbook).resolve()),
-                inventory=str(INVENTORY),
+                inventory=INVENTORY,
                 extravars=extravars,
                 cmdline=" ".join(shlex.quote(c) for c in cmdline),
                 envvars=_environment(private, kubeconfig, context),
@@ -186,7 +199,8 @@ class AnsibleRunner:
     ) -> PlaybookResult:
         """Server-side apply ``manifests`` through playbooks/apply.yml (Secrets are no_log)."""
         extravars = {"manifests": manifests, "field_manager": field_manager}
-        return self.run_playbook(PLAYBOOKS / "apply.yml", extravars, secret_vars, kubeconfig, context, check)
+        playbook = playbooks.path("apply.yml")
+        return self.run_playbook(playbook, extravars, secret_vars, kubeconfig, context, check)
 
     def delete(
         self,
@@ -197,7 +211,7 @@ class AnsibleRunner:
     ) -> PlaybookResult:
         """Delete ``[{apiVersion, kind, namespace, name}]`` through playbooks/delete.yml."""
         return self.run_playbook(
-            PLAYBOOKS / "delete.yml", {"objects": objects}, {}, kubeconfig, context, check
+            playbooks.path("delete.yml"), {"objects": objects}, {}, kubeconfig, context, check
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.sandbox import processes
+from sandbox import processes
 from tests.fixtures.alertmanager import AlertmanagerFactory
 
 CONFIG = """\

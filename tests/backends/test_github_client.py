@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bootstrap.clients import github
 from bootstrap.errors import AuthError, PermanentError, RetryableError
-from bootstrap.sandbox.github import GitHubEmulator
-from bootstrap.sandbox.github_seed import ADMIN_TOKEN, INFRA_REPO, KIT_REPO
-from bootstrap.sandbox.httpemu import Fault
+from sandbox.github import GitHubEmulator
+from sandbox.github_seed import ADMIN_TOKEN, INFRA_REPO, KIT_REPO
+from sandbox.httpemu import Fault
 
 # a fixed key: its fingerprint was checked with `ssh-keygen -lf`
 FIXED_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4 argocd@acme"

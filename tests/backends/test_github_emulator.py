@@ -30,9 +30,9 @@ from github import (
     UnknownObjectException,
 )
 
-from bootstrap.sandbox.github import GitHubEmulator
-from bootstrap.sandbox.github_seed import ADMIN_TOKEN, KIT_ADDONS
-from bootstrap.sandbox.httpemu import Fault
+from sandbox.github import GitHubEmulator
+from sandbox.github_seed import ADMIN_TOKEN, KIT_ADDONS
+from sandbox.httpemu import Fault
 from tests.fixtures.github import GitHubOpenAPI
 
 

@@ -18,7 +18,7 @@ from kubernetes.dynamic import DynamicClient
 
 from bootstrap.clients.kubernetes import KubeClient
 from bootstrap.errors import AuthError, RetryableError
-from bootstrap.sandbox.httpemu import Fault
+from sandbox.httpemu import Fault
 from tests.fixtures.kube import KubeSandbox
 
 APPLICATION_CRD: dict[str, Any] = {

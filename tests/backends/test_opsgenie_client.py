@@ -6,8 +6,8 @@ import pytest
 
 from bootstrap import errors
 from bootstrap.clients import opsgenie
-from bootstrap.sandbox.httpemu import Fault
-from bootstrap.sandbox.opsgenie import OpsGenieEmulator
+from sandbox.httpemu import Fault
+from sandbox.opsgenie import OpsGenieEmulator
 from tests.fixtures.opsgenie import API_KEY, TEAM
 
 NAME = "alertmanager-kuvaq"

@@ -11,8 +11,8 @@ import pytest
 import requests
 import tenacity
 
-from bootstrap.sandbox.httpemu import Fault
-from bootstrap.sandbox.opsgenie import OpsGenieEmulator
+from sandbox.httpemu import Fault
+from sandbox.opsgenie import OpsGenieEmulator
 from tests.fixtures.opsgenie import API_KEY, TEAM
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from bootstrap import errors
 from bootstrap.clients import slack
-from bootstrap.sandbox.httpemu import Fault
-from bootstrap.sandbox.slack import SlackEmulator
+from sandbox.httpemu import Fault
+from sandbox.slack import SlackEmulator
 from tests.fixtures.slack import BOT_TOKEN
 
 

@@ -13,8 +13,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import RateLimitErrorRetryHandler
 
-from bootstrap.sandbox.httpemu import Fault
-from bootstrap.sandbox.slack import SlackEmulator
+from sandbox.httpemu import Fault
+from sandbox.slack import SlackEmulator
 from tests.fixtures.slack import BOT_TOKEN
 
 

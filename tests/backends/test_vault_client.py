@@ -12,7 +12,7 @@ import pytest
 
 from bootstrap import errors
 from bootstrap.clients import vault as vault_client
-from bootstrap.sandbox import processes
+from sandbox import processes
 from tests.fixtures.vault import VaultHandle, create_approle
 
 SECRET = "s3cr3t-value-that-must-not-leak"
@@ -136,7 +136,7 @@ def test_sealed_server_is_retryable(tmp_path: Path) -> None:
 
 def test_detached_server_outlives_its_parent_and_stops_by_pid(tmp_path: Path) -> None:
     starter = (
-        "import sys, pathlib; from bootstrap.sandbox import processes; "
+        "import sys, pathlib; from sandbox import processes; "
         "s = processes.start_openbao(pathlib.Path(sys.argv[1]), detach=True); print(s.pid, s.url)"
     )
     # communicate() only returns once every holder of the stdout pipe has closed

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from bootstrap.sandbox import customer as sandbox_customer
-from bootstrap.sandbox import seed
+from sandbox import customer as sandbox_customer
+from sandbox import seed
 from tests.fixtures.world import World
 
 NAMES = ("c001", "c002", "c003")

@@ -33,7 +33,7 @@ import bcrypt
 import yaml
 
 from bootstrap.clients import github as github_client
-from bootstrap.sandbox import customer as sandbox_customer
+from sandbox import customer as sandbox_customer
 from steps import STEPS
 from tests.fixtures.world import World
 

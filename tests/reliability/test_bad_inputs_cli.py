@@ -19,7 +19,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bootstrap.sandbox.httpemu import EmulatorServer
+from sandbox.httpemu import EmulatorServer
 from tests.fixtures.world import World
 from tests.reliability.conftest import Figures
 from tests.unit.bad_inputs import BAD_INPUTS, BadInput

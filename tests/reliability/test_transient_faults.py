@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bootstrap.sandbox.httpemu import Fault
+from sandbox.httpemu import Fault
 from tests.fixtures.world import World
 from tests.reliability import harness, hygiene
 from tests.reliability.conftest import Figures

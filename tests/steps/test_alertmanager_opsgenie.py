@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 
 from bootstrap.reporting import StepResult
-from bootstrap.sandbox import customer as sandbox_customer
-from bootstrap.sandbox.httpemu import Fault
 from bootstrap.step import Action
+from sandbox import customer as sandbox_customer
+from sandbox.httpemu import Fault
 from steps.alertmanager_opsgenie import MASK, AlertmanagerOpsgenie
 from steps.slack_channel import SlackChannel
 from tests.fixtures.world import World

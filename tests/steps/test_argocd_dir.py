@@ -9,9 +9,9 @@ import yaml
 
 from bootstrap.errors import ConfigError, DriftError, RetryableError
 from bootstrap.reporting import StepResult, Summary
-from bootstrap.sandbox import customer as sandbox_customer
-from bootstrap.sandbox.httpemu import Fault
 from bootstrap.step import Action, Plan
+from sandbox import customer as sandbox_customer
+from sandbox.httpemu import Fault
 from steps.argocd_dir import ArgocdDir, application_problems
 from tests.fixtures.github import GitHubOpenAPI
 from tests.fixtures.world import World

@@ -20,8 +20,8 @@ import pytest
 
 from bootstrap.clients import argocd
 from bootstrap.errors import RetryableError
-from bootstrap.sandbox import argocd_manifest
 from bootstrap.step import Action, Context, Outputs, Plan, Step, StepId
+from sandbox import argocd_manifest
 from steps.argocd_dir import ArgocdDir
 from steps.argocd_install import DIGEST_ANNOTATION, INITIAL_ADMIN, VERSION_ANNOTATION, ArgocdInstall
 from steps.deploy_key import DeployKey

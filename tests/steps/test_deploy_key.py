@@ -8,9 +8,9 @@ from bootstrap.clients import github as github_client
 from bootstrap.clients.github import GitHubClient
 from bootstrap.clients.vault import VersionedSecret
 from bootstrap.reporting import StepResult, Summary
-from bootstrap.sandbox import customer as sandbox_customer
-from bootstrap.sandbox.httpemu import Fault
 from bootstrap.step import Action, Plan
+from sandbox import customer as sandbox_customer
+from sandbox.httpemu import Fault
 from steps.deploy_key import PENDING, DeployKey, generate
 from tests.fixtures.github import GitHubOpenAPI
 from tests.fixtures.world import World

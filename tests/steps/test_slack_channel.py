@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from bootstrap.reporting import StepResult
-from bootstrap.sandbox import customer as sandbox_customer
-from bootstrap.sandbox import seed
-from bootstrap.sandbox.httpemu import Fault
 from bootstrap.step import Action
+from sandbox import customer as sandbox_customer
+from sandbox import seed
+from sandbox.httpemu import Fault
 from steps.slack_channel import MESSAGE_EVENT, SlackChannel, marker
 from tests.fixtures.world import World
 from tests.unit.recording import RecordingReporter

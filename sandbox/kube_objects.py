@@ -17,7 +17,7 @@ import shlex
 from datetime import UTC, datetime
 from typing import Any
 
-from bootstrap.sandbox.kube_resources import ResourceType
+from sandbox.kube_resources import ResourceType
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 

@@ -19,7 +19,7 @@ import urllib.parse
 
 import requests
 
-from bootstrap.sandbox.httpemu import EmulatorServer, Fault, Request, Response
+from sandbox.httpemu import EmulatorServer, Fault, Request, Response
 
 _HOP_BY_HOP = frozenset(
     {

@@ -19,11 +19,11 @@ import signal
 import threading
 from pathlib import Path
 
-from bootstrap.sandbox import seed
-from bootstrap.sandbox.github import GitHubEmulator
-from bootstrap.sandbox.kube import KubeEmulator
-from bootstrap.sandbox.opsgenie import OpsGenieEmulator
-from bootstrap.sandbox.slack import SlackEmulator
+from sandbox import seed
+from sandbox.github import GitHubEmulator
+from sandbox.kube import KubeEmulator
+from sandbox.opsgenie import OpsGenieEmulator
+from sandbox.slack import SlackEmulator
 
 
 def main() -> None:

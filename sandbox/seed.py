@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bootstrap.sandbox import argocd_manifest, github_seed
-from bootstrap.sandbox import customer as sandbox_customer
+from sandbox import argocd_manifest, github_seed
+from sandbox import customer as sandbox_customer
 
 BOT_SCOPES = (
     "channels:read",

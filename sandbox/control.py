@@ -1,6 +1,6 @@
 """``bootstrap sandbox up|down``: the local backends as detached processes.
 
-``up`` starts the emulator process (bootstrap/sandbox/serve.py) and a real
+``up`` starts the emulator process (sandbox/serve.py) and a real
 OpenBao dev server, then writes ``sandbox.env`` (the tokens the customer file
 references) and ``customer.yaml`` (every service pointed at loopback).
 ``down`` stops both by the pids recorded in ``pids.json``. Running ``up``
@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from bootstrap.errors import BootstrapError
-from bootstrap.sandbox import customer, processes
+from sandbox import customer, processes
 
 READY_TIMEOUT = 30.0
 
@@ -44,7 +44,7 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0) -> Iterator[st
         [
             sys.executable,
             "-m",
-            "bootstrap.sandbox.serve",
+            "sandbox.serve",
             "--dir",
             str(directory),
             "--latency",
@@ -65,7 +65,7 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0) -> Iterator[st
     try:
         bao = processes.start_openbao(directory / "openbao", root_token=vault_token, detach=True)
     except BootstrapError:
-        processes.stop_pid(child.pid, expect="bootstrap.sandbox.serve")  # nothing records its pid yet
+        processes.stop_pid(child.pid, expect="sandbox.serve")  # nothing records its pid yet
         raise
     (directory / "pids.json").write_text(json.dumps({"emulators": child.pid, "openbao": bao.pid}))
     endpoints = _wait_ready(directory, child)
@@ -106,7 +106,7 @@ def down(directory: Path) -> Iterator[str]:
     except FileNotFoundError:
         yield f"no sandbox running in {directory}"
         return
-    for name, expect in (("emulators", "bootstrap.sandbox.serve"), ("openbao", "bao")):
+    for name, expect in (("emulators", "sandbox.serve"), ("openbao", "bao")):
         pid = pids.get(name)
         if pid and processes.stop_pid(int(pid), expect=expect):
             yield f"stopped {name} (pid {pid})"

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap.sandbox.httpemu import EmulatorServer, Fault, Request, Response
+from sandbox.httpemu import EmulatorServer, Fault, Request, Response
 
 RIGHTS = ("configuration", "read", "create", "update", "delete")
 INTEGRATION_TYPES = frozenset({"API", "Prometheus", "Email", "Webhook", "Grafana", "Marid", "Jira"})

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bootstrap.sandbox.httpemu import EmulatorServer, Fault, Request, Response
+from sandbox.httpemu import EmulatorServer, Fault, Request, Response
 
 READ_METHODS = frozenset(
     {

@@ -8,7 +8,7 @@ addons (the argocd-dir step checks ``appEnabled`` against it).
 
 from __future__ import annotations
 
-from bootstrap.sandbox.github import GitHubEmulator
+from sandbox.github import GitHubEmulator
 
 ADMIN_TOKEN = "ghp_test_admin"
 ADMIN_LOGIN = "acme-admin"

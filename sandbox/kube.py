@@ -9,7 +9,7 @@ patches, server-side apply with field managers and conflicts, ``dryRun=All``
 storing nothing (Ansible's check mode relies on it), label/field selectors,
 watches, and ``Status`` error bodies.
 
-It is written on :mod:`bootstrap.sandbox.httpemu` rather than on kmock 0.8:
+It is written on :mod:`sandbox.httpemu` rather than on kmock 0.8:
 kmock is an aiohttp app living in its own event loop, gets most verbs wrong on
 the wire (REFERENCE.md §9) so nearly every handler would have been replaced,
 and it would not have shared the call log and fault injection every other
@@ -40,10 +40,10 @@ from typing import Any
 
 import yaml
 
-from bootstrap.sandbox import kube_objects as ko
-from bootstrap.sandbox import kube_patch as kp
-from bootstrap.sandbox import kube_resources as kr
-from bootstrap.sandbox.httpemu import EmulatorServer, Fault, Request, Response
+from sandbox import kube_objects as ko
+from sandbox import kube_patch as kp
+from sandbox import kube_resources as kr
+from sandbox.httpemu import EmulatorServer, Fault, Request, Response
 
 Key = tuple[str, str, str, str]
 """(group, plural, namespace or "", name): one stored object."""

@@ -37,7 +37,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bootstrap.sandbox.httpemu import EmulatorServer, Fault, Request, Response
+from sandbox.httpemu import EmulatorServer, Fault, Request, Response
 
 DOCS = "https://docs.github.com/rest"
 API_VERSION = "2022-11-28"

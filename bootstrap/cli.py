@@ -21,16 +21,42 @@ if TYPE_CHECKING:
     from bootstrap.reporting import Reporter
     from bootstrap.secrets import Redactor
 
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     help="Onboard a customer onto the GitOps platform: run, resume, preview and inspect the steps.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=_CONTEXT,
 )
 sandbox_app = typer.Typer(
-    help="Local backends on loopback for trying the tool without credentials.", no_args_is_help=True
+    help="Local backends on loopback for trying the tool without credentials.",
+    no_args_is_help=True,
+    context_settings=_CONTEXT,
 )
 app.add_typer(sandbox_app, name="sandbox")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"bootstrap {version('gitops-bootstrap')}")
+        except PackageNotFoundError:
+            typer.echo("bootstrap (not installed as a distribution)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Onboard a customer onto the GitOps platform: run, resume, preview and inspect the steps."""
 
 
 class Output(enum.StrEnum):
@@ -328,11 +354,14 @@ def sandbox_up(
             "--customers", min=0, help="Also seed customers c001..cNNN: DIR/inventory/<name>/customer.yaml."
         ),
     ] = 0,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Stop a sandbox still running in DIR and start a new one.")
+    ] = False,
 ) -> None:
     """Start the local backends on loopback and write DIR/sandbox.env and DIR/customer.yaml."""
     from sandbox import control
 
-    for line in control.up(directory, latency=latency, customers=customers):
+    for line in control.up(directory, latency=latency, customers=customers, replace=replace):
         typer.echo(line, err=True)
 
 

@@ -3,8 +3,10 @@
 ``up`` starts the emulator process (sandbox/serve.py) and a real
 OpenBao dev server, then writes ``sandbox.env`` (the tokens the customer file
 references) and ``customer.yaml`` (every service pointed at loopback).
-``down`` stops both by the pids recorded in ``pids.json``. Running ``up``
-twice first stops the previous sandbox, so it is always safe to repeat.
+``down`` stops both by the pids recorded in ``pids.json``. ``up`` on a directory
+whose sandbox still runs refuses unless ``replace`` is given: a new sandbox has new
+ports and tokens, so silently replacing it would break every shell that sourced
+the old ``sandbox.env``. A directory whose processes are gone is reused quietly.
 
 For fleet runs and benchmarks, ``customers=N`` adds customers c001..cNNN with
 their files in ``inventory/<name>/customer.yaml`` (each on its own cluster),
@@ -18,6 +20,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -27,14 +30,23 @@ from typing import Any
 
 import yaml
 
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, ConfigError
 from sandbox import customer, processes
 
 READY_TIMEOUT = 30.0
+_EXPECTED = {"emulators": "sandbox.serve", "openbao": "bao"}
+"""What each recorded process's command line contains (a reused pid is not ours)."""
 
 
-def up(directory: Path, latency: float = 0.0, customers: int = 0) -> Iterator[str]:
+def up(directory: Path, latency: float = 0.0, customers: int = 0, replace: bool = False) -> Iterator[str]:
     directory = directory.resolve()
+    live = running(directory)
+    if live and not replace:
+        raise ConfigError(
+            f"a sandbox is already running in {directory} (pids {', '.join(map(str, live))}); "
+            f"use it (source {directory / 'sandbox.env'}), stop it with "
+            f"`{command()} sandbox down --dir {shlex.quote(str(directory))}`, or pass --replace"
+        )
     if (directory / "pids.json").exists():
         yield from down(directory)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -91,12 +103,34 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0) -> Iterator[st
         f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, "
         f"Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
     )
-    yield f"next: source {env_path} && bootstrap run {directory / 'customer.yaml'}"
+    file = shlex.quote(str(directory / "customer.yaml"))
+    yield f"next: source {shlex.quote(str(env_path))} && {command()} run {file}"
     if endpoints["customers"]:
         yield (
             f"fleet: {len(endpoints['customers'])} more customers: "
-            f"bootstrap run {directory}/inventory/*/customer.yaml --parallel 10"
+            f"{command()} run {shlex.quote(str(directory))}/inventory/*/customer.yaml --parallel 10"
         )
+
+
+def command() -> str:
+    """How to call ``bootstrap`` so the hint works as typed: by name when PATH finds this very
+    program, else by its full path (e.g. a virtualenv that is not activated)."""
+    ours = Path(sys.executable).parent / "bootstrap"
+    found = shutil.which("bootstrap")
+    if found and (not ours.exists() or Path(found).resolve() == ours.resolve()):
+        return "bootstrap"
+    return shlex.quote(str(ours)) if ours.exists() else f"{shlex.quote(sys.executable)} -m bootstrap"
+
+
+def running(directory: Path) -> list[int]:
+    """The recorded sandbox processes in ``directory`` that are still alive."""
+    try:
+        pids = json.loads((directory / "pids.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    return [
+        int(pid) for name, pid in pids.items() if pid and processes.is_running(int(pid), _EXPECTED.get(name))
+    ]
 
 
 def down(directory: Path) -> Iterator[str]:
@@ -106,7 +140,7 @@ def down(directory: Path) -> Iterator[str]:
     except FileNotFoundError:
         yield f"no sandbox running in {directory}"
         return
-    for name, expect in (("emulators", "sandbox.serve"), ("openbao", "bao")):
+    for name, expect in _EXPECTED.items():
         pid = pids.get(name)
         if pid and processes.stop_pid(int(pid), expect=expect):
             yield f"stopped {name} (pid {pid})"

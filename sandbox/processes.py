@@ -288,3 +288,8 @@ def _cmdline_contains(pid: int, needle: str) -> bool:
     except FileNotFoundError:
         return not Path("/proc/self").exists()
     return needle in cmdline
+
+
+def is_running(pid: int, expect: str | None = None) -> bool:
+    """Whether ``pid`` is alive and (when ``expect`` is given) its command line contains it."""
+    return _pid_alive(pid) and (expect is None or _cmdline_contains(pid, expect))

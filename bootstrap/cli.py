@@ -9,6 +9,7 @@ person · 4 invalid input · 5 locked · 130 interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import sys
 from pathlib import Path
@@ -186,12 +187,11 @@ def destroy(
     state: StateOpt = None,
     break_lock: BreakLockOpt = False,
 ) -> None:
-    """Undo the steps in reverse order (archive the channel, delete keys, revert argocd/ by a commit, …)."""
-    if not dry_run and not yes:
-        if not sys.stdin.isatty():
-            typer.echo("error: destroy needs --yes when not run from a terminal", err=True)
-            raise typer.Exit(4)
-        typer.confirm(f"Destroy everything bootstrap created for {customer}?", abort=True, err=True)
+    """Undo the steps in reverse order (archive the channel, delete keys, revert argocd/ by a commit, …).
+
+    Without --yes it first shows what would be removed, names the customer, and asks: a person
+    confirms what they have seen, not a file name.
+    """
     from bootstrap.fleet import Options
 
     opts = Options(
@@ -202,6 +202,19 @@ def destroy(
         json_output=output is Output.json,
         break_lock=break_lock,
     )
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            typer.echo("error: destroy needs --yes when not run from a terminal", err=True)
+            raise typer.Exit(4)
+        from bootstrap import config
+
+        name = config.load(customer).customer.name
+        shown = _execute([customer], dataclasses.replace(opts, mode="destroy-plan", json_output=False))
+        if shown != 2:  # 0: nothing to remove; anything else: the preview itself failed
+            raise typer.Exit(shown)
+        if not typer.confirm(f"Destroy all of the above for customer {name}?", default=False, err=True):
+            typer.echo("nothing done", err=True)
+            raise typer.Exit(0)
     raise typer.Exit(_execute([customer], opts))
 
 

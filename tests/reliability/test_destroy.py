@@ -12,6 +12,11 @@ is a no-op.
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
+
 from tests.fixtures.world import World
 from tests.reliability import harness, hygiene
 from tests.reliability.conftest import Figures
@@ -34,6 +39,13 @@ def test_destroy_removes_everything_resumably(world: World, figures: Figures) ->
     refused = harness.run_cli(world, "destroy", "customer.yaml")
     assert refused.returncode == 4 and "--yes" in refused.stderr and refused.writes == []
 
+    writes_before = sum(len(server.log.writes) for server in world.servers)
+    declined, answer = _destroy_at_a_terminal(world, "n\n")
+    assert declined == 0, answer
+    assert answer.index("alertmanager") < answer.index("customer kuvaq?")  # the plan comes first
+    assert "nothing done" in answer
+    assert sum(len(server.log.writes) for server in world.servers) == writes_before
+
     killed = harness.run_cli(world, *DESTROY, kill_after=KILL_AT)
     assert killed.killed_at is not None, killed.describe()
     done = harness.run_cli(world, *DESTROY)
@@ -51,3 +63,23 @@ def test_destroy_removes_everything_resumably(world: World, figures: Figures) ->
         figures.scans += 1
         figures.secrets_found += len(found)
     assert found == []
+
+
+def _destroy_at_a_terminal(world: World, typed: str) -> tuple[int, str]:
+    """``bootstrap destroy`` with a terminal on stdin (as a person runs it), answering ``typed``."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bootstrap", "destroy", "customer.yaml"],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**world.cli_env(), "NO_COLOR": "1"},
+        cwd=world.dir,
+    )
+    os.close(follower)
+    try:
+        os.write(leader, typed.encode())  # the terminal buffers it until the prompt reads
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        os.close(leader)
+    return proc.returncode, out.decode(errors="replace")

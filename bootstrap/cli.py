@@ -91,6 +91,9 @@ ParallelOpt = Annotated[
         help="Concurrency: independent steps of one customer, or customers of a fleet. 1 = sequential.",
     ),
 ]
+DiffOpt = Annotated[
+    bool, typer.Option("--diff", help="Show whole unified diffs (default: the changed lines, truncated).")
+]
 StateOpt = Annotated[
     str | None,
     typer.Option(
@@ -132,6 +135,7 @@ def run(
     ] = False,
     parallel: ParallelOpt = 4,
     output: OutputOpt = Output.text,
+    diff: DiffOpt = False,
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
     break_lock: BreakLockOpt = False,
@@ -146,6 +150,7 @@ def run(
         state_dir=state_dir,
         state_url=state,
         json_output=output is Output.json,
+        full_diff=diff,
         force=force,
         break_lock=break_lock,
     )
@@ -159,6 +164,7 @@ def plan(
     skip: SkipOpt = [],  # noqa: B006
     parallel: ParallelOpt = 4,
     output: OutputOpt = Output.text,
+    diff: DiffOpt = False,
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
 ) -> None:
@@ -172,6 +178,7 @@ def plan(
         state_dir=state_dir,
         state_url=state,
         json_output=output is Output.json,
+        full_diff=diff,
     )
     raise typer.Exit(_execute(customers, opts))
 
@@ -183,6 +190,7 @@ def destroy(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed and stop.")] = False,
     only: OnlyOpt = [],  # noqa: B006
     output: OutputOpt = Output.text,
+    diff: DiffOpt = False,
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
     break_lock: BreakLockOpt = False,
@@ -200,6 +208,7 @@ def destroy(
         state_dir=state_dir,
         state_url=state,
         json_output=output is Output.json,
+        full_diff=diff,
         break_lock=break_lock,
     )
     if not dry_run and not yes:

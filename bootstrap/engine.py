@@ -34,7 +34,10 @@ from bootstrap.secrets import Redactor
 from bootstrap.step import Context, Plan, Rotatable, Step
 
 _STOPPING = frozenset({"failed", "waiting", "interrupted"})
+_HALTING = frozenset({"failed", "interrupted"})
+"""Outcomes after which no new step starts. A step waiting for a person blocks only its dependents."""
 _SUCCESS = frozenset({"done", "up-to-date"})
+_NONE = StepResult("", "skipped")
 MAX_ATTEMPTS = 3
 MAX_RETRY_DELAY = 30.0
 
@@ -79,12 +82,37 @@ def select(steps: Sequence[Step], selection: Selection) -> list[Step]:
     for given in (*selection.only, *selection.skip, *([selection.from_] if selection.from_ else [])):
         if given not in ids:
             raise ConfigError(f"unknown step {given!r}; steps are: {', '.join(ids)}")
+    both = sorted(set(selection.only) & set(selection.skip))
+    if both:
+        raise ConfigError(f"--only and --skip both name {', '.join(both)}; name each step in one of them")
     chosen = ordered
     if selection.from_:
         chosen = chosen[ids.index(selection.from_) :]
+        before = [s for s in selection.only if s not in {c.id for c in chosen}]
+        if before:
+            raise ConfigError(
+                f"--only {', '.join(before)} comes before --from {selection.from_} in the step order "
+                f"({', '.join(ids)}); drop one of them"
+            )
     if selection.only:
         chosen = [s for s in chosen if s.id in selection.only]
-    return [s for s in chosen if s.id not in selection.skip]
+    chosen = [s for s in chosen if s.id not in selection.skip]
+    if not chosen:
+        raise ConfigError(
+            "the selection (--only/--skip/--from) leaves no step to run; steps are: " + ", ".join(ids)
+        )
+    return chosen
+
+
+def _not_started(step: Step, results: Mapping[str, StepResult]) -> StepResult:
+    """The result of a selected step that never started, saying why (so the counts add up)."""
+    blockers = [r for r in step.requires if r in results and results[r].status not in _SUCCESS]
+    if blockers:
+        why = ", ".join(f"{r} ({results[r].status})" for r in blockers)
+        return StepResult(step.id, "skipped", message=f"not started: needs {why}")
+    stopped = next((r.step for r in results.values() if r.status in _HALTING), None)
+    reason = f"the run stopped after {stopped} did not succeed" if stopped else "a step it needs did not run"
+    return StepResult(step.id, "skipped", message=f"not started: {reason}")
 
 
 class _OutputsView(Mapping[str, Mapping[str, Any]]):
@@ -144,7 +172,7 @@ class Engine:
             results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
         if not dry_run:
             self._retire(chosen, ctx, state, results)
-        summary.results.extend(results[s.id] for s in chosen if s.id in results)
+        summary.results.extend(results.get(s.id) or _not_started(s, results) for s in chosen)
         self.reporter.run_finished(summary)
         return summary
 
@@ -152,9 +180,15 @@ class Engine:
         self, chosen: list[Step], ctx: Context, state: State, dry_run: bool
     ) -> dict[str, StepResult]:
         results: dict[str, StepResult] = {}
+        chosen_ids = {s.id for s in chosen}
         for step in chosen:
+            blocked = any(
+                r in chosen_ids and results.get(r, _NONE).status not in _SUCCESS for r in step.requires
+            )
+            if blocked and not dry_run:
+                continue  # a step it needs is waiting or did not succeed: reported as not started
             results[step.id] = result = self._run_step(step, ctx, state, dry_run)
-            if result.status in _STOPPING:
+            if result.status in _HALTING:
                 break
         return results
 
@@ -187,7 +221,7 @@ class Engine:
                 for fut in finished:
                     step = running.pop(fut)
                     results[step.id] = result = fut.result()
-                    stopped = stopped or result.status in _STOPPING
+                    stopped = stopped or result.status in _HALTING
         except KeyboardInterrupt:
             for step in running.values():
                 self._fail(state, step.id, Status.FAILED, "interrupted")
@@ -198,15 +232,19 @@ class Engine:
 
     def _check_requirements(self, chosen: list[Step], state: State, dry_run: bool) -> None:
         chosen_ids = {s.id for s in chosen}
-        for step in chosen:
-            for req in step.requires:
-                if req in chosen_ids or dry_run:
-                    continue
-                if state.record(req).status != Status.DONE:
-                    raise ConfigError(
-                        f"step {step.id} needs {req}, which has never succeeded; "
-                        f"run it first (drop --only/--skip/--from, or add --only {req})"
-                    )
+        missing = {
+            (step.id, req)
+            for step in chosen
+            for req in step.requires
+            if not dry_run and req not in chosen_ids and state.record(req).status != Status.DONE
+        }
+        if missing:
+            needs = "; ".join(f"{s} needs {r}, which has never succeeded" for s, r in sorted(missing))
+            reqs = sorted({req for _, req in missing})
+            raise ConfigError(
+                f"{needs}; run {'it' if len(reqs) == 1 else 'them'} first "
+                f"(drop --only/--skip/--from, or add {' '.join(f'--only {r}' for r in reqs)})"
+            )
 
     def _run_step(self, step: Step, ctx: Context, state: State, dry_run: bool) -> StepResult:
         rec = state.record(step.id)

@@ -38,6 +38,7 @@ class Options:
     json_output: bool = False
     force: bool = False
     break_lock: bool = False
+    full_diff: bool = False
 
 
 @dataclass
@@ -109,7 +110,7 @@ def _reporter(opts: Options, prefix: str | None, quiet: bool = False) -> Reporte
         return reporting.PrefixedReporter(redactor, prefix or "")
     if opts.json_output:
         return reporting.JsonReporter(redactor)
-    return reporting.ConsoleReporter(redactor)
+    return reporting.ConsoleReporter(redactor, full_diff=opts.full_diff)
 
 
 def _print_fleet(
@@ -138,15 +139,11 @@ def _print_fleet(
 
 
 def _describe(o: Outcome) -> str:
+    """The whole reason, not its first line: a fleet table is where a person looks first."""
     if o.error:
-        return o.error.splitlines()[0]
+        return o.error
     if o.summary is None:
         return ""
-    counts: dict[str, int] = {}
-    for r in o.summary.results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    failed = [r for r in o.summary.results if r.status in ("failed", "waiting", "interrupted")]
-    detail = ", ".join(f"{n} {s}" for s, n in counts.items())
-    if failed and failed[0].message:
-        detail += f" — {failed[0].step}: {failed[0].message.splitlines()[0]}"
-    return detail
+    detail = o.summary.line().removeprefix(f"{o.summary.customer}: ")
+    stopped = [r for r in o.summary.results if r.status in ("failed", "waiting", "interrupted") and r.message]
+    return "\n".join([detail, *(f"{r.step}: {r.message}" for r in stopped)])

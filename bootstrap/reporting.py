@@ -11,25 +11,63 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
+from rich.spinner import Spinner
+from rich.text import Text
 
 from bootstrap.secrets import Redactor
 from bootstrap.step import Action, Outputs, Plan
 
 
+class Outcome(StrEnum):
+    """The one vocabulary for what happened to a step: summary lines, the status table and JSON alike."""
+
+    DONE = "done"
+    UP_TO_DATE = "up-to-date"
+    CHANGED = "changed"
+    """A plan (or destroy plan) found changes to make."""
+    FAILED = "failed"
+    WAITING = "waiting"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"
+    """Not started: a step it requires did not succeed in this run."""
+
+
+_WORDS = {
+    Outcome.DONE: "done",
+    Outcome.UP_TO_DATE: "up to date",
+    Outcome.CHANGED: "changed",
+    Outcome.FAILED: "failed",
+    Outcome.WAITING: "waiting",
+    Outcome.INTERRUPTED: "interrupted",
+    Outcome.SKIPPED: "skipped",
+}
+
+
 @dataclass
 class StepResult:
     step: str
-    status: str  # done | up-to-date | planned | failed | waiting | skipped | interrupted
+    status: str  # as recorded: done | up-to-date | planned | failed | waiting | skipped | interrupted
     plan: Plan | None = None
     outputs: Outputs = field(default_factory=dict)
     message: str | None = None
     seconds: float = 0.0
     invalid_input: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        """``status`` in the shared vocabulary: a plan result says whether it found changes."""
+        if self.status == "planned":
+            return Outcome.CHANGED if self.plan is not None and not self.plan.empty else Outcome.UP_TO_DATE
+        return Outcome(self.status)
 
 
 @dataclass
@@ -62,16 +100,39 @@ class Summary:
             return 2
         return 0
 
+    def counts(self) -> dict[Outcome, int]:
+        """Steps per outcome, in the vocabulary's order; they add up to the steps selected."""
+        found = Counter(r.outcome for r in self.results)
+        return {o: found[o] for o in Outcome if found[o]}
+
+    def change_counts(self) -> dict[Action, int]:
+        """Planned changes per action over all steps (what a plan would do)."""
+        found = Counter(c.action for r in self.results if r.plan is not None for c in r.plan.changes)
+        return {a: found[a] for a in Action}
+
+    def line(self) -> str:
+        """The line read first: ``kuvaq: 12 to create, 3 to update, 0 to delete, 4 steps up to date``."""
+        counts = self.counts()
+        if self.mode.endswith("plan"):
+            changes = self.change_counts()
+            parts = [f"{changes[a]} to {a}" for a in (Action.CREATE, Action.UPDATE, Action.DELETE)]
+            if changes[Action.REPLACE]:
+                parts.insert(2, f"{changes[Action.REPLACE]} to replace")
+            others = [f"{n} {_WORDS[o]}" for o, n in counts.items() if o not in (Outcome.CHANGED,)]
+            return f"{self.customer}: " + ", ".join(parts + [_steps(o) for o in others])
+        return f"{self.customer}: {self.mode} " + ", ".join(f"{n} {_WORDS[o]}" for o, n in counts.items())
+
     def to_json(self) -> dict[str, Any]:
         return {
             "customer": self.customer,
             "mode": self.mode,
             "exit_code": self.exit_code(),
+            "counts": {str(o): n for o, n in self.counts().items()},
             "notices": self.notices,
             "steps": [
                 {
                     "id": r.step,
-                    "status": r.status,
+                    "status": str(r.outcome),
                     "seconds": round(r.seconds, 3),
                     "plan": r.plan.to_json() if r.plan is not None else None,
                     "outputs": r.outputs,
@@ -80,6 +141,12 @@ class Summary:
                 for r in self.results
             ],
         }
+
+
+def _steps(counted: str) -> str:
+    """``4 up to date`` → ``4 steps up to date`` (``1 step …``)."""
+    number, _, rest = counted.partition(" ")
+    return f"{number} {'step' if number == '1' else 'steps'} {rest}"
 
 
 class Reporter(Protocol):
@@ -101,17 +168,48 @@ _SYMBOL = {
     Action.REPLACE: "[yellow]±[/]",
     Action.DELETE: "[red]-[/]",
 }
+DIFF_LINES = 12
+"""Changed lines shown per change without ``--diff`` (the rest is counted, not printed)."""
+
+
+@dataclass
+class _Block:
+    """What one step has to say, printed whole when it finishes so concurrent steps never interleave."""
+
+    lines: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    doing: str = "planning"
 
 
 class ConsoleReporter:
-    """Human output on stderr (stdout stays free for ``--output json``)."""
+    """Human output on stderr (stdout stays free for ``--output json``).
 
-    def __init__(self, redactor: Redactor, stream: TextIO | None = None, verbose: bool = False) -> None:
+    Each step's lines are collected and printed as one block under its name
+    when the step finishes, in the order steps finish: with concurrent steps a
+    line is always under the step it belongs to. While steps work, a terminal
+    shows a live line per running step (spinner, elapsed time, what it awaits);
+    piped output gets plain progress lines prefixed with the step instead.
+    Diffs show the changed lines only, at most ``DIFF_LINES`` per change,
+    unless ``full_diff`` (``--diff``) asks for whole unified diffs.
+    """
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        stream: TextIO | None = None,
+        verbose: bool = False,
+        full_diff: bool = False,
+    ) -> None:
         self.redactor = redactor
         self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
         self.verbose = verbose
-        self._lock = threading.Lock()
+        self.full_diff = full_diff
+        self.mode = "run"
+        self._lock = threading.RLock()
+        self._blocks: dict[str, _Block] = {}
+        self._live: Live | None = None
 
+    # -- output primitives ---------------------------------------------------------------------
     def _print(self, text: str) -> None:
         with self._lock:
             self.console.print(text)
@@ -119,56 +217,146 @@ class ConsoleReporter:
     def _safe(self, text: str) -> str:
         return escape(self.redactor.redact(text))
 
+    def _add(self, step: str, text: str) -> None:
+        with self._lock:
+            block = self._blocks.get(step)
+            if block is None:
+                self._print(text)
+            else:
+                block.lines.append(text)
+
+    def _flush(self, step: str, closing: str | None = None) -> None:
+        with self._lock:
+            block = self._blocks.pop(step, None)
+            lines = [f"[bold cyan]▶ {step}[/]", *(block.lines if block else [])]
+            if closing:
+                lines.append(closing)
+            self._print("\n".join(lines))
+            self._refresh()
+
+    # -- live progress (terminals only) --------------------------------------------------------
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._activity(), refresh=True)
+
+    def _activity(self) -> Group:
+        now = time.monotonic()
+        rows = [
+            Spinner(
+                "dots",
+                text=Text.from_markup(
+                    f"[cyan]{step}[/] [dim]{now - block.started:4.0f}s[/] {self._safe(block.doing)}"
+                ),
+            )
+            for step, block in self._blocks.items()
+        ]
+        return Group(*rows)
+
+    # -- events ------------------------------------------------------------------------------
     def run_started(self, customer: str, mode: str, steps: list[str]) -> None:
+        self.mode = mode
         self._print(f"[bold]{mode}[/] customer [bold]{escape(customer)}[/]: {len(steps)} step(s)")
+        if self.console.is_terminal and self._live is None:
+            self._live = Live(
+                self._activity(),
+                console=self.console,
+                refresh_per_second=4,
+                transient=True,
+                get_renderable=self._activity,
+            )
+            self._live.start()
 
     def notice(self, text: str) -> None:
         self._print(f"[yellow]![/] {self._safe(text)}")
 
     def step_started(self, step: str) -> None:
-        self._print(f"[bold cyan]▶ {step}[/]")
+        with self._lock:
+            self._blocks[step] = _Block()
+            self._refresh()
 
     def step_progress(self, step: str, text: str) -> None:
-        self._print(f"  [dim]{step}:[/] {self._safe(text)}")
+        with self._lock:
+            block = self._blocks.get(step)
+            if block is not None:
+                block.doing = text
+            if self._live is None:
+                self._print(f"  [dim]{step}:[/] {self._safe(text)}")
+            else:
+                self._refresh()
 
     def step_planned(self, step: str, plan: Plan) -> None:
         for note in plan.notes:
-            self._print(f"  [dim]note:[/] {self._safe(note)}")
+            self._add(step, f"  [dim]note:[/] {self._safe(note)}")
         for change in plan.changes:
             summary = f" — {self._safe(change.summary)}" if change.summary else ""
-            self._print(f"  {_SYMBOL[change.action]} {change.action} {self._safe(change.target)}{summary}")
-            if change.diff:
-                for line in self.redactor.redact(change.diff).splitlines():
-                    style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
-                    self._print(f"      [{style}]{escape(line)}[/]")
+            self._add(
+                step, f"  {_SYMBOL[change.action]} {change.action} {self._safe(change.target)}{summary}"
+            )
+            for line in self._diff_lines(change.diff):
+                self._add(step, line)
+        with self._lock:
+            if step in self._blocks:
+                self._blocks[step].doing = "applying" if not plan.empty else "checking"
+        if self.mode.endswith("plan"):
+            word = "up to date" if plan.empty else f"{len(plan.changes)} change(s)"
+            self._flush(step, f"  [dim]{step}: {word}[/]")
+
+    def _diff_lines(self, diff: str) -> list[str]:
+        if not diff:
+            return []
+        lines = self.redactor.redact(diff).splitlines()
+        if not self.full_diff:
+            changed = [
+                line for line in lines if line[:1] in "+-" and not line.startswith(("+++", "---"))
+            ] or lines
+            if len(changed) > DIFF_LINES:
+                more = len(changed) - DIFF_LINES
+                changed = [
+                    *changed[:DIFF_LINES],
+                    f"… {more} more changed line(s); --diff shows the whole diff",
+                ]
+            lines = changed
+        out = []
+        for line in lines:
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+            out.append(f"      [{style}]{escape(line)}[/]")
+        return out
 
     def step_skipped(self, step: str, reason: str) -> None:
-        self._print(f"  [dim]{step}: {self._safe(reason)}[/]")
+        self._flush(step, f"  [dim]{step}: {self._safe(reason)}[/]")
 
     def step_applied(self, step: str, outputs: Outputs) -> None:
-        self._print(f"  [green]✓ {step} done[/]")
+        self._flush(step, f"  [green]✓ {step} done[/]")
 
     def step_failed(self, step: str, message: str, retrying: bool) -> None:
-        tag = "[yellow]retrying[/]" if retrying else "[red]✗ failed[/]"
-        self._print(f"  {tag} {step}: {self._safe(message)}")
+        if retrying:
+            self._add(step, f"  [yellow]retrying[/] {step}: {self._safe(message)}")
+            return
+        self._flush(step, f"  [red]✗ {step} failed:[/] {self._safe(message)}")
 
     def step_waiting(self, step: str, message: str) -> None:
-        self._print(f"  [magenta]⏸ {step} is waiting for you:[/]\n{self._safe(message)}")
+        self._flush(step, f"  [magenta]⏸ {step} is waiting for you:[/]\n{self._safe(message)}")
 
     def run_finished(self, summary: Summary) -> None:
+        with self._lock:
+            for step in list(self._blocks):
+                self._flush(step)
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
         code = summary.exit_code()
         word = {
             0: "[green]finished[/]",
             1: "[red]failed[/]",
             2: "[yellow]changes planned[/]",
             3: "[magenta]waiting[/]",
+            4: "[red]invalid input[/]",
             130: "[red]interrupted[/]",
         }.get(code, str(code))
-        counts: dict[str, int] = {}
+        self._print(f"[bold]{escape(self.redactor.redact(summary.line()))}[/] — {word}")
         for r in summary.results:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        detail = ", ".join(f"{n} {s}" for s, n in counts.items())
-        self._print(f"[bold]{summary.mode} {word}[/] ({detail})")
+            if r.outcome is Outcome.SKIPPED and r.message:
+                self._print(f"  [dim]{r.step}: {self._safe(r.message)}[/]")
 
 
 class JsonReporter(ConsoleReporter):
@@ -192,20 +380,31 @@ class PrefixedReporter(ConsoleReporter):
     def __init__(self, redactor: Redactor, prefix: str, stream: TextIO | None = None) -> None:
         super().__init__(redactor, stream)
         self.prefix = escape(prefix)
+        self.console = Console(
+            file=stream or sys.stderr, highlight=False, soft_wrap=True, force_terminal=False
+        )
 
     def _print(self, text: str) -> None:
         with self._lock:
-            self.console.print(f"[dim]{self.prefix}[/] {text.lstrip()}")
+            for line in text.splitlines():
+                if not line.lstrip().startswith("[bold cyan]▶"):
+                    self.console.print(f"[dim]{self.prefix}[/] {line.lstrip()}")
 
     def run_started(self, customer: str, mode: str, steps: list[str]) -> None:
-        pass
+        self.mode = mode
 
     def step_started(self, step: str) -> None:
+        pass
+
+    def step_progress(self, step: str, text: str) -> None:
         pass
 
     def step_planned(self, step: str, plan: Plan) -> None:
         if not plan.empty:
             self._print(f"{step}: {len(plan.changes)} change(s)")
+
+    def run_finished(self, summary: Summary) -> None:
+        pass
 
 
 def print_fleet_table(rows: list[tuple[str, str, int, str]], redactor: Redactor) -> None:

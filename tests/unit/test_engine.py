@@ -282,7 +282,7 @@ def test_digest_change_with_nothing_to_change_is_verified_and_recorded(h: Harnes
 def test_failure_stops_the_run_and_the_checkpoint_is_consistent(h: Harness) -> None:
     h.world.on_apply["b"] = [PermanentError("the token needs Administration: write on kuvaq/infra")]
     summary = h.run()
-    assert statuses(summary) == [("a", "done"), ("b", "failed")]
+    assert statuses(summary) == [("a", "done"), ("b", "failed"), ("c", "skipped")]
     assert summary.exit_code() == 1
     assert h.reporter.steps_with("step_started") == ["a", "b"]
     assert h.reporter.of("step_failed") == [
@@ -336,7 +336,7 @@ def test_retry_delay_is_capped(tmp_path: Path, sleeps: list[float]) -> None:
 def test_persistent_retryable_error_gives_up(h: Harness, sleeps: list[float]) -> None:
     h.world.on_apply["a"] = [RetryableError("503 unavailable") for _ in range(engine.MAX_ATTEMPTS)]
     summary = h.run()
-    assert statuses(summary) == [("a", "failed")]
+    assert statuses(summary) == [("a", "failed"), ("b", "skipped"), ("c", "skipped")]
     message = summary.results[0].message or ""
     assert f"gave up after {engine.MAX_ATTEMPTS} attempts" in message
     assert "run the same command again" in message
@@ -348,7 +348,7 @@ def test_persistent_retryable_error_gives_up(h: Harness, sleeps: list[float]) ->
 def test_waiting_for_a_person(h: Harness) -> None:
     h.world.on_apply["b"] = [WaitingForHuman("create the OAuth app at https://github.com/settings/apps/new")]
     summary = h.run()
-    assert statuses(summary) == [("a", "done"), ("b", "waiting")]
+    assert statuses(summary) == [("a", "done"), ("b", "waiting"), ("c", "skipped")]
     assert summary.exit_code() == 3
     assert h.reporter.steps_with("step_waiting") == ["b"]
     assert h.status("b") is Status.WAITING
@@ -358,11 +358,11 @@ def test_waiting_for_a_person(h: Harness) -> None:
 def test_failed_verify_is_not_trusted_on_the_next_run(h: Harness) -> None:
     """apply() succeeded but the post-condition did not hold: an empty plan is not enough to call it done."""
     h.world.on_verify["a"] = PermanentError("workloads not Available after 600s")
-    assert statuses(h.run()) == [("a", "failed")]
+    assert statuses(h.run()) == [("a", "failed"), ("b", "skipped"), ("c", "skipped")]
     assert h.world.remote["a"] == "a:Kuvaq Oy"  # the change itself was made
 
     summary = h.run()
-    assert statuses(summary) == [("a", "failed")]
+    assert statuses(summary) == [("a", "failed"), ("b", "skipped"), ("c", "skipped")]
     assert h.status("a") is Status.FAILED
 
     del h.world.on_verify["a"]
@@ -374,14 +374,14 @@ def test_failed_verify_is_not_trusted_on_the_next_run(h: Harness) -> None:
 def test_unexpected_exception_is_recorded_as_a_failure(h: Harness) -> None:
     h.world.on_apply["a"] = [KeyError("spec")]
     summary = h.run()
-    assert statuses(summary) == [("a", "failed")]
+    assert statuses(summary) == [("a", "failed"), ("b", "skipped"), ("c", "skipped")]
     assert (h.store.load("kuvaq").record("a").error or "").startswith("unexpected KeyError")
 
 
 def test_keyboard_interrupt_in_apply(h: Harness) -> None:
     h.world.on_apply["b"] = [KeyboardInterrupt()]
     summary = h.run()
-    assert statuses(summary) == [("a", "done"), ("b", "interrupted")]
+    assert statuses(summary) == [("a", "done"), ("b", "interrupted"), ("c", "skipped")]
     assert summary.exit_code() == 130
     rec = h.store.load("kuvaq").record("b")
     assert rec.status is Status.FAILED
@@ -538,3 +538,48 @@ def test_engine_verify_reports_drift_without_changing_anything(h: Harness) -> No
     problems = eng.verify(h.context())
     assert problems == {"a": None, "b": "fake/b does not hold the desired value", "c": None}
     assert h.world.remote["b"] == "edited by hand"
+
+
+# -- selections that select nothing, and who a waiting step blocks --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("selection", "why"),
+    [
+        (Selection(only=("a",), skip=("a",)), "--only and --skip both name a"),
+        (Selection(only=("a",), from_="b"), "--only a comes before --from b"),
+        (Selection(skip=("a", "b", "c")), "leaves no step to run"),
+    ],
+)
+def test_a_selection_that_selects_nothing_is_invalid(h: Harness, selection: Selection, why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        h.run(selection)
+    assert h.world.applies == []
+
+
+def test_every_missing_requirement_is_named_at_once(tmp_path: Path) -> None:
+    class Other(FakeStep):
+        id = StepId("other")
+
+    class Both(FakeStep):
+        id = StepId("both")
+        requires = (StepId("a"), StepId("other"))
+
+    h = Harness(tmp_path, steps=(StepA, Other, Both))
+    with pytest.raises(ConfigError) as info:
+        h.run(Selection(only=("both",)))
+    assert "both needs a" in str(info.value) and "both needs other" in str(info.value)
+    assert "--only a --only other" in str(info.value)
+
+
+def test_a_waiting_step_blocks_only_its_dependents(tmp_path: Path) -> None:
+    class Free(FakeStep):
+        id = StepId("free")
+
+    h = Harness(tmp_path, steps=(StepA, StepB, StepC, Free))
+    h.world.on_apply["b"] = [WaitingForHuman("create the GitHub App, then run again")]
+    summary = h.run()
+    assert statuses(summary) == [("a", "done"), ("b", "waiting"), ("c", "skipped"), ("free", "done")]
+    assert summary.results[2].message == "not started: needs b (waiting)"
+    assert summary.exit_code() == 3
+    assert sum(summary.counts().values()) == 4

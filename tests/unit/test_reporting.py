@@ -71,3 +71,65 @@ _CHANGE = Plan(changes=(Change(Action.CREATE, "x"),))
 )
 def test_exit_codes(mode: str, results: list[StepResult], code: int) -> None:
     assert Summary("kuvaq", mode, results).exit_code() == code
+
+
+def test_plan_summary_counts_changes_and_steps() -> None:
+    plan = Plan(
+        changes=(
+            Change(Action.CREATE, "x"),
+            Change(Action.CREATE, "y"),
+            Change(Action.UPDATE, "z"),
+        )
+    )
+    summary = Summary(
+        "kuvaq",
+        "plan",
+        [
+            StepResult("a", "planned", plan),
+            StepResult("b", "planned", Plan()),
+            StepResult("c", "planned", Plan()),
+            StepResult("d", "failed", message="boom"),
+            StepResult("e", "skipped", message="not started: needs d (failed)"),
+        ],
+    )
+    assert summary.line() == (
+        "kuvaq: 2 to create, 1 to update, 0 to delete, 2 steps up to date, 1 step failed, 1 step skipped"
+    )
+    doc = summary.to_json()
+    assert [s["status"] for s in doc["steps"]] == ["changed", "up-to-date", "up-to-date", "failed", "skipped"]
+    assert sum(doc["counts"].values()) == 5
+
+
+def test_concurrent_steps_print_whole_blocks_under_their_own_name(redactor: Redactor) -> None:
+    out = io.StringIO()
+    reporter = ConsoleReporter(redactor, stream=out)
+    reporter.run_started("kuvaq", "run", ["one", "two"])
+    reporter.step_started("one")
+    reporter.step_started("two")
+    reporter.step_planned("one", Plan(changes=(Change(Action.CREATE, "channel alerts-kuvaq"),)))
+    reporter.step_planned("two", Plan(changes=(Change(Action.CREATE, "account deployer"),)))
+    reporter.step_progress("one", "waiting for the channel")  # piped: a plain line naming its step
+    reporter.step_applied("two", {})
+    reporter.step_applied("one", {})
+    lines = out.getvalue().splitlines()
+    two = lines.index("▶ two")
+    one = lines.index("▶ one")
+    assert two < one  # in the order the steps finished
+    assert lines[two + 1].endswith("create account deployer") and lines[two + 2].endswith("two done")
+    assert lines[one + 1].endswith("create channel alerts-kuvaq") and lines[one + 2].endswith("one done")
+    assert "  one: waiting for the channel" in lines
+
+
+def test_diffs_show_changed_lines_unless_asked_for_all(redactor: Redactor) -> None:
+    diff = "\n".join(["--- before", "+++ after", " context", *[f"+line {i}" for i in range(30)]])
+    plan = Plan(changes=(Change(Action.UPDATE, "argocd/values.yaml", diff=diff),))
+    short, full = io.StringIO(), io.StringIO()
+    for stream, whole in ((short, False), (full, True)):
+        reporter = ConsoleReporter(redactor, stream=stream, full_diff=whole)
+        reporter.run_started("kuvaq", "plan", ["a"])
+        reporter.step_started("a")
+        reporter.step_planned("a", plan)
+    assert "+line 11" in short.getvalue() and "+line 12" not in short.getvalue()
+    assert "18 more changed line(s); --diff shows the whole diff" in short.getvalue()
+    assert " context" not in short.getvalue()
+    assert "+line 29" in full.getvalue() and " context" in full.getvalue()

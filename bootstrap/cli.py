@@ -52,9 +52,7 @@ def _print_version(value: bool) -> None:
 def _root(
     _version: Annotated[
         bool,
-        typer.Option(
-            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
-        ),
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """Onboard a customer onto the GitOps platform: run, resume, preview and inspect the steps."""
@@ -257,7 +255,7 @@ def rotate(
 
 @app.command()
 def status(
-    customer: CustomerArg,
+    customers: Annotated[list[Path], typer.Argument(help="Customer file(s).", show_default=False)],
     verify: Annotated[
         bool, typer.Option("--verify", help="Also check each done step against reality.")
     ] = False,
@@ -268,9 +266,19 @@ def status(
     """Show what the checkpoint says about each step (and, with --verify, whether it still holds)."""
     import json
 
-    from rich.console import Console
-    from rich.table import Table
+    docs = [_status_of(path, verify, output, state_dir, state) for path in customers]
+    if output is Output.json:
+        print(json.dumps(docs[0] if len(docs) == 1 else {"customers": docs}, indent=2))
+    else:
+        for doc in docs:
+            _print_status(doc)
+    if any(step.get("problem") for doc in docs for step in _steps_of(doc)):
+        raise typer.Exit(1)
 
+
+def _status_of(
+    customer: Path, verify: bool, output: Output, state_dir: Path | None, state: str | None
+) -> dict[str, object]:
     from bootstrap import config, engine, session
     from steps import STEPS
 
@@ -286,10 +294,10 @@ def status(
         name = config.load(customer).customer.name
         store = session.store_for(state, session.state_dir_for(customer, state_dir), name)
     recorded = store.load(name)
-    rows = []
+    rows: list[dict[str, object]] = []
     for cls in STEPS:
         rec = recorded.record(cls.id)
-        row = {
+        row: dict[str, object] = {
             "id": cls.id,
             "status": str(rec.status),
             "attempts": rec.attempts,
@@ -301,20 +309,48 @@ def status(
             row["verified"] = problems[cls.id] is None
             row["problem"] = problems[cls.id]
         rows.append(row)
-    if output is Output.json:
-        print(json.dumps({"customer": name, "state": store.describe(), "steps": rows}, indent=2))
-    else:
-        table = Table(title=f"{name} — {store.describe()}")
-        for col in ("step", "status", "attempts", "finished", "note"):
-            table.add_column(col)
-        for r in rows:
-            note = r.get("problem") or r["error"] or ("verified" if r.get("verified") else "")
-            table.add_row(
-                str(r["id"]), str(r["status"]), str(r["attempts"]), str(r["finished"] or ""), str(note)
-            )
-        Console(stderr=False).print(table)
-    if any(problems.values()):
-        raise typer.Exit(1)
+    return {"customer": name, "state": store.describe(), "steps": rows}
+
+
+def _steps_of(doc: dict[str, object]) -> list[dict[str, object]]:
+    steps = doc["steps"]
+    assert isinstance(steps, list)
+    return steps
+
+
+def _print_status(doc: dict[str, object]) -> None:
+    """A table on a terminal; plain aligned lines when piped, so no id or note is ever cut.
+
+    Notes (errors, verify problems) go on their own indented lines under their step: a
+    multi-line message stays readable instead of wrapping a narrow table column.
+    """
+    import sys
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    steps = _steps_of(doc)
+    cells = [(str(r["id"]), str(r["status"]), str(r["attempts"]), str(r["finished"] or "-")) for r in steps]
+    notes = [str(r.get("problem") or r["error"] or ("verified" if r.get("verified") else "")) for r in steps]
+    console = Console(highlight=False, soft_wrap=True)
+    title = f"{doc['customer']} — {doc['state']}"
+    if sys.stdout.isatty():
+        table = Table(title=escape(title))
+        for col in ("step", "status", "attempts", "finished"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("note", overflow="fold")
+        for row, note in zip(cells, notes, strict=True):
+            table.add_row(*(escape(c) for c in row), escape(note))
+        console.print(table)
+        return
+    header = ("step", "status", "attempts", "finished")
+    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
+    print(title)
+    for row, note in zip([header, *cells], ["", *notes], strict=True):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        for line in note.splitlines():
+            print(f"    {line}")
 
 
 @app.command()

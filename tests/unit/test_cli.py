@@ -155,6 +155,25 @@ def test_status_json_on_a_fresh_state(customer: Path) -> None:
     assert all(row["status"] == "pending" for row in doc["steps"])
 
 
+def test_status_piped_cuts_nothing_and_puts_notes_on_their_own_lines(customer: Path, tmp_path: Path) -> None:
+    state = State(customer="kuvaq")
+    rec = state.record("alertmanager-opsgenie")
+    rec.status = Status.FAILED
+    rec.error = "OpsGenie answered 403 for GET /v2/integrations\nthe key needs configuration access; " + "x" * 150
+    FileStore(state_dir(customer)).save(state)
+    other = tmp_path / "second" / "customer.yaml"
+    other.parent.mkdir()
+    shutil.copy(customer, other)
+    result = bootstrap("status", str(customer), str(other), cwd=customer.parent)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("alertmanager-opsgenie "))
+    assert lines[row].split()[1] == "failed"
+    assert lines[row + 1] == "    OpsGenie answered 403 for GET /v2/integrations"
+    assert lines[row + 2].endswith("x" * 150)  # not cut at the terminal width
+    assert result.stdout.count("kuvaq — ") == 2  # one block per file
+
+
 def test_status_refuses_another_customers_state(customer: Path) -> None:
     FileStore(state_dir(customer)).save(State(customer="other"))
     result = bootstrap("status", str(customer), "--output", "json", cwd=customer.parent)

@@ -155,11 +155,11 @@ def test_status_json_on_a_fresh_state(customer: Path) -> None:
     assert all(row["status"] == "pending" for row in doc["steps"])
 
 
-def test_status_piped_cuts_nothing_and_puts_notes_on_their_own_lines(customer: Path, tmp_path: Path) -> None:
+def test_status_piped_cuts_nothing_and_notes_get_own_lines(customer: Path, tmp_path: Path) -> None:
     state = State(customer="kuvaq")
     rec = state.record("alertmanager-opsgenie")
     rec.status = Status.FAILED
-    rec.error = "OpsGenie answered 403 for GET /v2/integrations\nthe key needs configuration access; " + "x" * 150
+    rec.error = "OpsGenie answered 403 for GET /v2/integrations\nthe key needs config access; " + "x" * 150
     FileStore(state_dir(customer)).save(state)
     other = tmp_path / "second" / "customer.yaml"
     other.parent.mkdir()

@@ -77,8 +77,40 @@ BreakLockOpt = Annotated[
 CustomersArg = Annotated[
     list[Path], typer.Argument(help="Customer file(s); several run as a fleet.", show_default=False)
 ]
-OnlyOpt = Annotated[list[str], typer.Option("--only", help="Only this step (repeatable).")]
-SkipOpt = Annotated[list[str], typer.Option("--skip", help="Skip this step (repeatable).")]
+
+
+def _complete_step(incomplete: str) -> list[str]:
+    """Shell completion of step ids (imports the steps only when a shell asks)."""
+    from steps import STEPS
+
+    return [cls.id for cls in STEPS if cls.id.startswith(incomplete)]
+
+
+_STEP_HELP = "`bootstrap steps` lists the ids"
+OnlyOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--only",
+        metavar="STEP",
+        autocompletion=_complete_step,
+        help=f"Only this step, repeatable; {_STEP_HELP}.",
+    ),
+]
+SkipOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--skip",
+        metavar="STEP",
+        autocompletion=_complete_step,
+        help=f"Skip this step, repeatable; {_STEP_HELP}.",
+    ),
+]
+FromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from", metavar="STEP", autocompletion=_complete_step, help=f"Start at this step; {_STEP_HELP}."
+    ),
+]
 ParallelOpt = Annotated[
     int,
     typer.Option(
@@ -126,7 +158,7 @@ def run(
     customers: CustomersArg,
     only: OnlyOpt = [],  # noqa: B006
     skip: SkipOpt = [],  # noqa: B006
-    from_: Annotated[str | None, typer.Option("--from", help="Start at this step.")] = None,
+    from_: FromOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan every step and stop (= plan).")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite hand edits (drift) in managed files.")
@@ -237,13 +269,14 @@ def rotate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change and stop.")] = False,
     output: OutputOpt = Output.text,
     state_dir: StateDirOpt = None,
+    state: StateOpt = None,
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Replace a credential: the new one is live everywhere before the old one is removed."""
     from bootstrap import engine, session
     from steps import STEPS
 
-    sess = session.open_session(customer, state_dir)
+    sess = session.open_session(customer, state_dir, state_url=state)
     reporter = _reporter(output, sess.redactor)
     eng = engine.Engine([c() for c in STEPS], sess.store, reporter, sess.redactor)
     with sess.store.lock(break_lock=break_lock) as notice:
@@ -390,6 +423,17 @@ def validate(customer: CustomerArg) -> None:
     )
 
 
+@app.command("steps")
+def list_steps() -> None:
+    """List the steps in the order they run, with what each needs (the ids --only/--skip/--from take)."""
+    from bootstrap import engine
+    from steps import STEPS
+
+    for step in engine.order([cls() for cls in STEPS]):
+        needs = f"  (needs {', '.join(step.requires)})" if step.requires else ""
+        typer.echo(f"{step.id:<24}{step.title}{needs}")
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of customer.yaml (for editors and CI linting)."""
@@ -435,17 +479,19 @@ def sandbox_down(
 
 
 def main() -> NoReturn:
-    """Entry point: the one place exceptions become exit codes."""
+    """Entry point: the one place exceptions become exit codes.
+
+    With ``--output json`` an error that ends the command still prints one JSON document on
+    stdout (exit code and message), so a program reading stdout never gets nothing.
+    """
     from bootstrap.errors import BootstrapError
 
     try:
         code = app(standalone_mode=False)
     except BootstrapError as exc:
-        typer.echo(f"error: {_redact_for_exit(str(exc))}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.exit_code, _redact_for_exit(str(exc)))
     except KeyboardInterrupt:
-        typer.echo("interrupted; the checkpoint is saved — run the same command again to resume", err=True)
-        sys.exit(130)
+        _fail(130, "interrupted; the checkpoint is saved — run the same command again to resume")
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, EOFError):
@@ -457,8 +503,31 @@ def main() -> NoReturn:
             show()
         else:
             typer.echo(f"error: {exc.format_message()}", err=True)
+        if _json_requested():
+            _print_error_document(4, exc.format_message())
         sys.exit(4)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    typer.echo(message if code == 130 else f"error: {message}", err=True)
+    if _json_requested():
+        _print_error_document(code, message)
+    sys.exit(code)
+
+
+def _json_requested(argv: list[str] | None = None) -> bool:
+    args = sys.argv[1:] if argv is None else argv
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return any(
+        a in ("--output=json", "-ojson") or (a in ("-o", "--output") and b == "json") for a, b in pairs
+    )
+
+
+def _print_error_document(code: int, message: str) -> None:
+    import json
+
+    print(json.dumps({"exit_code": code, "error": message.splitlines()[0], "messages": message.splitlines()}))
 
 
 def _redact_for_exit(text: str) -> str:

@@ -24,10 +24,11 @@ from bootstrap.step import Context, Outputs, Plan, Step, StepId
 from tests.unit.bad_inputs import BAD_INPUTS, EXAMPLE_PATH, BadInput
 
 
-def bootstrap(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def bootstrap(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bootstrap", *args],
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -179,7 +180,7 @@ def test_status_refuses_another_customers_state(customer: Path) -> None:
     result = bootstrap("status", str(customer), "--output", "json", cwd=customer.parent)
     assert result.returncode == 4  # the state file is input the user must fix
     assert "belongs to customer 'other'" in result.stderr
-    assert result.stdout == ""
+    assert json.loads(result.stdout)["exit_code"] == 4  # a document for the error, nothing else
 
 
 def test_forget_unknown_step(customer: Path) -> None:
@@ -249,3 +250,37 @@ def test_forget_drops_one_record(customer: Path, monkeypatch: pytest.MonkeyPatch
 
     with store.lock():
         assert main(monkeypatch, "forget", str(customer), "deploy-key") == 5
+
+
+def test_steps_lists_every_id_in_run_order(customer: Path) -> None:
+    result = bootstrap("steps", cwd=customer.parent)
+    assert result.returncode == 0, result.stderr
+    ids = [line.split()[0] for line in result.stdout.splitlines()]
+    assert sorted(ids) == sorted(cls.id for cls in steps.STEPS)
+    assert ids.index("slack-channel") < ids.index("alertmanager-opsgenie")
+    assert "(needs slack-channel)" in result.stdout
+
+
+def test_shell_completion_offers_step_ids(customer: Path) -> None:
+    """As bash asks the installed command (the completion variable is named after the program)."""
+    program = Path(sys.executable).parent / "bootstrap"
+    env = {
+        "_BOOTSTRAP_COMPLETE": "complete_bash",
+        "COMP_WORDS": "bootstrap run x --only argocd-",
+        "COMP_CWORD": "4",
+    }
+    result = subprocess.run(
+        [str(program)], env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert sorted(result.stdout.split()) == ["argocd-dir", "argocd-install", "argocd-users"], result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("run", "missing.yaml", "-o", "json"), ("run", "customer.yaml", "--only", "nope", "--output=json")],
+)
+def test_json_output_prints_a_document_for_errors_too(customer: Path, args: tuple[str, ...]) -> None:
+    result = bootstrap(*args, cwd=customer.parent)
+    assert result.returncode == 4
+    doc = json.loads(result.stdout)
+    assert doc["exit_code"] == 4 and doc["error"] and doc["messages"]

@@ -52,7 +52,13 @@ def _print_version(value: bool) -> None:
 def _root(
     _version: Annotated[
         bool,
-        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+        typer.Option(
+            "--version",
+            metavar="",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
     ] = False,
 ) -> None:
     """Onboard a customer onto the GitOps platform: run, resume, preview and inspect the steps."""
@@ -63,19 +69,28 @@ class Output(enum.StrEnum):
     json = "json"
 
 
-CustomerArg = Annotated[Path, typer.Argument(help="The customer file (customer.yaml).", show_default=False)]
+CustomerArg = Annotated[
+    Path, typer.Argument(metavar="CUSTOMER.yaml", help="The customer file.", show_default=False)
+]
 StateDirOpt = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="Checkpoint directory (default: .bootstrap/ next to the file)."),
+    typer.Option(
+        "--state-dir", metavar="DIR", help="Checkpoint directory (default: .bootstrap/ next to the file)."
+    ),
 ]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text, or one JSON document on stdout.")]
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", metavar="text|json", help="text, or one JSON document on stdout.")
+]
 BreakLockOpt = Annotated[
-    bool, typer.Option("--break-lock", help="Take the lock even if another run holds it.")
+    bool, typer.Option("--break-lock", metavar="", help="Take the lock even if another run holds it.")
 ]
 
 
 CustomersArg = Annotated[
-    list[Path], typer.Argument(help="Customer file(s); several run as a fleet.", show_default=False)
+    list[Path],
+    typer.Argument(
+        metavar="CUSTOMER.yaml...", help="Customer file(s); several run as a fleet.", show_default=False
+    ),
 ]
 
 
@@ -116,18 +131,24 @@ ParallelOpt = Annotated[
     typer.Option(
         "--parallel",
         "-p",
+        metavar="N",
         min=1,
         max=64,
         help="Concurrency: independent steps of one customer, or customers of a fleet. 1 = sequential.",
     ),
 ]
 DiffOpt = Annotated[
-    bool, typer.Option("--diff", help="Show whole unified diffs (default: the changed lines, truncated).")
+    bool,
+    typer.Option(
+        "--diff", metavar="", help="Show whole unified diffs (default: the changed lines, truncated)."
+    ),
 ]
 StateOpt = Annotated[
     str | None,
     typer.Option(
-        "--state", help="Checkpoint store URL, e.g. kubernetes://CONTEXT/NAMESPACE (default: files)."
+        "--state",
+        metavar="URL",
+        help="Checkpoint store URL, e.g. kubernetes://CONTEXT/NAMESPACE (default: files).",
     ),
 ]
 
@@ -159,9 +180,11 @@ def run(
     only: OnlyOpt = [],  # noqa: B006
     skip: SkipOpt = [],  # noqa: B006
     from_: FromOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan every step and stop (= plan).")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", metavar="", help="Plan every step and stop (= plan).")
+    ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Overwrite hand edits (drift) in managed files.")
+        bool, typer.Option("--force", metavar="", help="Overwrite hand edits (drift) in managed files.")
     ] = False,
     parallel: ParallelOpt = 4,
     output: OutputOpt = Output.text,
@@ -216,8 +239,12 @@ def plan(
 @app.command()
 def destroy(
     customer: CustomerArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed and stop.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", metavar="", help="Do not ask for confirmation.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", metavar="", help="Show what would be removed and stop.")
+    ] = False,
     only: OnlyOpt = [],  # noqa: B006
     output: OutputOpt = Output.text,
     diff: DiffOpt = False,
@@ -266,7 +293,9 @@ class Rotation(enum.StrEnum):
 def rotate(
     customer: CustomerArg,
     what: Annotated[Rotation, typer.Argument(help="deploy-key, or passwords (Argo CD admin and users).")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change and stop.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", metavar="", help="Show what would change and stop.")
+    ] = False,
     output: OutputOpt = Output.text,
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
@@ -288,9 +317,11 @@ def rotate(
 
 @app.command()
 def status(
-    customers: Annotated[list[Path], typer.Argument(help="Customer file(s).", show_default=False)],
+    customers: Annotated[
+        list[Path], typer.Argument(metavar="CUSTOMER.yaml...", help="Customer file(s).", show_default=False)
+    ],
     verify: Annotated[
-        bool, typer.Option("--verify", help="Also check each done step against reality.")
+        bool, typer.Option("--verify", metavar="", help="Also check each done step against reality.")
     ] = False,
     output: OutputOpt = Output.text,
     state_dir: StateDirOpt = None,
@@ -389,7 +420,7 @@ def _print_status(doc: dict[str, object]) -> None:
 @app.command()
 def forget(
     customer: CustomerArg,
-    step: Annotated[str, typer.Argument(help="The step id whose record to drop.")],
+    step: Annotated[str, typer.Argument(metavar="STEP", help="The step id whose record to drop.")],
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
     break_lock: BreakLockOpt = False,
@@ -445,19 +476,28 @@ def schema() -> None:
 @sandbox_app.command("up")
 def sandbox_up(
     directory: Annotated[
-        Path, typer.Option("--dir", help="Where to write sandbox.env and customer.yaml.")
+        Path, typer.Option("--dir", metavar="DIR", help="Where to write sandbox.env and customer.yaml.")
     ] = Path(".sandbox"),
     latency: Annotated[
-        float, typer.Option("--latency", min=0, help="Seconds added to every emulated call (benchmarks).")
+        float,
+        typer.Option(
+            "--latency", metavar="SECONDS", min=0, help="Seconds added to every emulated call (benchmarks)."
+        ),
     ] = 0.0,
     customers: Annotated[
         int,
         typer.Option(
-            "--customers", min=0, help="Also seed customers c001..cNNN: DIR/inventory/<name>/customer.yaml."
+            "--customers",
+            metavar="N",
+            min=0,
+            help="Also seed customers c001..cNNN: DIR/inventory/<name>/customer.yaml.",
         ),
     ] = 0,
     replace: Annotated[
-        bool, typer.Option("--replace", help="Stop a sandbox still running in DIR and start a new one.")
+        bool,
+        typer.Option(
+            "--replace", metavar="", help="Stop a sandbox still running in DIR and start a new one."
+        ),
     ] = False,
 ) -> None:
     """Start the local backends on loopback and write DIR/sandbox.env and DIR/customer.yaml."""
@@ -469,7 +509,9 @@ def sandbox_up(
 
 @sandbox_app.command("down")
 def sandbox_down(
-    directory: Annotated[Path, typer.Option("--dir", help="The sandbox directory.")] = Path(".sandbox"),
+    directory: Annotated[Path, typer.Option("--dir", metavar="DIR", help="The sandbox directory.")] = Path(
+        ".sandbox"
+    ),
 ) -> None:
     """Stop the sandbox's backends by pid."""
     from sandbox import control

@@ -137,3 +137,21 @@ def test_forbidden_secret_is_an_auth_error_without_the_secret(kube_emu: KubeSand
     assert SECRET not in message and ENCODED not in message
     assert kube_emu.get("v1", "ConfigMap", "default", "cm") is not None  # the other object still applied
     assert list(tmp_root.iterdir()) == []
+
+
+def test_one_task_applies_a_list_and_names_what_failed(kube_emu: KubeSandbox, tmp_root: Path) -> None:
+    """All objects go in one module start; one refused object neither hides nor stops the others."""
+    kube_emu.forbid("patch", "configmaps", "locked")
+    manifests = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in ("open", "locked")
+    ] + [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm{i}", "namespace": ns}, "data": {}}
+        for i, ns in enumerate(("open", "locked", "open"))
+    ]
+    runner = AnsibleRunner(tmp_root=tmp_root)
+    with pytest.raises(AuthError) as err:
+        runner.apply(manifests, "bootstrap", {}, str(kube_emu.kubeconfig_path), "sandbox")
+    assert "ConfigMap locked/cm1" in str(err.value)
+    assert kube_emu.get("v1", "ConfigMap", "open", "cm0") is not None
+    assert kube_emu.get("v1", "ConfigMap", "open", "cm2") is not None
+    assert kube_emu.get("v1", "ConfigMap", "locked", "cm1") is None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import html
 import itertools
 import json
 import math
@@ -131,6 +132,46 @@ def parse_public_key(text: str) -> str | None:
     if len(blob) < 4 + size or blob[4 : 4 + size] != parts[0].encode():
         return None
     return f"{parts[0]} {parts[1]}"
+
+
+MANIFEST_DOCS = "https://docs.github.com/apps/sharing-github-apps/registering-a-github-app-from-a-manifest"
+MANIFEST_INVALID = (
+    "Invalid GitHub App configuration. The configuration does not appear to be a valid GitHub App "
+    "manifest. Error: {}"
+)
+
+
+class InvalidManifest(ValueError):
+    """GitHub's "Invalid GitHub App configuration" page for a manifest it refuses."""
+
+
+def manifest_error(manifest: Mapping[str, Any]) -> str | None:
+    """What GitHub's form says about ``manifest``, or None when GitHub accepts it.
+
+    Sources: the manifest parameters (``url`` required; ``hook_attributes.url`` required
+    whenever ``hook_attributes`` is present; ``callback_urls`` at most 10) in MANIFEST_DOCS;
+    the page's wording as reported in probot/probot#806 and alp82/curia#933. App names are
+    at most 34 characters (docs: Registering a GitHub App). The name-length wording is unverified.
+    """
+    if not isinstance(manifest, Mapping):
+        return MANIFEST_INVALID.format("The manifest is not a JSON object.")
+    for key in ("name", "url", "description", "redirect_url"):
+        value = manifest.get(key)
+        if value is not None and not isinstance(value, str):
+            return MANIFEST_INVALID.format(f"For 'properties/{key}', {json.dumps(value)} is not a string.")
+    if not manifest.get("url"):
+        return MANIFEST_INVALID.format('"url" wasn\'t supplied.')
+    hook = manifest.get("hook_attributes")
+    if hook is not None and (not isinstance(hook, Mapping) or not hook.get("url")):
+        return MANIFEST_INVALID.format('"url" wasn\'t supplied.')
+    callbacks = manifest.get("callback_urls", [])
+    if not isinstance(callbacks, list) or not all(isinstance(u, str) for u in callbacks):
+        return MANIFEST_INVALID.format("For 'properties/callback_urls', expected an array of strings.")
+    if len(callbacks) > 10:
+        return MANIFEST_INVALID.format("Callback URLs are limited to 10.")
+    if len(str(manifest.get("name", ""))) > 34:
+        return MANIFEST_INVALID.format("Name is too long (maximum is 34 characters).")
+    return None
 
 
 # -- state ------------------------------------------------------------------------
@@ -422,12 +463,19 @@ class GitHubEmulator(EmulatorServer):
             self.oauth_clients[client_id] = client_secret
 
     def complete_manifest_flow(self, org: str, manifest: Mapping[str, Any]) -> str:
-        """What the person does in the browser: create the App from ``manifest``; returns the code."""
+        """What the person does in the browser: create the App from ``manifest``; returns the code.
+
+        An invalid manifest raises ``InvalidManifest`` with the text GitHub shows on its page.
+        """
         with self.lock:
+            problem = manifest_error(manifest)
+            if problem is not None:
+                raise InvalidManifest(problem)
             name = str(manifest.get("name") or f"{org}-app")
             slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
             if slug in self.apps:
-                raise ValueError(f"Name {name!r} is already in use")
+                # unverified: the wording of GitHub's page for a taken name
+                raise InvalidManifest(f"Name {name!r} is already taken")
             self.orgs.add(org)
             self._account_id(org)
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -447,7 +495,9 @@ class GitHubEmulator(EmulatorServer):
                 events=list(manifest.get("default_events", [])),
                 client_id="Iv23li" + secrets.token_hex(7),
                 client_secret=secrets.token_hex(20),
-                webhook_secret=secrets.token_hex(20),
+                # a webhook secret only exists for an App with a webhook (unverified: GitHub may
+                # still generate one; the step stores it only when present)
+                webhook_secret=secrets.token_hex(20) if manifest.get("hook_attributes") else None,
                 pem=pem,
                 created_at=iso(time.time()),
                 manifest=dict(manifest),
@@ -1287,7 +1337,9 @@ class GitHubEmulator(EmulatorServer):
                 manifest = json.loads(form.get("manifest", ""))
                 code = self.complete_manifest_flow(req.params["org"], manifest)
             except (ValueError, TypeError, AttributeError) as exc:
-                return Response(422, raw=f"<p>{exc}</p>".encode(), headers={"content-type": "text/html"})
+                # unverified: the status of GitHub's error page (the text is sourced, see manifest_error)
+                page = f"<h2>Invalid GitHub App configuration</h2><p>{html.escape(str(exc))}</p>"
+                return Response(422, raw=page.encode(), headers={"content-type": "text/html; charset=utf-8"})
             target = manifest.get("redirect_url")
             if not target:
                 slug = self._codes[code][0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import time
 import urllib.parse
@@ -467,7 +468,6 @@ def test_manifest_flow_through_the_browser_form(
         "callback_urls": ["https://argocd.acme.test/api/dex/callback"],
         "public": False,
         "default_permissions": {"members": "read", "emails": "read"},
-        "hook_attributes": {"active": False},
     }
     form = requests.post(
         f"{github_emu.url}/organizations/acme/settings/apps/new",
@@ -510,3 +510,32 @@ def test_manifest_flow_through_the_browser_form(
         json={"access_token": "x"},
     )
     assert manual.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"hook_attributes": {"active": False}}, 'Error: "url" wasn\'t supplied.'),  # probot#806, curia#933
+        ({"url": None}, 'Error: "url" wasn\'t supplied.'),
+        ({"url": {"type": "git"}}, "For 'properties/url', {\"type\": \"git\"} is not a string."),
+        ({"callback_urls": [f"https://h{i}.test/cb" for i in range(11)]}, "limited to 10"),
+        ({"name": "x" * 35}, "maximum is 34 characters"),
+    ],
+)
+def test_manifest_form_refuses_an_invalid_manifest_as_github_does(
+    github_emu: GitHubEmulator, change: dict[str, Any], says: str
+) -> None:
+    manifest = {"name": "Argo CD acme", "url": "https://argocd.acme.test", "redirect_url": "http://127.0.0.1:1/cb"}
+    manifest = {k: v for k, v in (manifest | change).items() if v is not None}
+    form = requests.post(
+        f"{github_emu.url}/organizations/acme/settings/apps/new",
+        params={"state": "s"},
+        data={"manifest": json.dumps(manifest)},
+        allow_redirects=False,
+    )
+    assert form.status_code == 422 and "location" not in form.headers
+    assert "Invalid GitHub App configuration" in form.text and says in html.unescape(form.text)
+    assert github_emu.apps == {}
+    with_hook = manifest | {"url": "https://a.test", "hook_attributes": {"url": "https://a.test/hook"}}
+    if "name" not in change and "callback_urls" not in change:
+        assert github_emu.complete_manifest_flow("acme", with_hook)  # a hook with its url is fine

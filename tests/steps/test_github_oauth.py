@@ -51,13 +51,15 @@ def test_manual_gate_waits_then_continues(world: World) -> None:
     assert waiting.summary.exit_code() == 3 and waiting.result.status == "waiting"
     message = waiting.result.message or ""
     for expected in (
-        "https://github.com/organizations/kuvaq/settings/applications/new",
+        "https://github.com/organizations/kuvaq/settings/apps/new",
         "argocd-kuvaq",
         f"https://argocd.{DOMAIN}/api/dex/callback",
         f"https://grafana.{DOMAIN}/login/github",
         "GITHUB_OAUTH_CLIENT_SECRET",
     ):
         assert expected in message
+    # one OAuth App cannot carry both callback hosts: the gate asks for a GitHub App only
+    assert "settings/applications/new" not in message and "Members: read" in message
     assert world.state()["steps"]["github-oauth"]["status"] == "waiting"
     assert world.kube.log.writes == []
 
@@ -152,17 +154,13 @@ def test_manifest_flow_end_to_end(world: World) -> None:
         f"https://argocd.{DOMAIN}/api/dex/callback",
         f"https://grafana.{DOMAIN}/login/github",
     ]
-    assert app.manifest["public"] is False and app.manifest["hook_attributes"] == {"active": False}
+    assert app.manifest["public"] is False and "hook_attributes" not in app.manifest
     assert app.manifest["default_permissions"] == {"members": "read", "emails": "read"}
     assert app.manifest["request_oauth_on_install"] is True
     stored = world.vault.client.read_version(vault_path(world))
     assert stored is not None
-    assert stored.data == {
-        "client_id": app.client_id,
-        "client_secret": app.client_secret,
-        "pem": app.pem,
-        "webhook_secret": app.webhook_secret,
-    }
+    assert app.webhook_secret is None  # an App without a webhook
+    assert stored.data == {"client_id": app.client_id, "client_secret": app.client_secret, "pem": app.pem}
     assert stored.custom_metadata == {"mode": "manifest", "app_id": str(app.id), "app_slug": app.slug}
     assert done.result.outputs == {
         "mode": "manifest",
@@ -175,7 +173,7 @@ def test_manifest_flow_end_to_end(world: World) -> None:
     assert argo["dex.github.clientSecret"] == grafana["GF_AUTH_GITHUB_CLIENT_SECRET"] == app.client_secret
     assert done.leaks == []
     shown = json.dumps([str(e) for e in browser.events])
-    assert secrets_in(shown + state_text(world), [app.client_secret, app.webhook_secret or "", app.pem]) == []
+    assert secrets_in(shown + state_text(world), [app.client_secret, app.pem]) == []
     assert app.pem.splitlines()[1] not in shown
 
     world.reset_logs()

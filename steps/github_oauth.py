@@ -9,8 +9,9 @@ Guarantees:
 * ``manifest`` mode creates a GitHub App through the manifest flow: a
   loopback listener serves a page that posts the manifest to GitHub, checks
   the ``state`` on the way back and converts the code (bounded wait; nobody
-  came back → WaitingForHuman). ``manual`` mode prints exactly what GitHub App to create
-  (two callback URLs: an OAuth App has only one) and waits (exit 3) until ``argocd.sso.client_id``/``client_secret`` resolve;
+  came back → WaitingForHuman). ``manual`` mode prints exactly what GitHub App
+  to create (two callback URLs: an OAuth App has only one) and waits (exit 3)
+  until ``argocd.sso.client_id``/``client_secret`` resolve;
   the credentials are checked against GitHub before they are stored;
 * the cluster gets Dex's GitHub connector (``argocd-cm``: url, dex.config),
   the client secret (``argocd-secret``: dex.github.clientSecret) and Grafana's

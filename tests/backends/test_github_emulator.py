@@ -517,7 +517,7 @@ def test_manifest_flow_through_the_browser_form(
     [
         ({"hook_attributes": {"active": False}}, 'Error: "url" wasn\'t supplied.'),  # probot#806, curia#933
         ({"url": None}, 'Error: "url" wasn\'t supplied.'),
-        ({"url": {"type": "git"}}, "For 'properties/url', {\"type\": \"git\"} is not a string."),
+        ({"url": {"type": "git"}}, 'For \'properties/url\', {"type": "git"} is not a string.'),
         ({"callback_urls": [f"https://h{i}.test/cb" for i in range(11)]}, "limited to 10"),
         ({"name": "x" * 35}, "maximum is 34 characters"),
     ],
@@ -525,7 +525,11 @@ def test_manifest_flow_through_the_browser_form(
 def test_manifest_form_refuses_an_invalid_manifest_as_github_does(
     github_emu: GitHubEmulator, change: dict[str, Any], says: str
 ) -> None:
-    manifest = {"name": "Argo CD acme", "url": "https://argocd.acme.test", "redirect_url": "http://127.0.0.1:1/cb"}
+    manifest = {
+        "name": "Argo CD acme",
+        "url": "https://argocd.acme.test",
+        "redirect_url": "http://127.0.0.1:1/cb",
+    }
     manifest = {k: v for k, v in (manifest | change).items() if v is not None}
     form = requests.post(
         f"{github_emu.url}/organizations/acme/settings/apps/new",

@@ -202,9 +202,15 @@ def test_join_topic_purpose_archive(slack_emu: SlackEmulator) -> None:
     with pytest.raises(SlackApiError) as exc:
         web.conversations_archive(channel=cid)
     assert error_of(exc)["error"] == "already_archived"
-    web.conversations_unarchive(channel=cid)
-    with pytest.raises(SlackApiError) as exc:
+    with pytest.raises(SlackApiError) as exc:  # docs.slack.dev conversations.unarchive: not with xoxb-
         web.conversations_unarchive(channel=cid)
+    assert error_of(exc)["error"] == "not_in_channel"
+    slack_emu.add_token("xoxp-person", ["channels:write"], user="U0002")
+    person = WebClient(token="xoxp-person", base_url=slack_emu.url + "/api/")
+    person.conversations_unarchive(channel=cid)
+    assert "U0002" in slack_emu.channels[cid].members  # the calling user is added (same page)
+    with pytest.raises(SlackApiError) as exc:
+        person.conversations_unarchive(channel=cid)
     assert error_of(exc)["error"] == "not_archived"
 
 

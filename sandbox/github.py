@@ -38,6 +38,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sandbox import github_requests
 from sandbox.httpemu import EmulatorServer, Fault, Request, Response
 
 DOCS = "https://docs.github.com/rest"
@@ -362,6 +363,8 @@ class GitHubEmulator(EmulatorServer):
         self._ids = itertools.count(1)
         self._account_ids: dict[str, int] = {}
         self._anonymous = Token("", (), None, "read", limit=60)
+        self.request_schemas: github_requests.RequestSchemas | None = github_requests.default()
+        """Request bodies are checked against these (GitHub's OpenAPI description); None: unchecked."""
         self._register()
 
     # -- seeding -------------------------------------------------------------
@@ -554,6 +557,8 @@ class GitHubEmulator(EmulatorServer):
                     if template is not None:
                         headers["x-github-api-version-selected"] = API_VERSION
                         headers["x-github-media-type"] = "github.v3; format=json"
+                    if template is not None:
+                        self._check_body(req, template)
                     resp = fn(req, who)
                 except _Abort as abort:
                     resp = abort.response
@@ -570,6 +575,23 @@ class GitHubEmulator(EmulatorServer):
             return fn
 
         return deco
+
+    @property
+    def validates_requests(self) -> bool:
+        return self.request_schemas is not None
+
+    def _check_body(self, req: Request, template: str) -> None:
+        """GitHub's answer to a body it cannot parse (400) or whose schema it breaks (422)."""
+        if req.method not in ("POST", "PATCH", "PUT"):
+            return
+        try:
+            body = json.loads(req.body) if req.body else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            # the message GitHub gives a body that is not JSON (unverified: no recorded answer found)
+            raise _Abort(error(400, "Problems parsing JSON")) from None
+        problem = self.request_schemas.problem(req.method, template, body) if self.request_schemas else None
+        if problem is not None:
+            raise _Abort(error(422, problem))
 
     def _token(self, req: Request, public: bool) -> Token | None:
         scheme, _, value = (req.header("authorization") or "").partition(" ")

@@ -543,3 +543,36 @@ def test_manifest_form_refuses_an_invalid_manifest_as_github_does(
     with_hook = manifest | {"url": "https://a.test", "hook_attributes": {"url": "https://a.test/hook"}}
     if "name" not in change and "callback_urls" not in change:
         assert github_emu.complete_manifest_flow("acme", with_hook)  # a hook with its url is fine
+
+
+# -- request bodies, as GitHub's OpenAPI description has them ------------------------------
+
+
+def test_request_bodies_are_checked_against_the_openapi_description(github_emu: GitHubEmulator) -> None:
+    """GitHub refuses a body that breaks the operation's requestBody schema with 422 "Invalid request."
+    (shape: PyGithub tests/ReplayData/Branch.testEditRequiredPullRequestReviewsWithTooLargeApprovingReviewCount.txt)."""
+    assert github_emu.validates_requests, "node_modules/@octokit/openapi is missing: run npm ci"
+    s, repo = http(github_emu), f"{github_emu.url}/repos/acme/infra"
+    head = s.get(f"{repo}/git/ref/heads/main").json()["object"]["sha"]
+    cases = [
+        ("POST", f"{repo}/git/refs", {"ref": "refs/heads/x"}, '"sha" wasn\'t supplied.'),
+        ("PATCH", f"{repo}/git/refs/heads/main", {"sha": head, "force": "yes"}, "is not a boolean"),
+        ("POST", f"{repo}/git/blobs", {"encoding": "utf-8"}, '"content" wasn\'t supplied.'),
+        ("POST", f"{repo}/git/trees", {"tree": [{"path": "a", "mode": 100644, "type": "blob"}]}, "not a string"),
+        ("POST", f"{repo}/git/trees", {"tree": [{"path": "a", "mode": "100600", "type": "blob"}]}, "100644"),
+        ("POST", f"{repo}/git/commits", {"tree": head}, '"message" wasn\'t supplied.'),
+        ("POST", f"{repo}/keys", {"title": "t", "key": new_key(), "read_only": "true"}, "is not a boolean"),
+        ("POST", f"{repo}/keys", {"title": "t"}, '"key" wasn\'t supplied.'),
+    ]
+    for method, url, body, says in cases:
+        resp = s.request(method, url, json=body)
+        assert resp.status_code == 422, (method, url, resp.text)
+        data = resp.json()
+        assert data["message"].startswith("Invalid request.\n\n") and says in data["message"], data
+        assert data["documentation_url"] and data["status"] == "422"
+    assert github_emu.deploy_keys("acme", "infra") == []  # nothing was written
+    garbled = s.post(f"{repo}/git/blobs", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert garbled.status_code == 400 and garbled.json()["message"] == "Problems parsing JSON"
+    # what the steps send is accepted (the step tests run with the same checks on)
+    ok = s.post(f"{repo}/keys", json={"title": "t", "key": new_key(), "read_only": True})
+    assert ok.status_code == 201

@@ -550,7 +550,9 @@ def test_manifest_form_refuses_an_invalid_manifest_as_github_does(
 
 def test_request_bodies_are_checked_against_the_openapi_description(github_emu: GitHubEmulator) -> None:
     """GitHub refuses a body that breaks the operation's requestBody schema with 422 "Invalid request."
-    (shape: PyGithub tests/ReplayData/Branch.testEditRequiredPullRequestReviewsWithTooLargeApprovingReviewCount.txt)."""
+
+    Shape: PyGithub's tests/ReplayData/
+    Branch.testEditRequiredPullRequestReviewsWithTooLargeApprovingReviewCount.txt."""
     assert github_emu.validates_requests, "node_modules/@octokit/openapi is missing: run npm ci"
     s, repo = http(github_emu), f"{github_emu.url}/repos/acme/infra"
     head = s.get(f"{repo}/git/ref/heads/main").json()["object"]["sha"]
@@ -558,7 +560,12 @@ def test_request_bodies_are_checked_against_the_openapi_description(github_emu: 
         ("POST", f"{repo}/git/refs", {"ref": "refs/heads/x"}, '"sha" wasn\'t supplied.'),
         ("PATCH", f"{repo}/git/refs/heads/main", {"sha": head, "force": "yes"}, "is not a boolean"),
         ("POST", f"{repo}/git/blobs", {"encoding": "utf-8"}, '"content" wasn\'t supplied.'),
-        ("POST", f"{repo}/git/trees", {"tree": [{"path": "a", "mode": 100644, "type": "blob"}]}, "not a string"),
+        (
+            "POST",
+            f"{repo}/git/trees",
+            {"tree": [{"path": "a", "mode": 100644, "type": "blob"}]},
+            "not a string",
+        ),
         ("POST", f"{repo}/git/trees", {"tree": [{"path": "a", "mode": "100600", "type": "blob"}]}, "100644"),
         ("POST", f"{repo}/git/commits", {"tree": head}, '"message" wasn\'t supplied.'),
         ("POST", f"{repo}/keys", {"title": "t", "key": new_key(), "read_only": "true"}, "is not a boolean"),

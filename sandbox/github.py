@@ -331,6 +331,14 @@ class _Abort(Exception):
         self.response = response
 
 
+def _page(status: int, title: str, body: str) -> Response:
+    """An HTML page of GitHub's web UI (the manifest flow's pages)."""
+    text = (
+        f"<!doctype html><html><head><title>{title}</title></head><body><h2>{title}</h2>{body}</body></html>"
+    )
+    return Response(status, raw=text.encode(), headers={"content-type": "text/html; charset=utf-8"})
+
+
 def error(status: int, message: str, doc: str = DOCS, **extra: Any) -> Response:
     return Response(status, {"message": message, "documentation_url": doc, **extra, "status": str(status)})
 
@@ -360,6 +368,7 @@ class GitHubEmulator(EmulatorServer):
         self.operations: list[tuple[str, str]] = []  # (method, OpenAPI template) of every API route
         self.exchanges: list[Exchange] | None = None  # set to [] to record answered calls
         self._codes: dict[str, tuple[str, float]] = {}  # manifest code -> (app slug, expiry)
+        self._pending: dict[str, tuple[str, Any, str | None]] = {}  # confirm ticket -> (org, manifest, state)
         self._ids = itertools.count(1)
         self._account_ids: dict[str, int] = {}
         self._anonymous = Token("", (), None, "read", limit=60)
@@ -998,6 +1007,7 @@ class GitHubEmulator(EmulatorServer):
             ("GET", "/repos/{owner}/{repo}/keys/{key_id}", self._get_key),
             ("DELETE", "/repos/{owner}/{repo}/keys/{key_id}", self._delete_key),
             ("POST", "/organizations/{org}/settings/apps/new", self._manifest_form, None, True),
+            ("POST", "/organizations/{org}/settings/apps/new/confirm", self._confirm_manifest, None, True),
             ("POST", "/app-manifests/{code}/conversions", self._convert_manifest, "", True),
             ("GET", "/apps/{app_slug}", self._get_app, "", True),
             ("POST", "/applications/{client_id}/token", self._check_token, "", True),
@@ -1369,22 +1379,49 @@ class GitHubEmulator(EmulatorServer):
 
     # -- GitHub Apps and OAuth clients -------------------------------------------
     def _manifest_form(self, req: Request, who: Token | None) -> Response:
+        """The page GitHub shows for a posted manifest: its error, or "Create GitHub App" to confirm.
+
+        GitHub refuses an invalid manifest at once (the page's text: see ``manifest_error``) and
+        otherwise asks the signed-in person to confirm (docs: Registering a GitHub App from a
+        manifest, step "the person … clicks Create GitHub App"); only then does it redirect to
+        ``redirect_url`` with ``code`` and the ``state`` it was given.
+        """
         form = req.form()
+        org = req.params["org"]
         try:
             manifest = json.loads(form.get("manifest", ""))
-            code = self.complete_manifest_flow(req.params["org"], manifest)
+            problem = manifest_error(manifest)
         except (ValueError, TypeError, AttributeError) as exc:
-            # unverified: the status of GitHub's error page (the text is sourced, see manifest_error)
-            page = f"<h2>Invalid GitHub App configuration</h2><p>{html.escape(str(exc))}</p>"
-            return Response(422, raw=page.encode(), headers={"content-type": "text/html; charset=utf-8"})
+            problem = MANIFEST_INVALID.format(f"The manifest is not valid JSON ({exc}).")
+        if problem is not None:
+            return _page(422, "Invalid GitHub App configuration", f"<p>{html.escape(problem)}</p>")
+        ticket = secrets.token_urlsafe(16)
+        self._pending[ticket] = (org, manifest, req.arg("state"))
+        action = f"/organizations/{urllib.parse.quote(org)}/settings/apps/new/confirm"
+        body = (
+            f'<p>Create a GitHub App named <b id="app-name">{html.escape(str(manifest.get("name")))}'
+            f"</b> for {html.escape(org)}.</p>"
+            f'<form method="post" action="{html.escape(action)}">'
+            f'<input type="hidden" name="ticket" value="{ticket}">'
+            '<button id="create" type="submit">Create GitHub App</button></form>'
+        )
+        return _page(200, f"Create GitHub App for {html.escape(org)}", body)
+
+    def _confirm_manifest(self, req: Request, who: Token | None) -> Response:
+        """The person clicked "Create GitHub App": create it and redirect back with the code."""
+        pending = self._pending.pop(req.form().get("ticket", ""), None)
+        if pending is None or pending[0] != req.params["org"]:
+            return _page(404, "Not Found", "<p>This page is no longer valid; post the manifest again.</p>")
+        org, manifest, state = pending
+        try:
+            code = self.complete_manifest_flow(org, manifest)
+        except InvalidManifest as exc:
+            return _page(422, "Invalid GitHub App configuration", f"<p>{html.escape(str(exc))}</p>")
         target = manifest.get("redirect_url")
         if not target:
             slug = self._codes[code][0]
-            return Response(
-                302,
-                headers={"location": f"{self.url}/organizations/{req.params['org']}/settings/apps/{slug}"},
-            )
-        query = {"code": code} | ({"state": state} if (state := req.arg("state")) else {})
+            return Response(302, headers={"location": f"{self.url}/organizations/{org}/settings/apps/{slug}"})
+        query = {"code": code} | ({"state": state} if state else {})
         sep = "&" if "?" in target else "?"
         return Response(302, headers={"location": f"{target}{sep}{urllib.parse.urlencode(query)}"})
 

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import html
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -475,8 +476,30 @@ def test_manifest_flow_through_the_browser_form(
         data={"manifest": json.dumps(manifest)},
         allow_redirects=False,
     )
-    assert form.status_code == 302
-    location = urllib.parse.urlsplit(form.headers["location"])
+    assert form.status_code == 200 and "Create GitHub App" in form.text  # GitHub asks to confirm
+    assert github_emu.apps == {}
+    ticket = re.search(r'name="ticket" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    stale = requests.post(
+        f"{github_emu.url}/organizations/other/settings/apps/new/confirm",
+        data={"ticket": ticket},
+        allow_redirects=False,
+    )
+    assert stale.status_code == 404  # a ticket belongs to its organization's page
+    ticket = re.search(  # type: ignore[union-attr]
+        r'name="ticket" value="([^"]+)"',
+        requests.post(
+            f"{github_emu.url}/organizations/acme/settings/apps/new",
+            params={"state": "s3cr3t-state"},
+            data={"manifest": json.dumps(manifest)},
+        ).text,
+    ).group(1)
+    confirmed = requests.post(
+        f"{github_emu.url}/organizations/acme/settings/apps/new/confirm",
+        data={"ticket": ticket},
+        allow_redirects=False,
+    )
+    assert confirmed.status_code == 302
+    location = urllib.parse.urlsplit(confirmed.headers["location"])
     assert f"{location.scheme}://{location.netloc}{location.path}" == manifest["redirect_url"]
     query = dict(urllib.parse.parse_qsl(location.query))
     assert query["state"] == "s3cr3t-state"

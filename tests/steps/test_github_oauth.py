@@ -126,7 +126,12 @@ class Browser(RecordingReporter):
         page = requests.get(local, timeout=5).text
         action = html.unescape(re.search(r'action="([^"]+)"', page).group(1))  # type: ignore[union-attr]
         manifest = html.unescape(re.search(r'name="manifest" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
-        posted = requests.post(action, data={"manifest": manifest}, allow_redirects=False, timeout=5)
+        page = requests.post(action, data={"manifest": manifest}, timeout=5)
+        assert page.status_code == 200, page.text  # GitHub's "Create GitHub App" confirmation
+        confirm = html.unescape(re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
+        ticket = re.search(r'name="ticket" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        base = action.split("/organizations/")[0]
+        posted = requests.post(base + confirm, data={"ticket": ticket}, allow_redirects=False, timeout=5)
         assert posted.status_code == 302
         self.app_location = posted.headers["location"]
         assert self.app_location.startswith(local)

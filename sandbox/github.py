@@ -215,6 +215,7 @@ class RepoState:
     refs: dict[str, str] = field(default_factory=dict)  # "heads/main" -> commit sha
     keys: list[DeployKeyRecord] = field(default_factory=list)
     pushed_at: str = ""
+    archived: bool = False
 
     @property
     def full_name(self) -> str:
@@ -410,16 +411,26 @@ class GitHubEmulator(EmulatorServer):
         files: Mapping[str, str] | None = None,
         default_branch: str = "main",
         private: bool = True,
+        empty: bool = False,
     ) -> None:
-        """A repository with one initial commit (of ``files``, or a README like GitHub's auto-init)."""
+        """A repository with one initial commit (of ``files``, or a README like GitHub's auto-init).
+
+        ``empty`` leaves it as GitHub creates it without auto-init: no commit, no branch.
+        """
         with self.lock:
             if owner not in self._logins():
                 self.orgs.add(owner)
             self._account_id(owner)
             repo = RepoState(next(self._ids), owner, name, private, default_branch, iso(time.time()))
             self.repos[(owner.lower(), name.lower())] = repo
-            tree = repo.write_tree(self._leaves(repo, files or {"README.md": f"# {name}\n"}))
-            repo.refs[f"heads/{default_branch}"] = self._commit(repo, tree, (), "Initial commit")
+            if not empty:
+                tree = repo.write_tree(self._leaves(repo, files or {"README.md": f"# {name}\n"}))
+                repo.refs[f"heads/{default_branch}"] = self._commit(repo, tree, (), "Initial commit")
+
+    def archive_repo(self, owner: str, name: str) -> None:
+        """Archive a repository: it stays readable, every write is refused."""
+        with self.lock:
+            self._seeded(owner, name).archived = True
 
     def create_branch(
         self, owner: str, name: str, branch: str, files: Mapping[str, str], from_branch: str | None = None
@@ -690,7 +701,17 @@ class GitHubEmulator(EmulatorServer):
             raise _Abort(error(404, "Not Found", doc))
         if level == "write" and who.role == "read":
             raise _Abort(error(404, "Not Found", doc))
+        if level == "write" and repo.archived:
+            # "Repository was archived so is read-only." (see FIDELITY.md for its source)
+            raise _Abort(error(403, "Repository was archived so is read-only.", doc))
         return repo
+
+    @staticmethod
+    def _not_empty(repo: RepoState, doc: str) -> None:
+        """The Git Data API's answer on a repository without commits (github/rest-api-description#637;
+        body as in github/docs#31951; the OpenAPI description documents the 409)."""
+        if not repo.refs:
+            raise _Abort(error(409, "Git Repository is empty.", doc))
 
     # -- JSON shapes ---------------------------------------------------------
     def _repo_url(self, repo: RepoState) -> str:
@@ -750,7 +771,7 @@ class GitHubEmulator(EmulatorServer):
             "updated_at": repo.pushed_at,
             "pushed_at": repo.pushed_at,
             "size": sum(len(b) for b in repo.blobs.values()) // 1024,
-            "archived": False,
+            "archived": repo.archived,
             "disabled": False,
             "license": None,
             "topics": [],
@@ -977,6 +998,7 @@ class GitHubEmulator(EmulatorServer):
             ("GET", "/orgs/{org}", self._get_org),
             ("GET", "/repos/{owner}/{repo}", self._get_repo),
             ("GET", "/repos/{owner}/{repo}/contents/{path:path}", self._contents),
+            ("PUT", "/repos/{owner}/{repo}/contents/{path:path}", self._put_contents),
             (
                 "GET",
                 "/repos/{owner}/{repo}/contents",
@@ -1089,6 +1111,8 @@ class GitHubEmulator(EmulatorServer):
     def _contents(self, req: Request, who: Token | None) -> Response:
         doc = f"{DOCS}/repos/contents#get-repository-content"
         repo = self._repo(req, who, ("contents", "read"), doc)
+        if not repo.refs:
+            raise _Abort(error(404, "This repository is empty.", doc))  # unverified wording
         ref = req.arg("ref") or repo.default_branch
         head = repo.resolve(ref)
         if head is None:
@@ -1107,6 +1131,43 @@ class GitHubEmulator(EmulatorServer):
         return Response(200, listing)
 
     # -- branches and refs -----------------------------------------------------
+    def _put_contents(self, req: Request, who: Token | None) -> Response:
+        """Create or update one file in one commit; the way to the first commit of an empty repository
+        (REFERENCE.md §11). Updating needs the current blob ``sha``: GitHub answers 422 without it and
+        409 with a stale one (the OpenAPI description documents 409 and 422; wordings unverified)."""
+        doc = f"{DOCS}/repos/contents#create-or-update-file-contents"
+        repo = self._repo(req, who, ("contents", "write"), doc)
+        data = req.json() or {}
+        path = req.params["path"].strip("/")
+        branch = str(data.get("branch") or repo.default_branch)
+        try:
+            raw = base64.b64decode(str(data.get("content", "")), validate=True)
+        except binascii.Error:
+            raise _Abort(error(422, "content is not valid Base64", doc)) from None
+        head = repo.refs.get(f"heads/{branch}")
+        if head is None and repo.refs:
+            raise _Abort(error(404, f"Branch {branch} not found", doc))
+        leaves = repo.leaves(repo.commits[head].tree) if head else {}
+        existing = leaves.get(path)
+        if existing is not None and "sha" not in data:
+            raise _Abort(error(422, 'Invalid request.\n\n"sha" wasn\'t supplied.', doc))
+        if existing is not None and data["sha"] != existing[2]:
+            raise _Abort(error(409, f"{path} does not match {data['sha']}", doc))
+        leaves[path] = ("100644", "blob", repo.put_blob(raw))
+        login = who.login if who else "octocat"
+        sha = self._commit(
+            repo, repo.write_tree(leaves), (head,) if head else (), str(data["message"]), login
+        )
+        if not repo.refs:
+            repo.default_branch = branch  # the first push names the default branch
+        repo.refs[f"heads/{branch}"] = sha
+        entry = TreeEntry(path.rsplit("/", 1)[-1], "100644", "blob", leaves[path][2])
+        body = {
+            "content": self._content_json(repo, path, entry, branch, body=False),
+            "commit": self._commit_json(repo, sha),
+        }
+        return Response(200 if existing else 201, body)
+
     def _list_branches(self, req: Request, who: Token | None) -> Response:
         repo = self._repo(req, who, ("metadata", "read"), f"{DOCS}/branches/branches#list-branches")
         u = self._repo_url(repo)
@@ -1143,6 +1204,7 @@ class GitHubEmulator(EmulatorServer):
     def _get_ref(self, req: Request, who: Token | None) -> Response:
         doc = f"{DOC_REFS}#get-a-reference"
         repo = self._repo(req, who, ("contents", "read"), doc)
+        self._not_empty(repo, doc)
         ref = req.params["ref"]
         if ref not in repo.refs:
             raise _Abort(error(404, "Not Found", doc))
@@ -1184,6 +1246,7 @@ class GitHubEmulator(EmulatorServer):
     def _create_blob(self, req: Request, who: Token | None) -> Response:
         doc = f"{DOCS}/git/blobs#create-a-blob"
         repo = self._repo(req, who, ("contents", "write"), doc)
+        self._not_empty(repo, doc)
         data = req.json() or {}
         content, encoding = data.get("content"), data.get("encoding", "utf-8")
         if not isinstance(content, str) or encoding not in ("utf-8", "base64"):
@@ -1196,6 +1259,7 @@ class GitHubEmulator(EmulatorServer):
     def _get_blob(self, req: Request, who: Token | None) -> Response:
         doc = f"{DOCS}/git/blobs#get-a-blob"
         repo = self._repo(req, who, ("contents", "read"), doc)
+        self._not_empty(repo, doc)
         sha = req.params["file_sha"]
         if sha not in repo.blobs:
             raise _Abort(error(404, "Not Found", doc))
@@ -1228,6 +1292,7 @@ class GitHubEmulator(EmulatorServer):
     def _create_tree(self, req: Request, who: Token | None) -> Response:
         doc = f"{DOCS}/git/trees#create-a-tree"
         repo = self._repo(req, who, ("contents", "write"), doc)
+        self._not_empty(repo, doc)
         data = req.json() or {}
         base = data.get("base_tree")
         if base is not None and base not in repo.trees:
@@ -1262,6 +1327,7 @@ class GitHubEmulator(EmulatorServer):
     def _get_tree(self, req: Request, who: Token | None) -> Response:
         doc = f"{DOCS}/git/trees#get-a-tree"
         repo = self._repo(req, who, ("contents", "read"), doc)
+        self._not_empty(repo, doc)
         sha = req.params["tree_sha"]
         if sha not in repo.trees:
             commit = repo.resolve(sha)
@@ -1275,6 +1341,7 @@ class GitHubEmulator(EmulatorServer):
     def _create_commit(self, req: Request, who: Token | None) -> Response:
         doc = f"{DOCS}/git/commits#create-a-commit"
         repo = self._repo(req, who, ("contents", "write"), doc)
+        self._not_empty(repo, doc)
         data = req.json() or {}
         tree, parents = data.get("tree"), tuple(data.get("parents") or ())
         if not isinstance(data.get("message"), str):
@@ -1301,6 +1368,7 @@ class GitHubEmulator(EmulatorServer):
 
     def _get_commit(self, req: Request, who: Token | None) -> Response:
         repo = self._repo(req, who, ("contents", "read"), f"{DOCS}/git/commits#get-a-commit-object")
+        self._not_empty(repo, f"{DOCS}/git/commits#get-a-commit-object")
         sha = req.params["commit_sha"]
         if sha not in repo.commits:
             raise _Abort(error(404, "Not Found", f"{DOCS}/git/commits#get-a-commit-object"))

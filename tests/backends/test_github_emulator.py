@@ -134,6 +134,11 @@ def test_every_emulated_operation_answers_per_spec(
             requests.post(f"{base}/app-manifests/{code}/conversions"),
         ),
         ("GET", "/apps/{app_slug}", requests.get(f"{base}/apps/argo-cd-acme")),
+        (
+            "PUT",
+            "/repos/{owner}/{repo}/contents/{path}",
+            s.put(f"{repo}/contents/docs/new.md", json={"message": "m", "content": "eA==", "branch": "x"}),
+        ),
     ]
     for method, template, resp in calls:
         assert resp.status_code < 300, (method, template, resp.status_code, resp.text)
@@ -606,3 +611,59 @@ def test_request_bodies_are_checked_against_the_openapi_description(github_emu: 
     # what the steps send is accepted (the step tests run with the same checks on)
     ok = s.post(f"{repo}/keys", json={"title": "t", "key": new_key(), "read_only": True})
     assert ok.status_code == 201
+
+
+# -- edge states: empty and archived repositories ---------------------------------------------
+
+
+def test_empty_repository_answers_like_github(github_emu: GitHubEmulator) -> None:
+    """Git Data on an empty repo: 409 "Git Repository is empty." (github/rest-api-description#637,
+    github/docs#31951); the Contents API makes the first commit and names the branch."""
+    github_emu.create_repo("acme", "blank", empty=True)
+    s, repo = http(github_emu), f"{github_emu.url}/repos/acme/blank"
+    assert s.get(f"{repo}/branches/main").json()["message"] == "Branch not found"
+    assert s.get(f"{repo}/branches").json() == []
+    for method, url, body in [
+        ("POST", f"{repo}/git/blobs", {"content": "x", "encoding": "utf-8"}),
+        (
+            "POST",
+            f"{repo}/git/trees",
+            {"tree": [{"path": "a", "mode": "100644", "type": "blob", "content": "a"}]},
+        ),
+        ("GET", f"{repo}/git/trees/main", None),
+        ("GET", f"{repo}/git/ref/heads/main", None),
+    ]:
+        resp = s.request(method, url, json=body)
+        assert resp.status_code == 409 and resp.json()["message"] == "Git Repository is empty.", (
+            url,
+            resp.text,
+        )
+    assert s.get(f"{repo}/contents/README.md").status_code == 404
+    made = s.put(
+        f"{repo}/contents/argocd/root.yaml",
+        json={"message": "first", "content": base64.b64encode(b"root\n").decode(), "branch": "main"},
+    )
+    assert made.status_code == 201 and made.json()["commit"]["parents"] == []
+    assert made.json()["content"]["path"] == "argocd/root.yaml"
+    assert github_emu.read_tree("acme", "blank", "main") == {"argocd/root.yaml": "root\n"}
+    again = s.put(f"{repo}/contents/argocd/root.yaml", json={"message": "m", "content": "eA=="})
+    assert again.status_code == 422  # updating needs the blob sha
+    stale = s.put(
+        f"{repo}/contents/argocd/root.yaml", json={"message": "m", "content": "eA==", "sha": "0" * 40}
+    )
+    assert stale.status_code == 409
+    assert s.post(f"{repo}/git/blobs", json={"content": "x", "encoding": "utf-8"}).status_code == 201
+
+
+def test_archived_repository_is_read_only(github_emu: GitHubEmulator) -> None:
+    github_emu.archive_repo("acme", "infra")
+    s, repo = http(github_emu), f"{github_emu.url}/repos/acme/infra"
+    assert s.get(repo).json()["archived"] is True and s.get(f"{repo}/keys").status_code == 200
+    for url, body in [
+        (f"{repo}/keys", {"title": "t", "key": new_key(), "read_only": True}),
+        (f"{repo}/git/blobs", {"content": "x", "encoding": "utf-8"}),
+    ]:
+        resp = s.post(url, json=body)
+        assert (
+            resp.status_code == 403 and resp.json()["message"] == "Repository was archived so is read-only."
+        )

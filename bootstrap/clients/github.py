@@ -181,6 +181,11 @@ class GitHubClient:
             return RetryableError(
                 f"could not {what}: GitHub rate limit reached; retry in {delay:.0f} s", delay
             )
+        if status == 403 and "archived" in message.lower():
+            return PermanentError(
+                f"could not {what}: {repo or 'the repository'} is archived, so GitHub keeps it read-only; "
+                "unarchive it (Settings → Danger Zone) or point github.infra_repo at another repository"
+            )
         if status == 403 and headers.get("x-accepted-github-permissions"):
             area, _, level = headers["x-accepted-github-permissions"].split(";")[0].strip().partition("=")
             # what the step needs overall (write) says more than what this one call needed (read)

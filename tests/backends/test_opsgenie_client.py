@@ -183,3 +183,15 @@ def test_test_alert_errors(opsgenie_emu: OpsGenieEmulator) -> None:
     opsgenie_emu.faults.clear()
     opsgenie_emu.faults.add(Fault("status", path="^/v2/alerts$", status=500, times=2))
     assert client.send_test_alert(created.api_key, "a", "m")  # recovered inside the SDK's bounded retry
+
+
+def test_team_scoped_api_keys_reach_only_their_team(opsgenie_emu: OpsGenieEmulator) -> None:
+    """Keys restricted to a team manage only that team's integrations
+    (support.atlassian.com/opsgenie/docs/api-key-management); another team's are refused."""
+    opsgenie_emu.add_team("other-team")
+    opsgenie_emu.add_api_key("og-team-key", team=TEAM)
+    own = make(opsgenie_emu, "og-team-key").create_integration(NAME, "API", TEAM)
+    assert [i.id for i in make(opsgenie_emu, "og-team-key").find_integrations(NAME, "API", TEAM)] == [own.id]
+    with pytest.raises(errors.AuthError, match="another team") as exc:
+        make(opsgenie_emu, "og-team-key").create_integration(NAME, "API", "other-team")
+    assert "og-team-key" not in str(exc.value)

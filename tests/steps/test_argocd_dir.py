@@ -321,3 +321,11 @@ def test_empty_infra_repository_gets_its_first_commit_through_the_contents_api(w
     world.reset_logs()
     again, _ = result(world)
     assert again.status == "up-to-date" and world.github.log.writes == []
+
+
+def test_archived_infra_repository_fails_once_saying_so(world: World) -> None:
+    world.github.archive_repo(OWNER, REPO)
+    failed, summary = result(world)
+    assert summary.exit_code() == 1 and failed.status == "failed"
+    assert "archived" in (failed.message or "") and "unarchive it" in (failed.message or "")
+    assert world.github.log.writes == []

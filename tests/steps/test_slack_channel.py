@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bootstrap.reporting import StepResult
 from bootstrap.step import Action
 from sandbox import customer as sandbox_customer
@@ -196,3 +198,24 @@ def test_destroy_archives_the_channel(world: World) -> None:
     channel = world.slack.channel_by_name(CHANNEL)
     assert channel is not None and channel.archived
     assert step.plan_destroy(ctx).empty
+
+
+@pytest.mark.parametrize("scope", seed.BOT_SCOPES)
+def test_a_bot_token_without_a_scope_it_needs_stops_naming_that_scope(world: World, scope: str) -> None:
+    """Slack answers missing_scope with needed/provided (docs.slack.dev, each method's "scopes"); the
+    step fails once (exit 1), names the scope and where to add it, and writes nothing after it."""
+    token = world.slack.tokens[sandbox_customer.SLACK_TOKEN]
+    token.scopes = frozenset(seed.BOT_SCOPES) - {scope}
+    summary, _, _ = world.run(steps=(SlackChannel,))
+    outcome = summary.results[0]
+    if scope in PUBLIC_CHANNEL_SCOPES:
+        assert summary.exit_code() == 1 and outcome.status == "failed", (scope, outcome.message)
+        assert f"lacks the scope {scope}" in (outcome.message or "") and "Bot Token Scopes" in (
+            outcome.message or ""
+        )
+    else:  # not used for a public channel the bot creates
+        assert outcome.status == "done", (scope, outcome.message)
+
+
+PUBLIC_CHANNEL_SCOPES = {"channels:read", "groups:read", "channels:manage", "chat:write"}
+"""What a run that creates a public channel uses: listing asks for private channels too (groups:read)."""

@@ -165,6 +165,14 @@ def manifest_error(manifest: Mapping[str, Any]) -> str | None:
     hook = manifest.get("hook_attributes")
     if hook is not None and (not isinstance(hook, Mapping) or not hook.get("url")):
         return MANIFEST_INVALID.format('"url" wasn\'t supplied.')
+    for key in ("public", "request_oauth_on_install"):
+        value = manifest.get(key)
+        if value is not None and not isinstance(value, bool):
+            return MANIFEST_INVALID.format(f"For 'properties/{key}', {json.dumps(value)} is not a boolean.")
+    permissions = manifest.get("default_permissions", {})
+    if not isinstance(permissions, Mapping) or any(v not in ("read", "write") for v in permissions.values()):
+        # unverified wording; the levels are the docs' (read, write)
+        return MANIFEST_INVALID.format("For 'properties/default_permissions', levels must be read or write.")
     callbacks = manifest.get("callback_urls", [])
     if not isinstance(callbacks, list) or not all(isinstance(u, str) for u in callbacks):
         return MANIFEST_INVALID.format("For 'properties/callback_urls', expected an array of strings.")

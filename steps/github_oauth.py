@@ -369,8 +369,19 @@ def _owned(ctx: Context) -> dict[str, set[str]]:
     }
 
 
+APP_NAME_MAX = 34
+"""GitHub App names are at most 34 characters (docs: Registering a GitHub App; REFERENCE.md §11)."""
+
+
 def _app_name(ctx: Context) -> str:
-    return ctx.config.argocd.sso.app_name or f"argocd-{ctx.config.customer.name}"
+    name = ctx.config.argocd.sso.app_name or f"argocd-{ctx.config.customer.name}"
+    if len(name) > APP_NAME_MAX:
+        # customer.name may be 32 characters, so the default can be too long for GitHub
+        raise ConfigError(
+            f"argocd.sso.app_name: the default GitHub App name {name!r} has {len(name)} characters and "
+            f"GitHub allows {APP_NAME_MAX}; set argocd.sso.app_name to a shorter, unique name"
+        )
+    return name
 
 
 def _vault_path(ctx: Context) -> str:

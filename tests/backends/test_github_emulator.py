@@ -548,6 +548,8 @@ def test_manifest_flow_through_the_browser_form(
         ({"url": {"type": "git"}}, 'For \'properties/url\', {"type": "git"} is not a string.'),
         ({"callback_urls": [f"https://h{i}.test/cb" for i in range(11)]}, "limited to 10"),
         ({"name": "x" * 35}, "maximum is 34 characters"),
+        ({"public": "no"}, "For 'properties/public', \"no\" is not a boolean."),
+        ({"default_permissions": {"members": "admin"}}, "read or write"),
     ],
 )
 def test_manifest_form_refuses_an_invalid_manifest_as_github_does(
@@ -569,7 +571,7 @@ def test_manifest_form_refuses_an_invalid_manifest_as_github_does(
     assert "Invalid GitHub App configuration" in form.text and says in html.unescape(form.text)
     assert github_emu.apps == {}
     with_hook = manifest | {"url": "https://a.test", "hook_attributes": {"url": "https://a.test/hook"}}
-    if "name" not in change and "callback_urls" not in change:
+    if not {"name", "callback_urls", "public", "default_permissions"} & set(change):
         assert github_emu.complete_manifest_flow("acme", with_hook)  # a hook with its url is fine
 
 

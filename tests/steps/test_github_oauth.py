@@ -210,3 +210,16 @@ def test_web_url_for_the_form() -> None:
     assert web_url("https://api.github.com") == "https://github.com"
     assert web_url("https://ghe.example.com/api/v3") == "https://ghe.example.com"
     assert web_url("http://127.0.0.1:8123/") == "http://127.0.0.1:8123"
+
+
+def test_a_default_app_name_too_long_for_github_is_invalid_input(world: World) -> None:
+    """customer.name may have 32 characters; "argocd-" + that exceeds GitHub's 34 (REFERENCE §11)."""
+    doc = world.document()
+    doc["argocd"]["sso"] = {"mode": "manifest"}
+    doc["customer"]["name"] = "k" * 30
+    world.customer(doc)
+    summary = run(world, (GithubOauth,), dry_run=True).summary
+    assert summary.exit_code() == 4
+    message = summary.results[0].message or ""
+    assert "argocd.sso.app_name" in message and "34" in message
+    assert world.github.apps == {}

@@ -370,6 +370,7 @@ class SlackEmulator(EmulatorServer):
                 return Response(200, {"ok": False, "error": "token_revoked"}, headers)
             call = Call(args, token, warnings)
             try:
+                _check_argument_types(args)
                 body: dict[str, Any] = {"ok": True, **handler(call)}
             except SlackError as err:
                 body = {"ok": False, "error": err.code, **err.extra}
@@ -631,6 +632,32 @@ class SlackEmulator(EmulatorServer):
         if user is None:
             raise SlackError("users_not_found")
         return {"user": user.to_json(self.team_id)}
+
+
+_BOOLEAN_ARGS = frozenset({"is_private", "exclude_archived", "include_all_metadata", "inclusive", "force"})
+_INTEGER_ARGS = frozenset({"limit"})
+
+
+def _check_argument_types(args: dict[str, Any]) -> None:
+    """Argument types as the method pages give them (docs.slack.dev/reference/methods/…: booleans
+    ``is_private``, ``exclude_archived``, ``include_all_metadata``; integer ``limit``). A form sends
+    ``true``/``false``/``1``/``0``. The error's wording mirrors Slack's ``invalid_arguments``
+    ``response_metadata.messages`` form; its exact text is unverified."""
+    for name, value in args.items():
+        if name in _BOOLEAN_ARGS and not (
+            isinstance(value, bool) or str(value).lower() in ("true", "false", "1", "0", "")
+        ):
+            raise SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": [f"[ERROR] must be a boolean [json-pointer:/{name}]"]},
+            )
+        if name in _INTEGER_ARGS and not (
+            isinstance(value, int) or str(value).strip().isdigit() or value == ""
+        ):
+            raise SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": [f"[ERROR] must be an integer [json-pointer:/{name}]"]},
+            )
 
 
 def _bearer(req: Request) -> str:

@@ -14,7 +14,11 @@ Git objects are stored per repository and hashed the way git hashes them, so
 identical content gets identical SHAs and "nothing changed" is observable.
 Seeding (``create_repo``, ``commit_files``, ``add_token`` …) is plain Python;
 tests play the browser of the App manifest flow through
-``complete_manifest_flow`` or the HTML form endpoint.
+``complete_manifest_flow`` or the HTML form endpoint and its "Create GitHub App"
+confirmation (a real headless browser does so in test_manifest_browser.py).
+Request bodies are checked against the same description (``github_requests``),
+an empty repository answers the Git Data API with 409 and an archived one
+refuses writes. Every claim's source is in tests/fixtures/FIDELITY.md.
 """
 
 from __future__ import annotations

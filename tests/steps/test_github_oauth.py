@@ -1,8 +1,9 @@
 """github-oauth against the GitHub and Kubernetes emulators (through real Ansible) and the real OpenBao.
 
 The manifest-mode test plays the person's browser: it opens the local page the
-step prints, posts the form to the emulator's GitHub form endpoint without
-following the redirect, and brings the redirect back to the local listener.
+step prints, posts the form to the emulator's GitHub form endpoint, confirms
+"Create GitHub App" without following the redirect, and brings the redirect back
+to the local listener (tests/backends/test_manifest_browser.py does it in chromium).
 """
 
 from __future__ import annotations

@@ -203,6 +203,14 @@ class Slack(Model):
             "channels:join, channels:history, groups:history, chat:write."
         )
     )
+    user_token: SecretRef | None = Field(
+        default=None,
+        description=(
+            "Optional user token (xoxp-…) with channels:write (groups:write for a private channel), "
+            "used only to unarchive slack.channel: Slack does not let bot tokens unarchive. Without it "
+            "an archived channel stops the run (exit 3) until a person unarchives it."
+        ),
+    )
     api_url: HttpUrl | None = None
     channel: SlackChannel
     private: bool = False

@@ -14,7 +14,11 @@ Git objects are stored per repository and hashed the way git hashes them, so
 identical content gets identical SHAs and "nothing changed" is observable.
 Seeding (``create_repo``, ``commit_files``, ``add_token`` …) is plain Python;
 tests play the browser of the App manifest flow through
-``complete_manifest_flow`` or the HTML form endpoint.
+``complete_manifest_flow`` or the HTML form endpoint and its "Create GitHub App"
+confirmation (a real headless browser does so in test_manifest_browser.py).
+Request bodies are checked against the same description (``github_requests``),
+an empty repository answers the Git Data API with 409 and an archived one
+refuses writes. Every claim's source is in tests/fixtures/FIDELITY.md.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import html
 import itertools
 import json
 import math
@@ -37,6 +42,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sandbox import github_requests
 from sandbox.httpemu import EmulatorServer, Fault, Request, Response
 
 DOCS = "https://docs.github.com/rest"
@@ -133,6 +139,54 @@ def parse_public_key(text: str) -> str | None:
     return f"{parts[0]} {parts[1]}"
 
 
+MANIFEST_DOCS = "https://docs.github.com/apps/sharing-github-apps/registering-a-github-app-from-a-manifest"
+MANIFEST_INVALID = (
+    "Invalid GitHub App configuration. The configuration does not appear to be a valid GitHub App "
+    "manifest. Error: {}"
+)
+
+
+class InvalidManifest(ValueError):
+    """GitHub's "Invalid GitHub App configuration" page for a manifest it refuses."""
+
+
+def manifest_error(manifest: Mapping[str, Any]) -> str | None:
+    """What GitHub's form says about ``manifest``, or None when GitHub accepts it.
+
+    Sources: the manifest parameters (``url`` required; ``hook_attributes.url`` required
+    whenever ``hook_attributes`` is present; ``callback_urls`` at most 10) in MANIFEST_DOCS;
+    the page's wording as reported in probot/probot#806 and alp82/curia#933. App names are
+    at most 34 characters (docs: Registering a GitHub App). The name-length wording is unverified.
+    """
+    if not isinstance(manifest, Mapping):
+        return MANIFEST_INVALID.format("The manifest is not a JSON object.")
+    for key in ("name", "url", "description", "redirect_url"):
+        value = manifest.get(key)
+        if value is not None and not isinstance(value, str):
+            return MANIFEST_INVALID.format(f"For 'properties/{key}', {json.dumps(value)} is not a string.")
+    if not manifest.get("url"):
+        return MANIFEST_INVALID.format('"url" wasn\'t supplied.')
+    hook = manifest.get("hook_attributes")
+    if hook is not None and (not isinstance(hook, Mapping) or not hook.get("url")):
+        return MANIFEST_INVALID.format('"url" wasn\'t supplied.')
+    for key in ("public", "request_oauth_on_install"):
+        value = manifest.get(key)
+        if value is not None and not isinstance(value, bool):
+            return MANIFEST_INVALID.format(f"For 'properties/{key}', {json.dumps(value)} is not a boolean.")
+    permissions = manifest.get("default_permissions", {})
+    if not isinstance(permissions, Mapping) or any(v not in ("read", "write") for v in permissions.values()):
+        # unverified wording; the levels are the docs' (read, write)
+        return MANIFEST_INVALID.format("For 'properties/default_permissions', levels must be read or write.")
+    callbacks = manifest.get("callback_urls", [])
+    if not isinstance(callbacks, list) or not all(isinstance(u, str) for u in callbacks):
+        return MANIFEST_INVALID.format("For 'properties/callback_urls', expected an array of strings.")
+    if len(callbacks) > 10:
+        return MANIFEST_INVALID.format("Callback URLs are limited to 10.")
+    if len(str(manifest.get("name", ""))) > 34:
+        return MANIFEST_INVALID.format("Name is too long (maximum is 34 characters).")
+    return None
+
+
 # -- state ------------------------------------------------------------------------
 
 
@@ -173,6 +227,7 @@ class RepoState:
     refs: dict[str, str] = field(default_factory=dict)  # "heads/main" -> commit sha
     keys: list[DeployKeyRecord] = field(default_factory=list)
     pushed_at: str = ""
+    archived: bool = False
 
     @property
     def full_name(self) -> str:
@@ -289,11 +344,22 @@ class _Abort(Exception):
         self.response = response
 
 
+def _page(status: int, title: str, body: str) -> Response:
+    """An HTML page of GitHub's web UI (the manifest flow's pages)."""
+    text = (
+        f"<!doctype html><html><head><title>{title}</title></head><body><h2>{title}</h2>{body}</body></html>"
+    )
+    return Response(status, raw=text.encode(), headers={"content-type": "text/html; charset=utf-8"})
+
+
 def error(status: int, message: str, doc: str = DOCS, **extra: Any) -> Response:
     return Response(status, {"message": message, "documentation_url": doc, **extra, "status": str(status)})
 
 
 ApiHandler = Callable[[Request, Token | None], Response]
+Route = tuple[Any, ...]  # (method, path, handler[, OpenAPI template[, public]])
+DOC_KEYS = "https://docs.github.com/rest/deploy-keys/deploy-keys"
+DOC_REFS = "https://docs.github.com/rest/git/refs"
 
 
 # -- the emulator -----------------------------------------------------------------
@@ -315,9 +381,12 @@ class GitHubEmulator(EmulatorServer):
         self.operations: list[tuple[str, str]] = []  # (method, OpenAPI template) of every API route
         self.exchanges: list[Exchange] | None = None  # set to [] to record answered calls
         self._codes: dict[str, tuple[str, float]] = {}  # manifest code -> (app slug, expiry)
+        self._pending: dict[str, tuple[str, Any, str | None]] = {}  # confirm ticket -> (org, manifest, state)
         self._ids = itertools.count(1)
         self._account_ids: dict[str, int] = {}
         self._anonymous = Token("", (), None, "read", limit=60)
+        self.request_schemas: github_requests.RequestSchemas | None = github_requests.default()
+        """Request bodies are checked against these (GitHub's OpenAPI description); None: unchecked."""
         self._register()
 
     # -- seeding -------------------------------------------------------------
@@ -354,16 +423,26 @@ class GitHubEmulator(EmulatorServer):
         files: Mapping[str, str] | None = None,
         default_branch: str = "main",
         private: bool = True,
+        empty: bool = False,
     ) -> None:
-        """A repository with one initial commit (of ``files``, or a README like GitHub's auto-init)."""
+        """A repository with one initial commit (of ``files``, or a README like GitHub's auto-init).
+
+        ``empty`` leaves it as GitHub creates it without auto-init: no commit, no branch.
+        """
         with self.lock:
             if owner not in self._logins():
                 self.orgs.add(owner)
             self._account_id(owner)
             repo = RepoState(next(self._ids), owner, name, private, default_branch, iso(time.time()))
             self.repos[(owner.lower(), name.lower())] = repo
-            tree = repo.write_tree(self._leaves(repo, files or {"README.md": f"# {name}\n"}))
-            repo.refs[f"heads/{default_branch}"] = self._commit(repo, tree, (), "Initial commit")
+            if not empty:
+                tree = repo.write_tree(self._leaves(repo, files or {"README.md": f"# {name}\n"}))
+                repo.refs[f"heads/{default_branch}"] = self._commit(repo, tree, (), "Initial commit")
+
+    def archive_repo(self, owner: str, name: str) -> None:
+        """Archive a repository: it stays readable, every write is refused."""
+        with self.lock:
+            self._seeded(owner, name).archived = True
 
     def create_branch(
         self, owner: str, name: str, branch: str, files: Mapping[str, str], from_branch: str | None = None
@@ -422,12 +501,19 @@ class GitHubEmulator(EmulatorServer):
             self.oauth_clients[client_id] = client_secret
 
     def complete_manifest_flow(self, org: str, manifest: Mapping[str, Any]) -> str:
-        """What the person does in the browser: create the App from ``manifest``; returns the code."""
+        """What the person does in the browser: create the App from ``manifest``; returns the code.
+
+        An invalid manifest raises ``InvalidManifest`` with the text GitHub shows on its page.
+        """
         with self.lock:
+            problem = manifest_error(manifest)
+            if problem is not None:
+                raise InvalidManifest(problem)
             name = str(manifest.get("name") or f"{org}-app")
             slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
             if slug in self.apps:
-                raise ValueError(f"Name {name!r} is already in use")
+                # unverified: the wording of GitHub's page for a taken name
+                raise InvalidManifest(f"Name {name!r} is already taken")
             self.orgs.add(org)
             self._account_id(org)
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -447,7 +533,9 @@ class GitHubEmulator(EmulatorServer):
                 events=list(manifest.get("default_events", [])),
                 client_id="Iv23li" + secrets.token_hex(7),
                 client_secret=secrets.token_hex(20),
-                webhook_secret=secrets.token_hex(20),
+                # a webhook secret only exists for an App with a webhook (unverified: GitHub may
+                # still generate one; the step stores it only when present)
+                webhook_secret=secrets.token_hex(20) if manifest.get("hook_attributes") else None,
                 pem=pem,
                 created_at=iso(time.time()),
                 manifest=dict(manifest),
@@ -501,6 +589,8 @@ class GitHubEmulator(EmulatorServer):
                     if template is not None:
                         headers["x-github-api-version-selected"] = API_VERSION
                         headers["x-github-media-type"] = "github.v3; format=json"
+                    if template is not None:
+                        self._check_body(req, template)
                     resp = fn(req, who)
                 except _Abort as abort:
                     resp = abort.response
@@ -517,6 +607,23 @@ class GitHubEmulator(EmulatorServer):
             return fn
 
         return deco
+
+    @property
+    def validates_requests(self) -> bool:
+        return self.request_schemas is not None
+
+    def _check_body(self, req: Request, template: str) -> None:
+        """GitHub's answer to a body it cannot parse (400) or whose schema it breaks (422)."""
+        if req.method not in ("POST", "PATCH", "PUT"):
+            return
+        try:
+            body = json.loads(req.body) if req.body else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            # the message GitHub gives a body that is not JSON (unverified: no recorded answer found)
+            raise _Abort(error(400, "Problems parsing JSON")) from None
+        problem = self.request_schemas.problem(req.method, template, body) if self.request_schemas else None
+        if problem is not None:
+            raise _Abort(error(422, problem))
 
     def _token(self, req: Request, public: bool) -> Token | None:
         scheme, _, value = (req.header("authorization") or "").partition(" ")
@@ -606,7 +713,17 @@ class GitHubEmulator(EmulatorServer):
             raise _Abort(error(404, "Not Found", doc))
         if level == "write" and who.role == "read":
             raise _Abort(error(404, "Not Found", doc))
+        if level == "write" and repo.archived:
+            # "Repository was archived so is read-only." (see FIDELITY.md for its source)
+            raise _Abort(error(403, "Repository was archived so is read-only.", doc))
         return repo
+
+    @staticmethod
+    def _not_empty(repo: RepoState, doc: str) -> None:
+        """The Git Data API's answer on a repository without commits (github/rest-api-description#637;
+        body as in github/docs#31951; the OpenAPI description documents the 409)."""
+        if not repo.refs:
+            raise _Abort(error(409, "Git Repository is empty.", doc))
 
     # -- JSON shapes ---------------------------------------------------------
     def _repo_url(self, repo: RepoState) -> str:
@@ -666,7 +783,7 @@ class GitHubEmulator(EmulatorServer):
             "updated_at": repo.pushed_at,
             "pushed_at": repo.pushed_at,
             "size": sum(len(b) for b in repo.blobs.values()) // 1024,
-            "archived": False,
+            "archived": repo.archived,
             "disabled": False,
             "license": None,
             "topics": [],
@@ -886,460 +1003,539 @@ class GitHubEmulator(EmulatorServer):
 
     # -- routes --------------------------------------------------------------
     def _register(self) -> None:
-        api = self.api
-        doc_keys = "https://docs.github.com/rest/deploy-keys/deploy-keys"
-        doc_refs = "https://docs.github.com/rest/git/refs"
+        """The route table: method, path, handler, then optionally the OpenAPI template (None: a
+        browser page, not an API route) and whether the route is public (no token needed)."""
+        table: tuple[Route, ...] = (
+            ("GET", "/user", self._get_user),
+            ("GET", "/orgs/{org}", self._get_org),
+            ("GET", "/repos/{owner}/{repo}", self._get_repo),
+            ("GET", "/repos/{owner}/{repo}/contents/{path:path}", self._contents),
+            ("PUT", "/repos/{owner}/{repo}/contents/{path:path}", self._put_contents),
+            (
+                "GET",
+                "/repos/{owner}/{repo}/contents",
+                self._contents,
+                "/repos/{owner}/{repo}/contents/{path}",
+            ),
+            ("GET", "/repos/{owner}/{repo}/branches", self._list_branches),
+            ("GET", "/repos/{owner}/{repo}/branches/{branch:path}", self._get_branch),
+            ("GET", "/repos/{owner}/{repo}/git/ref/{ref:path}", self._get_ref),
+            # the legacy plural form still answers single refs (older PyGithub uses it)
+            (
+                "GET",
+                "/repos/{owner}/{repo}/git/refs/{ref:path}",
+                self._get_ref,
+                "/repos/{owner}/{repo}/git/ref/{ref}",
+            ),
+            ("POST", "/repos/{owner}/{repo}/git/refs", self._create_ref),
+            ("PATCH", "/repos/{owner}/{repo}/git/refs/{ref:path}", self._update_ref),
+            ("POST", "/repos/{owner}/{repo}/git/blobs", self._create_blob),
+            ("GET", "/repos/{owner}/{repo}/git/blobs/{file_sha}", self._get_blob),
+            ("POST", "/repos/{owner}/{repo}/git/trees", self._create_tree),
+            ("GET", "/repos/{owner}/{repo}/git/trees/{tree_sha}", self._get_tree),
+            ("POST", "/repos/{owner}/{repo}/git/commits", self._create_commit),
+            ("GET", "/repos/{owner}/{repo}/git/commits/{commit_sha}", self._get_commit),
+            ("GET", "/repos/{owner}/{repo}/commits", self._list_commits),
+            ("GET", "/repos/{owner}/{repo}/keys", self._list_keys),
+            ("POST", "/repos/{owner}/{repo}/keys", self._create_key),
+            ("GET", "/repos/{owner}/{repo}/keys/{key_id}", self._get_key),
+            ("DELETE", "/repos/{owner}/{repo}/keys/{key_id}", self._delete_key),
+            ("POST", "/organizations/{org}/settings/apps/new", self._manifest_form, None, True),
+            ("POST", "/organizations/{org}/settings/apps/new/confirm", self._confirm_manifest, None, True),
+            ("POST", "/app-manifests/{code}/conversions", self._convert_manifest, "", True),
+            ("GET", "/apps/{app_slug}", self._get_app, "", True),
+            ("POST", "/applications/{client_id}/token", self._check_token, "", True),
+        )
+        for method, pattern, handler, *options in table:
+            self.api(method, pattern, *options)(handler)
 
-        @api("GET", "/user")
-        def get_user(req: Request, who: Token | None) -> Response:
-            if who is None:
-                raise _Abort(
-                    error(401, "Requires authentication", f"{DOCS}/users/users#get-the-authenticated-user")
-                )
-            owned = [r for r in self.repos.values() if r.owner == who.login]
-            private = sum(r.private for r in owned)
-            return Response(
-                200,
-                self._account(who.login)
-                | {
-                    "name": who.login,
-                    "company": None,
-                    "blog": "",
-                    "location": None,
-                    "email": None,
-                    "hireable": None,
-                    "bio": None,
-                    "twitter_username": None,
-                    "public_repos": len(owned) - private,
-                    "public_gists": 0,
-                    "followers": 0,
-                    "following": 0,
-                    "created_at": "2011-01-25T18:44:36Z",
-                    "updated_at": "2011-01-25T18:44:36Z",
-                    "private_gists": 0,
-                    "total_private_repos": private,
-                    "owned_private_repos": private,
-                    "disk_usage": 0,
-                    "collaborators": 0,
-                    "two_factor_authentication": True,
-                    "user_view_type": "private",  # the discriminator between private- and public-user
-                },
+    # -- handlers ------------------------------------------------------------
+
+    def _get_user(self, req: Request, who: Token | None) -> Response:
+        if who is None:
+            raise _Abort(
+                error(401, "Requires authentication", f"{DOCS}/users/users#get-the-authenticated-user")
             )
-
-        @api("GET", "/orgs/{org}")
-        def get_org(req: Request, who: Token | None) -> Response:
-            org = req.params["org"]
-            if org not in self.orgs:
-                raise _Abort(error(404, "Not Found", f"{DOCS}/orgs/orgs#get-an-organization"))
-            a = self._account(org)
-            repos = [r for r in self.repos.values() if r.owner == org]
-            return Response(
-                200,
-                {k: a[k] for k in ("login", "id", "node_id", "url", "repos_url", "events_url", "avatar_url")}
-                | {
-                    "hooks_url": f"{self.url}/orgs/{org}/hooks",
-                    "issues_url": f"{self.url}/orgs/{org}/issues",
-                    "members_url": f"{self.url}/orgs/{org}/members{{/member}}",
-                    "public_members_url": f"{self.url}/orgs/{org}/public_members{{/member}}",
-                    "description": None,
-                    "html_url": a["html_url"],
-                    "has_organization_projects": True,
-                    "has_repository_projects": True,
-                    "public_repos": sum(not r.private for r in repos),
-                    "public_gists": 0,
-                    "followers": 0,
-                    "following": 0,
-                    "type": "Organization",
-                    "created_at": "2015-03-01T00:00:00Z",
-                    "updated_at": "2015-03-01T00:00:00Z",
-                    "archived_at": None,
-                },
-            )
-
-        @api("GET", "/repos/{owner}/{repo}")
-        def get_repo(req: Request, who: Token | None) -> Response:
-            repo = self._repo(req, who, ("metadata", "read"), f"{DOCS}/repos/repos#get-a-repository")
-            return Response(200, self._repo_json(repo, who))
-
-        # -- contents ----------------------------------------------------------
-        def contents(req: Request, who: Token | None) -> Response:
-            doc = f"{DOCS}/repos/contents#get-repository-content"
-            repo = self._repo(req, who, ("contents", "read"), doc)
-            ref = req.arg("ref") or repo.default_branch
-            head = repo.resolve(ref)
-            if head is None:
-                raise _Abort(error(404, f"No commit found for the ref {ref}", doc))
-            path = req.params.get("path", "").strip("/")
-            tree = repo.commits[head].tree
-            if path:
-                found = next((e for p, e in repo.walk(tree) if p == path), None)
-                if found is None:
-                    raise _Abort(error(404, "Not Found", doc))
-                if found.type != "tree":
-                    return Response(200, self._content_json(repo, path, found, ref, body=True))
-                tree = found.sha
-            prefix = f"{path}/" if path else ""
-            listing = [
-                self._content_json(repo, prefix + e.name, e, ref, body=False) for e in repo.trees[tree]
-            ]
-            return Response(200, listing)
-
-        api("GET", "/repos/{owner}/{repo}/contents/{path:path}")(contents)
-        api("GET", "/repos/{owner}/{repo}/contents", spec="/repos/{owner}/{repo}/contents/{path}")(contents)
-
-        # -- branches and refs -----------------------------------------------------
-        @api("GET", "/repos/{owner}/{repo}/branches")
-        def list_branches(req: Request, who: Token | None) -> Response:
-            repo = self._repo(req, who, ("metadata", "read"), f"{DOCS}/branches/branches#list-branches")
-            u = self._repo_url(repo)
-            branches = [
-                {"name": r[6:], "commit": {"sha": sha, "url": f"{u}/commits/{sha}"}, "protected": False}
-                for r, sha in sorted(repo.refs.items())
-                if r.startswith("heads/")
-            ]
-            return self._paginate(req, branches)
-
-        @api("GET", "/repos/{owner}/{repo}/branches/{branch:path}")
-        def get_branch(req: Request, who: Token | None) -> Response:
-            doc = f"{DOCS}/branches/branches#get-a-branch"
-            repo = self._repo(req, who, ("metadata", "read"), doc)
-            name = req.params["branch"]
-            sha = repo.refs.get(f"heads/{name}")
-            if sha is None:
-                raise _Abort(error(404, "Branch not found", doc))
-            u = f"{self._repo_url(repo)}/branches/{urllib.parse.quote(name)}"
-            return Response(
-                200,
-                {
-                    "name": name,
-                    "commit": self._rest_commit_json(repo, sha),
-                    "_links": {"self": u, "html": f"{self.url}/{repo.full_name}/tree/{name}"},
-                    "protected": False,
-                    "protection": {
-                        "enabled": False,
-                        "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []},
-                    },
-                    "protection_url": f"{u}/protection",
-                },
-            )
-
-        def get_ref(req: Request, who: Token | None) -> Response:
-            doc = f"{doc_refs}#get-a-reference"
-            repo = self._repo(req, who, ("contents", "read"), doc)
-            ref = req.params["ref"]
-            if ref not in repo.refs:
-                raise _Abort(error(404, "Not Found", doc))
-            return Response(200, self._ref_json(repo, ref))
-
-        api("GET", "/repos/{owner}/{repo}/git/ref/{ref:path}")(get_ref)
-        # the legacy plural form still answers single refs (older PyGithub uses it)
-        api("GET", "/repos/{owner}/{repo}/git/refs/{ref:path}", spec="/repos/{owner}/{repo}/git/ref/{ref}")(
-            get_ref
+        owned = [r for r in self.repos.values() if r.owner == who.login]
+        private = sum(r.private for r in owned)
+        return Response(
+            200,
+            self._account(who.login)
+            | {
+                "name": who.login,
+                "company": None,
+                "blog": "",
+                "location": None,
+                "email": None,
+                "hireable": None,
+                "bio": None,
+                "twitter_username": None,
+                "public_repos": len(owned) - private,
+                "public_gists": 0,
+                "followers": 0,
+                "following": 0,
+                "created_at": "2011-01-25T18:44:36Z",
+                "updated_at": "2011-01-25T18:44:36Z",
+                "private_gists": 0,
+                "total_private_repos": private,
+                "owned_private_repos": private,
+                "disk_usage": 0,
+                "collaborators": 0,
+                "two_factor_authentication": True,
+                "user_view_type": "private",  # the discriminator between private- and public-user
+            },
         )
 
-        @api("POST", "/repos/{owner}/{repo}/git/refs")
-        def create_ref(req: Request, who: Token | None) -> Response:
-            doc = f"{doc_refs}#create-a-reference"
-            repo = self._repo(req, who, ("contents", "write"), doc)
-            data = req.json() or {}
-            ref, sha = str(data.get("ref", "")), str(data.get("sha", ""))
-            if not ref.startswith("refs/") or ref.count("/") < 2:
-                raise _Abort(error(422, "Reference name is not well formed", doc))
-            if sha not in repo.commits:
-                raise _Abort(error(422, "Object does not exist", doc))
-            if ref[5:] in repo.refs:
-                raise _Abort(error(422, "Reference already exists", doc))
-            repo.refs[ref[5:]] = sha
-            repo.pushed_at = iso(time.time())
-            body = self._ref_json(repo, ref[5:])
-            return Response(201, body, {"location": body["url"]})
+    def _get_org(self, req: Request, who: Token | None) -> Response:
+        org = req.params["org"]
+        if org not in self.orgs:
+            raise _Abort(error(404, "Not Found", f"{DOCS}/orgs/orgs#get-an-organization"))
+        a = self._account(org)
+        repos = [r for r in self.repos.values() if r.owner == org]
+        return Response(
+            200,
+            {k: a[k] for k in ("login", "id", "node_id", "url", "repos_url", "events_url", "avatar_url")}
+            | {
+                "hooks_url": f"{self.url}/orgs/{org}/hooks",
+                "issues_url": f"{self.url}/orgs/{org}/issues",
+                "members_url": f"{self.url}/orgs/{org}/members{{/member}}",
+                "public_members_url": f"{self.url}/orgs/{org}/public_members{{/member}}",
+                "description": None,
+                "html_url": a["html_url"],
+                "has_organization_projects": True,
+                "has_repository_projects": True,
+                "public_repos": sum(not r.private for r in repos),
+                "public_gists": 0,
+                "followers": 0,
+                "following": 0,
+                "type": "Organization",
+                "created_at": "2015-03-01T00:00:00Z",
+                "updated_at": "2015-03-01T00:00:00Z",
+                "archived_at": None,
+            },
+        )
 
-        @api("PATCH", "/repos/{owner}/{repo}/git/refs/{ref:path}")
-        def update_ref(req: Request, who: Token | None) -> Response:
-            doc = f"{doc_refs}#update-a-reference"
-            repo = self._repo(req, who, ("contents", "write"), doc)
-            ref = req.params["ref"]
-            data = req.json() or {}
-            sha = str(data.get("sha", ""))
-            if ref not in repo.refs:
-                raise _Abort(error(422, "Reference does not exist", doc))
-            if sha not in repo.commits:
-                raise _Abort(error(422, "Object does not exist", doc))
-            if not data.get("force") and not repo.is_ancestor(repo.refs[ref], sha):
-                raise _Abort(error(422, "Update is not a fast forward", doc))
-            repo.refs[ref] = sha
-            repo.pushed_at = iso(time.time())
-            return Response(200, self._ref_json(repo, ref))
+    def _get_repo(self, req: Request, who: Token | None) -> Response:
+        repo = self._repo(req, who, ("metadata", "read"), f"{DOCS}/repos/repos#get-a-repository")
+        return Response(200, self._repo_json(repo, who))
 
-        # -- git data --------------------------------------------------------------
-        @api("POST", "/repos/{owner}/{repo}/git/blobs")
-        def create_blob(req: Request, who: Token | None) -> Response:
-            doc = f"{DOCS}/git/blobs#create-a-blob"
-            repo = self._repo(req, who, ("contents", "write"), doc)
-            data = req.json() or {}
-            content, encoding = data.get("content"), data.get("encoding", "utf-8")
-            if not isinstance(content, str) or encoding not in ("utf-8", "base64"):
-                raise _Abort(error(422, "Invalid request.", doc))
-            raw = content.encode() if encoding == "utf-8" else base64.b64decode(content)
-            sha = repo.put_blob(raw)
-            url = f"{self._repo_url(repo)}/git/blobs/{sha}"
-            return Response(201, {"sha": sha, "url": url}, {"location": url})
-
-        @api("GET", "/repos/{owner}/{repo}/git/blobs/{file_sha}")
-        def get_blob(req: Request, who: Token | None) -> Response:
-            doc = f"{DOCS}/git/blobs#get-a-blob"
-            repo = self._repo(req, who, ("contents", "read"), doc)
-            sha = req.params["file_sha"]
-            if sha not in repo.blobs:
+    # -- contents ----------------------------------------------------------
+    def _contents(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOCS}/repos/contents#get-repository-content"
+        repo = self._repo(req, who, ("contents", "read"), doc)
+        if not repo.refs:
+            raise _Abort(error(404, "This repository is empty.", doc))  # unverified wording
+        ref = req.arg("ref") or repo.default_branch
+        head = repo.resolve(ref)
+        if head is None:
+            raise _Abort(error(404, f"No commit found for the ref {ref}", doc))
+        path = req.params.get("path", "").strip("/")
+        tree = repo.commits[head].tree
+        if path:
+            found = next((e for p, e in repo.walk(tree) if p == path), None)
+            if found is None:
                 raise _Abort(error(404, "Not Found", doc))
-            data = repo.blobs[sha]
-            return Response(
-                200,
-                {
-                    "sha": sha,
-                    "node_id": base64.b64encode(f"04:Blob{repo.id}:{sha}".encode()).decode(),
-                    "size": len(data),
-                    "url": f"{self._repo_url(repo)}/git/blobs/{sha}",
-                    "content": wrap_base64(data),
-                    "encoding": "base64",
+            if found.type != "tree":
+                return Response(200, self._content_json(repo, path, found, ref, body=True))
+            tree = found.sha
+        prefix = f"{path}/" if path else ""
+        listing = [self._content_json(repo, prefix + e.name, e, ref, body=False) for e in repo.trees[tree]]
+        return Response(200, listing)
+
+    # -- branches and refs -----------------------------------------------------
+    def _put_contents(self, req: Request, who: Token | None) -> Response:
+        """Create or update one file in one commit; the way to the first commit of an empty repository
+        (REFERENCE.md §11). Updating needs the current blob ``sha``: GitHub answers 422 without it and
+        409 with a stale one (the OpenAPI description documents 409 and 422; wordings unverified)."""
+        doc = f"{DOCS}/repos/contents#create-or-update-file-contents"
+        repo = self._repo(req, who, ("contents", "write"), doc)
+        data = req.json() or {}
+        path = req.params["path"].strip("/")
+        branch = str(data.get("branch") or repo.default_branch)
+        try:
+            raw = base64.b64decode(str(data.get("content", "")), validate=True)
+        except binascii.Error:
+            raise _Abort(error(422, "content is not valid Base64", doc)) from None
+        head = repo.refs.get(f"heads/{branch}")
+        if head is None and repo.refs:
+            raise _Abort(error(404, f"Branch {branch} not found", doc))
+        leaves = repo.leaves(repo.commits[head].tree) if head else {}
+        existing = leaves.get(path)
+        if existing is not None and "sha" not in data:
+            raise _Abort(error(422, 'Invalid request.\n\n"sha" wasn\'t supplied.', doc))
+        if existing is not None and data["sha"] != existing[2]:
+            raise _Abort(error(409, f"{path} does not match {data['sha']}", doc))
+        leaves[path] = ("100644", "blob", repo.put_blob(raw))
+        login = who.login if who else "octocat"
+        sha = self._commit(
+            repo, repo.write_tree(leaves), (head,) if head else (), str(data["message"]), login
+        )
+        if not repo.refs:
+            repo.default_branch = branch  # the first push names the default branch
+        repo.refs[f"heads/{branch}"] = sha
+        entry = TreeEntry(path.rsplit("/", 1)[-1], "100644", "blob", leaves[path][2])
+        body = {
+            "content": self._content_json(repo, path, entry, branch, body=False),
+            "commit": self._commit_json(repo, sha),
+        }
+        return Response(200 if existing else 201, body)
+
+    def _list_branches(self, req: Request, who: Token | None) -> Response:
+        repo = self._repo(req, who, ("metadata", "read"), f"{DOCS}/branches/branches#list-branches")
+        u = self._repo_url(repo)
+        branches = [
+            {"name": r[6:], "commit": {"sha": sha, "url": f"{u}/commits/{sha}"}, "protected": False}
+            for r, sha in sorted(repo.refs.items())
+            if r.startswith("heads/")
+        ]
+        return self._paginate(req, branches)
+
+    def _get_branch(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOCS}/branches/branches#get-a-branch"
+        repo = self._repo(req, who, ("metadata", "read"), doc)
+        name = req.params["branch"]
+        sha = repo.refs.get(f"heads/{name}")
+        if sha is None:
+            raise _Abort(error(404, "Branch not found", doc))
+        u = f"{self._repo_url(repo)}/branches/{urllib.parse.quote(name)}"
+        return Response(
+            200,
+            {
+                "name": name,
+                "commit": self._rest_commit_json(repo, sha),
+                "_links": {"self": u, "html": f"{self.url}/{repo.full_name}/tree/{name}"},
+                "protected": False,
+                "protection": {
+                    "enabled": False,
+                    "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []},
                 },
-            )
+                "protection_url": f"{u}/protection",
+            },
+        )
 
-        def tree_json(repo: RepoState, sha: str, recursive: bool) -> dict[str, Any]:
-            u = self._repo_url(repo)
-            entries = repo.walk(sha) if recursive else ((e.name, e) for e in repo.trees[sha])
-            tree = []
-            for path, e in entries:
-                item: dict[str, Any] = {"path": path, "mode": e.mode, "type": e.type, "sha": e.sha}
-                if e.type == "blob":
-                    item["size"] = len(repo.blobs[e.sha])
-                if e.type != "commit":
-                    item["url"] = f"{u}/git/{e.type}s/{e.sha}"
-                tree.append(item)
-            return {"sha": sha, "url": f"{u}/git/trees/{sha}", "tree": tree, "truncated": False}
+    def _get_ref(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOC_REFS}#get-a-reference"
+        repo = self._repo(req, who, ("contents", "read"), doc)
+        self._not_empty(repo, doc)
+        ref = req.params["ref"]
+        if ref not in repo.refs:
+            raise _Abort(error(404, "Not Found", doc))
+        return Response(200, self._ref_json(repo, ref))
 
-        @api("POST", "/repos/{owner}/{repo}/git/trees")
-        def create_tree(req: Request, who: Token | None) -> Response:
-            doc = f"{DOCS}/git/trees#create-a-tree"
-            repo = self._repo(req, who, ("contents", "write"), doc)
-            data = req.json() or {}
-            base = data.get("base_tree")
-            if base is not None and base not in repo.trees:
-                raise _Abort(error(422, "base_tree is not a valid tree oid", doc))
-            leaves = repo.leaves(base) if base else {}
-            for item in data.get("tree") or []:
-                path = str(item.get("path", "")).strip("/")
-                mode, kind = str(item.get("mode", "")), str(item.get("type", ""))
-                if not path or mode not in ("100644", "100755", "040000", "160000", "120000"):
-                    raise _Abort(error(422, "Invalid tree info", doc))
-                if "content" in item:
-                    leaves[path] = (mode, "blob", repo.put_blob(str(item["content"]).encode()))
-                elif item.get("sha") is None:
-                    gone = [p for p in leaves if p == path or p.startswith(path + "/")]
-                    if not gone:
-                        raise _Abort(error(422, "GitRPC::BadObjectState", doc))
-                    for p in gone:
-                        del leaves[p]
-                elif kind == "tree":
-                    if item["sha"] not in repo.trees:
-                        raise _Abort(error(422, "GitRPC::BadObjectState", doc))
-                    leaves = {p: v for p, v in leaves.items() if not p.startswith(path + "/")}
-                    leaves |= {f"{path}/{p}": v for p, v in repo.leaves(item["sha"]).items()}
-                else:
-                    if kind == "blob" and item["sha"] not in repo.blobs:
-                        raise _Abort(error(422, "GitRPC::BadObjectState", doc))
-                    leaves[path] = (mode, kind, str(item["sha"]))
-            sha = repo.write_tree(leaves)
-            body = tree_json(repo, sha, recursive=False)
-            return Response(201, body, {"location": body["url"]})
+    def _create_ref(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOC_REFS}#create-a-reference"
+        repo = self._repo(req, who, ("contents", "write"), doc)
+        data = req.json() or {}
+        ref, sha = str(data.get("ref", "")), str(data.get("sha", ""))
+        if not ref.startswith("refs/") or ref.count("/") < 2:
+            raise _Abort(error(422, "Reference name is not well formed", doc))
+        if sha not in repo.commits:
+            raise _Abort(error(422, "Object does not exist", doc))
+        if ref[5:] in repo.refs:
+            raise _Abort(error(422, "Reference already exists", doc))
+        repo.refs[ref[5:]] = sha
+        repo.pushed_at = iso(time.time())
+        body = self._ref_json(repo, ref[5:])
+        return Response(201, body, {"location": body["url"]})
 
-        @api("GET", "/repos/{owner}/{repo}/git/trees/{tree_sha}")
-        def get_tree(req: Request, who: Token | None) -> Response:
-            doc = f"{DOCS}/git/trees#get-a-tree"
-            repo = self._repo(req, who, ("contents", "read"), doc)
-            sha = req.params["tree_sha"]
-            if sha not in repo.trees:
-                commit = repo.resolve(sha)
-                if commit is None:
-                    raise _Abort(error(404, "Not Found", doc))
-                sha = repo.commits[commit].tree
-            return Response(
-                200, tree_json(repo, sha, recursive=req.arg("recursive") not in (None, "", "0", "false"))
-            )
+    def _update_ref(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOC_REFS}#update-a-reference"
+        repo = self._repo(req, who, ("contents", "write"), doc)
+        ref = req.params["ref"]
+        data = req.json() or {}
+        sha = str(data.get("sha", ""))
+        if ref not in repo.refs:
+            raise _Abort(error(422, "Reference does not exist", doc))
+        if sha not in repo.commits:
+            raise _Abort(error(422, "Object does not exist", doc))
+        if not data.get("force") and not repo.is_ancestor(repo.refs[ref], sha):
+            raise _Abort(error(422, "Update is not a fast forward", doc))
+        repo.refs[ref] = sha
+        repo.pushed_at = iso(time.time())
+        return Response(200, self._ref_json(repo, ref))
 
-        @api("POST", "/repos/{owner}/{repo}/git/commits")
-        def create_commit(req: Request, who: Token | None) -> Response:
-            doc = f"{DOCS}/git/commits#create-a-commit"
-            repo = self._repo(req, who, ("contents", "write"), doc)
-            data = req.json() or {}
-            tree, parents = data.get("tree"), tuple(data.get("parents") or ())
-            if not isinstance(data.get("message"), str):
-                raise _Abort(error(422, 'Invalid request.\n\n"message" wasn\'t supplied.', doc))
-            if tree not in repo.trees:
-                raise _Abort(error(422, "Tree SHA does not exist", doc))
-            if any(p not in repo.commits for p in parents):
-                raise _Abort(error(422, "Parent SHA does not exist or is not a commit object", doc))
-            now = int(time.time())
-            login = who.login if who else "octocat"
+    # -- git data --------------------------------------------------------------
+    def _create_blob(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOCS}/git/blobs#create-a-blob"
+        repo = self._repo(req, who, ("contents", "write"), doc)
+        self._not_empty(repo, doc)
+        data = req.json() or {}
+        content, encoding = data.get("content"), data.get("encoding", "utf-8")
+        if not isinstance(content, str) or encoding not in ("utf-8", "base64"):
+            raise _Abort(error(422, "Invalid request.", doc))
+        raw = content.encode() if encoding == "utf-8" else base64.b64decode(content)
+        sha = repo.put_blob(raw)
+        url = f"{self._repo_url(repo)}/git/blobs/{sha}"
+        return Response(201, {"sha": sha, "url": url}, {"location": url})
 
-            def signature(given: Any) -> Signature:
-                if not isinstance(given, dict):
-                    return Signature(login, f"{login}@users.noreply.github.com", now)
-                when = given.get("date")
-                ts = int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()) if when else now
-                return Signature(str(given.get("name", login)), str(given.get("email", "")), ts)
+    def _get_blob(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOCS}/git/blobs#get-a-blob"
+        repo = self._repo(req, who, ("contents", "read"), doc)
+        self._not_empty(repo, doc)
+        sha = req.params["file_sha"]
+        if sha not in repo.blobs:
+            raise _Abort(error(404, "Not Found", doc))
+        data = repo.blobs[sha]
+        return Response(
+            200,
+            {
+                "sha": sha,
+                "node_id": base64.b64encode(f"04:Blob{repo.id}:{sha}".encode()).decode(),
+                "size": len(data),
+                "url": f"{self._repo_url(repo)}/git/blobs/{sha}",
+                "content": wrap_base64(data),
+                "encoding": "base64",
+            },
+        )
 
-            author = signature(data.get("author"))
-            committer = signature(data.get("committer") or data.get("author"))
-            sha = repo.put_commit(Commit(str(tree), parents, data["message"], author, committer))
-            body = self._commit_json(repo, sha)
-            return Response(201, body, {"location": body["url"]})
+    def _tree_json(self, repo: RepoState, sha: str, recursive: bool) -> dict[str, Any]:
+        u = self._repo_url(repo)
+        entries = repo.walk(sha) if recursive else ((e.name, e) for e in repo.trees[sha])
+        tree = []
+        for path, e in entries:
+            item: dict[str, Any] = {"path": path, "mode": e.mode, "type": e.type, "sha": e.sha}
+            if e.type == "blob":
+                item["size"] = len(repo.blobs[e.sha])
+            if e.type != "commit":
+                item["url"] = f"{u}/git/{e.type}s/{e.sha}"
+            tree.append(item)
+        return {"sha": sha, "url": f"{u}/git/trees/{sha}", "tree": tree, "truncated": False}
 
-        @api("GET", "/repos/{owner}/{repo}/git/commits/{commit_sha}")
-        def get_commit(req: Request, who: Token | None) -> Response:
-            repo = self._repo(req, who, ("contents", "read"), f"{DOCS}/git/commits#get-a-commit-object")
-            sha = req.params["commit_sha"]
-            if sha not in repo.commits:
-                raise _Abort(error(404, "Not Found", f"{DOCS}/git/commits#get-a-commit-object"))
-            return Response(200, self._commit_json(repo, sha))
+    def _create_tree(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOCS}/git/trees#create-a-tree"
+        repo = self._repo(req, who, ("contents", "write"), doc)
+        self._not_empty(repo, doc)
+        data = req.json() or {}
+        base = data.get("base_tree")
+        if base is not None and base not in repo.trees:
+            raise _Abort(error(422, "base_tree is not a valid tree oid", doc))
+        leaves = repo.leaves(base) if base else {}
+        for item in data.get("tree") or []:
+            path = str(item.get("path", "")).strip("/")
+            mode, kind = str(item.get("mode", "")), str(item.get("type", ""))
+            if not path or mode not in ("100644", "100755", "040000", "160000", "120000"):
+                raise _Abort(error(422, "Invalid tree info", doc))
+            if "content" in item:
+                leaves[path] = (mode, "blob", repo.put_blob(str(item["content"]).encode()))
+            elif item.get("sha") is None:
+                gone = [p for p in leaves if p == path or p.startswith(path + "/")]
+                if not gone:
+                    raise _Abort(error(422, "GitRPC::BadObjectState", doc))
+                for p in gone:
+                    del leaves[p]
+            elif kind == "tree":
+                if item["sha"] not in repo.trees:
+                    raise _Abort(error(422, "GitRPC::BadObjectState", doc))
+                leaves = {p: v for p, v in leaves.items() if not p.startswith(path + "/")}
+                leaves |= {f"{path}/{p}": v for p, v in repo.leaves(item["sha"]).items()}
+            else:
+                if kind == "blob" and item["sha"] not in repo.blobs:
+                    raise _Abort(error(422, "GitRPC::BadObjectState", doc))
+                leaves[path] = (mode, kind, str(item["sha"]))
+        sha = repo.write_tree(leaves)
+        body = self._tree_json(repo, sha, recursive=False)
+        return Response(201, body, {"location": body["url"]})
 
-        @api("GET", "/repos/{owner}/{repo}/commits")
-        def list_commits(req: Request, who: Token | None) -> Response:
-            doc = f"{DOCS}/commits/commits#list-commits"
-            repo = self._repo(req, who, ("contents", "read"), doc)
-            head = repo.resolve(req.arg("sha"))
-            if head is None:
+    def _get_tree(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOCS}/git/trees#get-a-tree"
+        repo = self._repo(req, who, ("contents", "read"), doc)
+        self._not_empty(repo, doc)
+        sha = req.params["tree_sha"]
+        if sha not in repo.trees:
+            commit = repo.resolve(sha)
+            if commit is None:
                 raise _Abort(error(404, "Not Found", doc))
-            path = (req.arg("path") or "").strip("/")
+            sha = repo.commits[commit].tree
+        return Response(
+            200, self._tree_json(repo, sha, recursive=req.arg("recursive") not in (None, "", "0", "false"))
+        )
 
-            def at(commit: Commit) -> tuple[str, str] | None:
-                found = next((e for p, e in repo.walk(commit.tree) if p == path), None)
-                return (found.type, found.sha) if found else None
+    def _create_commit(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOCS}/git/commits#create-a-commit"
+        repo = self._repo(req, who, ("contents", "write"), doc)
+        self._not_empty(repo, doc)
+        data = req.json() or {}
+        tree, parents = data.get("tree"), tuple(data.get("parents") or ())
+        if not isinstance(data.get("message"), str):
+            raise _Abort(error(422, 'Invalid request.\n\n"message" wasn\'t supplied.', doc))
+        if tree not in repo.trees:
+            raise _Abort(error(422, "Tree SHA does not exist", doc))
+        if any(p not in repo.commits for p in parents):
+            raise _Abort(error(422, "Parent SHA does not exist or is not a commit object", doc))
+        now = int(time.time())
+        login = who.login if who else "octocat"
 
-            shas = []
-            for sha, commit in repo.history(head):
-                before = at(repo.commits[commit.parents[0]]) if commit.parents else None
-                if not path or at(commit) != before:
-                    shas.append(sha)
-            return self._paginate(req, [self._rest_commit_json(repo, s) for s in shas])
+        def signature(given: Any) -> Signature:
+            if not isinstance(given, dict):
+                return Signature(login, f"{login}@users.noreply.github.com", now)
+            when = given.get("date")
+            ts = int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()) if when else now
+            return Signature(str(given.get("name", login)), str(given.get("email", "")), ts)
 
-        # -- deploy keys -------------------------------------------------------------
-        @api("GET", "/repos/{owner}/{repo}/keys")
-        def list_keys(req: Request, who: Token | None) -> Response:
-            repo = self._repo(req, who, ("administration", "read"), f"{doc_keys}#list-deploy-keys")
-            return self._paginate(req, [self._key_json(repo, k) for k in repo.keys])
+        author = signature(data.get("author"))
+        committer = signature(data.get("committer") or data.get("author"))
+        sha = repo.put_commit(Commit(str(tree), parents, data["message"], author, committer))
+        body = self._commit_json(repo, sha)
+        return Response(201, body, {"location": body["url"]})
 
-        @api("POST", "/repos/{owner}/{repo}/keys")
-        def create_key(req: Request, who: Token | None) -> Response:
-            doc = f"{doc_keys}#create-a-deploy-key"
-            repo = self._repo(req, who, ("administration", "write"), doc)
-            data = req.json() or {}
-            key = parse_public_key(str(data.get("key", "")))
+    def _get_commit(self, req: Request, who: Token | None) -> Response:
+        repo = self._repo(req, who, ("contents", "read"), f"{DOCS}/git/commits#get-a-commit-object")
+        self._not_empty(repo, f"{DOCS}/git/commits#get-a-commit-object")
+        sha = req.params["commit_sha"]
+        if sha not in repo.commits:
+            raise _Abort(error(404, "Not Found", f"{DOCS}/git/commits#get-a-commit-object"))
+        return Response(200, self._commit_json(repo, sha))
 
-            def invalid(message: str) -> _Abort:
-                detail = {"resource": "PublicKey", "code": "custom", "field": "key", "message": message}
-                return _Abort(error(422, "Validation Failed", doc, errors=[detail]))
-
-            if key is None:
-                raise invalid("key is invalid. You must supply a key in OpenSSH public key format")
-            in_use = self.used_elsewhere | {k.key for r in self.repos.values() for k in r.keys}
-            if key in in_use:
-                raise invalid("key is already in use")
-            read_only = data.get("read_only", False)
-            record = DeployKeyRecord(
-                next(self._ids),
-                key,
-                str(data.get("title") or ""),
-                bool(read_only),
-                who.login if who else "",
-                iso(time.time()),
-            )
-            repo.keys.append(record)
-            body = self._key_json(repo, record)
-            return Response(201, body, {"location": body["url"]})
-
-        def find_key(
-            req: Request, who: Token | None, need: Need, doc: str
-        ) -> tuple[RepoState, DeployKeyRecord]:
-            repo = self._repo(req, who, need, doc)
-            key_id = req.params["key_id"]
-            for k in repo.keys:
-                if str(k.id) == key_id:
-                    return repo, k
+    def _list_commits(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOCS}/commits/commits#list-commits"
+        repo = self._repo(req, who, ("contents", "read"), doc)
+        head = repo.resolve(req.arg("sha"))
+        if head is None:
             raise _Abort(error(404, "Not Found", doc))
+        path = (req.arg("path") or "").strip("/")
 
-        @api("GET", "/repos/{owner}/{repo}/keys/{key_id}")
-        def get_key(req: Request, who: Token | None) -> Response:
-            repo, k = find_key(req, who, ("administration", "read"), f"{doc_keys}#get-a-deploy-key")
-            return Response(200, self._key_json(repo, k))
+        def at(commit: Commit) -> tuple[str, str] | None:
+            found = next((e for p, e in repo.walk(commit.tree) if p == path), None)
+            return (found.type, found.sha) if found else None
 
-        @api("DELETE", "/repos/{owner}/{repo}/keys/{key_id}")
-        def delete_key(req: Request, who: Token | None) -> Response:
-            repo, k = find_key(req, who, ("administration", "write"), f"{doc_keys}#delete-a-deploy-key")
-            repo.keys.remove(k)
-            return Response(204)
+        shas = []
+        for sha, commit in repo.history(head):
+            before = at(repo.commits[commit.parents[0]]) if commit.parents else None
+            if not path or at(commit) != before:
+                shas.append(sha)
+        return self._paginate(req, [self._rest_commit_json(repo, s) for s in shas])
 
-        # -- GitHub Apps and OAuth clients -------------------------------------------
-        @api("POST", "/organizations/{org}/settings/apps/new", spec=None, public=True)
-        def manifest_form(req: Request, who: Token | None) -> Response:
-            form = req.form()
-            try:
-                manifest = json.loads(form.get("manifest", ""))
-                code = self.complete_manifest_flow(req.params["org"], manifest)
-            except (ValueError, TypeError, AttributeError) as exc:
-                return Response(422, raw=f"<p>{exc}</p>".encode(), headers={"content-type": "text/html"})
-            target = manifest.get("redirect_url")
-            if not target:
-                slug = self._codes[code][0]
-                return Response(
-                    302,
-                    headers={
-                        "location": f"{self.url}/organizations/{req.params['org']}/settings/apps/{slug}"
-                    },
-                )
-            query = {"code": code} | ({"state": state} if (state := req.arg("state")) else {})
-            sep = "&" if "?" in target else "?"
-            return Response(302, headers={"location": f"{target}{sep}{urllib.parse.urlencode(query)}"})
+    # -- deploy keys -------------------------------------------------------------
+    def _list_keys(self, req: Request, who: Token | None) -> Response:
+        repo = self._repo(req, who, ("administration", "read"), f"{DOC_KEYS}#list-deploy-keys")
+        return self._paginate(req, [self._key_json(repo, k) for k in repo.keys])
 
-        @api("POST", "/app-manifests/{code}/conversions", public=True)
-        def convert_manifest(req: Request, who: Token | None) -> Response:
-            slug, expiry = self._codes.pop(req.params["code"], ("", 0.0))
-            if not slug or expiry < time.time():
-                raise _Abort(error(404, "Not Found", f"{DOCS}/apps/apps#create-a-github-app-from-a-manifest"))
-            app = self.apps[slug]
-            secrets_part = {
-                "client_id": app.client_id,
-                "client_secret": app.client_secret,
-                "webhook_secret": app.webhook_secret,
-                "pem": app.pem,
-            }
-            return Response(201, self._app_json(app) | secrets_part)
+    def _create_key(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOC_KEYS}#create-a-deploy-key"
+        repo = self._repo(req, who, ("administration", "write"), doc)
+        data = req.json() or {}
+        key = parse_public_key(str(data.get("key", "")))
 
-        @api("GET", "/apps/{app_slug}", public=True)
-        def get_app(req: Request, who: Token | None) -> Response:
-            app = self.apps.get(req.params["app_slug"])
-            if app is None:
-                raise _Abort(error(404, "Not Found", f"{DOCS}/apps/apps#get-an-app"))
-            return Response(200, self._app_json(app))
+        def invalid(message: str) -> _Abort:
+            detail = {"resource": "PublicKey", "code": "custom", "field": "key", "message": message}
+            return _Abort(error(422, "Validation Failed", doc, errors=[detail]))
 
-        @api("POST", "/applications/{client_id}/token", public=True)
-        def check_token(req: Request, who: Token | None) -> Response:
-            doc = f"{DOCS}/apps/oauth-applications#check-a-token"
-            scheme, _, value = (req.header("authorization") or "").partition(" ")
-            try:
-                user, _, password = base64.b64decode(value).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                user = password = ""
-            known = self.oauth_clients | {a.client_id: a.client_secret for a in self.apps.values()}
-            client_id = req.params["client_id"]
-            if (
-                scheme.lower() != "basic"
-                or user != client_id
-                or known.get(client_id) != password
-                or not password
-            ):
-                raise _Abort(error(401, "Bad credentials", doc))
-            if not (req.json() or {}).get("access_token"):
-                raise _Abort(error(422, 'Invalid request.\n\n"access_token" wasn\'t supplied.', doc))
-            # this emulator never issues user tokens, so every token is unknown
-            raise _Abort(error(404, "Not Found", doc))
+        if key is None:
+            raise invalid("key is invalid. You must supply a key in OpenSSH public key format")
+        in_use = self.used_elsewhere | {k.key for r in self.repos.values() for k in r.keys}
+        if key in in_use:
+            raise invalid("key is already in use")
+        read_only = data.get("read_only", False)
+        record = DeployKeyRecord(
+            next(self._ids),
+            key,
+            str(data.get("title") or ""),
+            bool(read_only),
+            who.login if who else "",
+            iso(time.time()),
+        )
+        repo.keys.append(record)
+        body = self._key_json(repo, record)
+        return Response(201, body, {"location": body["url"]})
+
+    def _find_key(
+        self, req: Request, who: Token | None, need: Need, doc: str
+    ) -> tuple[RepoState, DeployKeyRecord]:
+        repo = self._repo(req, who, need, doc)
+        key_id = req.params["key_id"]
+        for k in repo.keys:
+            if str(k.id) == key_id:
+                return repo, k
+        raise _Abort(error(404, "Not Found", doc))
+
+    def _get_key(self, req: Request, who: Token | None) -> Response:
+        repo, k = self._find_key(req, who, ("administration", "read"), f"{DOC_KEYS}#get-a-deploy-key")
+        return Response(200, self._key_json(repo, k))
+
+    def _delete_key(self, req: Request, who: Token | None) -> Response:
+        repo, k = self._find_key(req, who, ("administration", "write"), f"{DOC_KEYS}#delete-a-deploy-key")
+        repo.keys.remove(k)
+        return Response(204)
+
+    # -- GitHub Apps and OAuth clients -------------------------------------------
+    def _manifest_form(self, req: Request, who: Token | None) -> Response:
+        """The page GitHub shows for a posted manifest: its error, or "Create GitHub App" to confirm.
+
+        GitHub refuses an invalid manifest at once (the page's text: see ``manifest_error``) and
+        otherwise asks the signed-in person to confirm (docs: Registering a GitHub App from a
+        manifest, step "the person … clicks Create GitHub App"); only then does it redirect to
+        ``redirect_url`` with ``code`` and the ``state`` it was given.
+        """
+        form = req.form()
+        org = req.params["org"]
+        try:
+            manifest = json.loads(form.get("manifest", ""))
+            problem = manifest_error(manifest)
+        except (ValueError, TypeError, AttributeError) as exc:
+            problem = MANIFEST_INVALID.format(f"The manifest is not valid JSON ({exc}).")
+        if problem is not None:
+            return _page(422, "Invalid GitHub App configuration", f"<p>{html.escape(problem)}</p>")
+        ticket = secrets.token_urlsafe(16)
+        self._pending[ticket] = (org, manifest, req.arg("state"))
+        action = f"/organizations/{urllib.parse.quote(org)}/settings/apps/new/confirm"
+        body = (
+            f'<p>Create a GitHub App named <b id="app-name">{html.escape(str(manifest.get("name")))}'
+            f"</b> for {html.escape(org)}.</p>"
+            f'<form method="post" action="{html.escape(action)}">'
+            f'<input type="hidden" name="ticket" value="{ticket}">'
+            '<button id="create" type="submit">Create GitHub App</button></form>'
+        )
+        return _page(200, f"Create GitHub App for {html.escape(org)}", body)
+
+    def _confirm_manifest(self, req: Request, who: Token | None) -> Response:
+        """The person clicked "Create GitHub App": create it and redirect back with the code."""
+        pending = self._pending.pop(req.form().get("ticket", ""), None)
+        if pending is None or pending[0] != req.params["org"]:
+            return _page(404, "Not Found", "<p>This page is no longer valid; post the manifest again.</p>")
+        org, manifest, state = pending
+        try:
+            code = self.complete_manifest_flow(org, manifest)
+        except InvalidManifest as exc:
+            return _page(422, "Invalid GitHub App configuration", f"<p>{html.escape(str(exc))}</p>")
+        target = manifest.get("redirect_url")
+        if not target:
+            slug = self._codes[code][0]
+            return Response(302, headers={"location": f"{self.url}/organizations/{org}/settings/apps/{slug}"})
+        query = {"code": code} | ({"state": state} if state else {})
+        sep = "&" if "?" in target else "?"
+        return Response(302, headers={"location": f"{target}{sep}{urllib.parse.urlencode(query)}"})
+
+    def _convert_manifest(self, req: Request, who: Token | None) -> Response:
+        slug, expiry = self._codes.pop(req.params["code"], ("", 0.0))
+        if not slug or expiry < time.time():
+            raise _Abort(error(404, "Not Found", f"{DOCS}/apps/apps#create-a-github-app-from-a-manifest"))
+        app = self.apps[slug]
+        secrets_part = {
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "webhook_secret": app.webhook_secret,
+            "pem": app.pem,
+        }
+        return Response(201, self._app_json(app) | secrets_part)
+
+    def _get_app(self, req: Request, who: Token | None) -> Response:
+        app = self.apps.get(req.params["app_slug"])
+        if app is None:
+            raise _Abort(error(404, "Not Found", f"{DOCS}/apps/apps#get-an-app"))
+        return Response(200, self._app_json(app))
+
+    def _check_token(self, req: Request, who: Token | None) -> Response:
+        doc = f"{DOCS}/apps/oauth-applications#check-a-token"
+        scheme, _, value = (req.header("authorization") or "").partition(" ")
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user = password = ""
+        known = self.oauth_clients | {a.client_id: a.client_secret for a in self.apps.values()}
+        client_id = req.params["client_id"]
+        if scheme.lower() != "basic" or user != client_id or known.get(client_id) != password or not password:
+            raise _Abort(error(401, "Bad credentials", doc))
+        if not (req.json() or {}).get("access_token"):
+            raise _Abort(error(422, 'Invalid request.\n\n"access_token" wasn\'t supplied.', doc))
+        # this emulator never issues user tokens, so every token is unknown
+        raise _Abort(error(404, "Not Found", doc))

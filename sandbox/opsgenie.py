@@ -6,10 +6,11 @@ server that behaves like OpsGenie where the step's correctness depends on it:
 
 - every answer is OpsGenie's envelope (``data``/``result``, ``took``,
   ``requestId``; errors ``message`` with 401/403/404/422, 422 with ``errors``);
-- ``Authorization: GenieKey <key>``: seeded API keys carry access rights
-  (``configuration`` is what the integration API needs) and may be scoped to a
-  team; integration keys may send alerts but get 403 on the integration API,
-  and a disabled integration's key is refused;
+- ``Authorization: GenieKey <key>``: seeded API keys (Settings → API key
+  management) carry access rights (``configuration`` is what the integration
+  API needs) and may be scoped to a team, but may not create, close or update
+  alerts; integration keys may send and close alerts but get 403 on the
+  integration API, and a disabled integration's key is refused;
 - an integration's ``apiKey`` is returned by create only, names are not unique
   (a re-run must find its integration by name + type + team);
 - alert actions are asynchronous as in OpsGenie: 202 + ``requestId``, the
@@ -308,6 +309,24 @@ class OpsGenieEmulator(EmulatorServer):
             )
         return principal
 
+    def _alert_action(self, req: Request, right: str) -> Principal:
+        """Create/close/update of an alert: only an integration's key may (never an API-management key).
+
+        Source: https://support.atlassian.com/opsgenie/docs/api-key-management/ (API-management
+        keys are blocked for create, acknowledge, close and add-note alert requests). The status
+        and wording of the refusal are unverified.
+        """
+        principal = self._need(req, right)
+        if principal.integration is None:
+            raise Refused(
+                _error(
+                    403,
+                    "API keys from API key management cannot create, acknowledge or close alerts; "
+                    "use an integration's API key",
+                )
+            )
+        return principal
+
     def _configure(self, req: Request, right: str) -> Principal:
         """Integration API access: an API key with Configuration access (never an integration key)."""
         principal = self._need(req, "configuration", right)
@@ -480,7 +499,7 @@ class OpsGenieEmulator(EmulatorServer):
 
     def _create_alert(self, req: Request) -> Response:
         try:
-            principal = self._need(req, "create")
+            principal = self._alert_action(req, "create")
             body = self._body(req)
         except Refused as refused:
             return refused.response
@@ -542,7 +561,7 @@ class OpsGenieEmulator(EmulatorServer):
 
     def _close_alert(self, req: Request) -> Response:
         try:
-            principal = self._need(req, "update")
+            principal = self._alert_action(req, "update")
             body = self._body(req)
         except Refused as refused:
             return refused.response
@@ -562,7 +581,7 @@ class OpsGenieEmulator(EmulatorServer):
 
     def _update_alert(self, req: Request) -> Response:
         try:
-            principal = self._need(req, "update")
+            principal = self._alert_action(req, "update")
             body = self._body(req)
         except Refused as refused:
             return refused.response

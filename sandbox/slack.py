@@ -14,7 +14,9 @@ because the step's idempotency depends on exactly these Slack behaviours:
   ``conversations.list``/``info`` — the trap an adopting step must handle;
 - list methods paginate with opaque base64 cursors, ``""`` at the end.
 
-All tokens belong to one bot user, which is what a bot token is.
+Tokens belong to one bot user, which is what a bot token is, unless seeded as
+a user token (``add_token(..., user=…)``), which only ``conversations.unarchive``
+treats differently: Slack lets only user tokens unarchive.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class Token:
     value: str
     scopes: frozenset[str]
     revoked: bool = False
+    user: str | None = None
+    """The person a user token (xoxp-) acts for; None for the bot token."""
 
 
 @dataclass
@@ -286,9 +290,10 @@ class SlackEmulator(EmulatorServer):
             self.route("GET", f"/api/{method}")(wrapped)
 
     # -- seeding and inspection ------------------------------------------------
-    def add_token(self, token: str, scopes: Iterable[str]) -> None:
+    def add_token(self, token: str, scopes: Iterable[str], user: str | None = None) -> None:
+        """A bot token, or with ``user`` a user token acting as that (seeded) user."""
         with self.lock:
-            self.tokens[token] = Token(token, frozenset(scopes))
+            self.tokens[token] = Token(token, frozenset(scopes), user=user)
 
     def revoke_token(self, token: str) -> None:
         with self.lock:
@@ -365,6 +370,7 @@ class SlackEmulator(EmulatorServer):
                 return Response(200, {"ok": False, "error": "token_revoked"}, headers)
             call = Call(args, token, warnings)
             try:
+                _check_argument_types(args)
                 body: dict[str, Any] = {"ok": True, **handler(call)}
             except SlackError as err:
                 body = {"ok": False, "error": err.code, **err.extra}
@@ -524,10 +530,29 @@ class SlackEmulator(EmulatorServer):
         return {}
 
     def _unarchive(self, call: Call) -> dict[str, Any]:
-        channel = self._channel(call, _MANAGE)
-        if not channel.archived:
+        """Only a user token unarchives (https://docs.slack.dev/reference/methods/conversations.unarchive,
+        "Bot tokens (xoxb-...) cannot currently be used to unarchive conversations"); a bot token
+        gets ``not_in_channel`` as seen in open-cli-collective/slack-chat-api#29. The calling user
+        is added to the conversation (same page). User scopes: channels:write / groups:write."""
+        user = call.token.user
+        if user is None:
+            channel = self._channel(call, _MANAGE)
+            if not channel.archived:
+                raise SlackError("not_archived")
+            raise SlackError("not_in_channel")
+        ref = call.required("channel")
+        found = self.channels.get(ref) or next(
+            (c for c in self.channels.values() if c.name == ref.removeprefix("#")), None
+        )
+        if found is None or (found.is_private and user not in found.members):
+            call.require("channels:write", "groups:write")
+            raise SlackError("channel_not_found")
+        call.require("groups:write" if found.is_private else "channels:write")
+        if not found.archived:
             raise SlackError("not_archived")
-        channel.archived = False
+        found.archived = False
+        if user not in found.members:
+            found.members.append(user)
         return {}
 
     def _post_message(self, call: Call) -> dict[str, Any]:
@@ -607,6 +632,32 @@ class SlackEmulator(EmulatorServer):
         if user is None:
             raise SlackError("users_not_found")
         return {"user": user.to_json(self.team_id)}
+
+
+_BOOLEAN_ARGS = frozenset({"is_private", "exclude_archived", "include_all_metadata", "inclusive", "force"})
+_INTEGER_ARGS = frozenset({"limit"})
+
+
+def _check_argument_types(args: dict[str, Any]) -> None:
+    """Argument types as the method pages give them (docs.slack.dev/reference/methods/…: booleans
+    ``is_private``, ``exclude_archived``, ``include_all_metadata``; integer ``limit``). A form sends
+    ``true``/``false``/``1``/``0``. The error's wording mirrors Slack's ``invalid_arguments``
+    ``response_metadata.messages`` form; its exact text is unverified."""
+    for name, value in args.items():
+        if name in _BOOLEAN_ARGS and not (
+            isinstance(value, bool) or str(value).lower() in ("true", "false", "1", "0", "")
+        ):
+            raise SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": [f"[ERROR] must be a boolean [json-pointer:/{name}]"]},
+            )
+        if name in _INTEGER_ARGS and not (
+            isinstance(value, int) or str(value).strip().isdigit() or value == ""
+        ):
+            raise SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": [f"[ERROR] must be an integer [json-pointer:/{name}]"]},
+            )
 
 
 def _bearer(req: Request) -> str:

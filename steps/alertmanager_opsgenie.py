@@ -385,10 +385,11 @@ class AlertmanagerOpsgenie(Step):
             og.ingest_alert(alias, message)
             og.ingest_close(alias)
             return
-        request_id = og.send_test_alert(self._key(ctx), alias, message)
+        key = self._key(ctx)
+        request_id = og.send_test_alert(key, alias, message)
         for _ in range(VERIFY_POLLS):
             if og.alert_request_succeeded(request_id):
-                og.close_alert(alias)
+                og.close_alert(key, alias)  # the integration's key: API-management keys cannot close
                 return
             time.sleep(VERIFY_POLL_SECONDS)
         raise RetryableError(

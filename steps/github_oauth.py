@@ -9,8 +9,9 @@ Guarantees:
 * ``manifest`` mode creates a GitHub App through the manifest flow: a
   loopback listener serves a page that posts the manifest to GitHub, checks
   the ``state`` on the way back and converts the code (bounded wait; nobody
-  came back → WaitingForHuman). ``manual`` mode prints exactly what to create
-  and waits (exit 3) until ``argocd.sso.client_id``/``client_secret`` resolve;
+  came back → WaitingForHuman). ``manual`` mode prints exactly what GitHub App
+  to create (two callback URLs: an OAuth App has only one) and waits (exit 3)
+  until ``argocd.sso.client_id``/``client_secret`` resolve;
   the credentials are checked against GitHub before they are stored;
 * the cluster gets Dex's GitHub connector (``argocd-cm``: url, dex.config),
   the client secret (``argocd-secret``: dex.github.clientSecret) and Grafana's
@@ -142,7 +143,8 @@ class GithubOauth(Step):
             "public": False,
             "default_permissions": {"members": "read", "emails": "read"},
             "request_oauth_on_install": True,
-            "hook_attributes": {"active": False},
+            # No hook_attributes: GitHub refuses the block without a webhook url, and an App
+            # with no webhook is what sign-in needs (REFERENCE.md §11).
         }
         ctx.intend(f"create GitHub App {manifest['name']} in {org} through the manifest flow")
         with ManifestFlow(web_url(ctx.config.github.api_url), org, manifest) as flow:
@@ -334,18 +336,27 @@ def _cm(ctx: Context, creds: _Creds) -> dict[str, str]:
 
 
 def _instructions(ctx: Context, reason: str) -> str:
+    """What a person creates by hand: a GitHub App, since one app serves both consumers.
+
+    An OAuth App has exactly one callback URL (redirect_uri must sit under it), so it cannot
+    serve Argo CD and Grafana on two hosts; a GitHub App takes up to 10 callback URLs
+    (REFERENCE.md §11; docs: Authorizing OAuth apps → Redirect URLs).
+    """
     org = ctx.config.github.org
     domain = ctx.config.customer.domain
     return (
-        f"GitHub sign-in needs an OAuth app created by a person ({reason}). In GitHub, open "
-        f"https://github.com/organizations/{org}/settings/applications/new (or, for a GitHub App, "
-        f"https://github.com/organizations/{org}/settings/apps/new) and create:\n"
-        f"  name:          {_app_name(ctx)}\n"
-        f"  homepage URL:  https://argocd.{domain}\n"
-        f"  callback URLs: https://argocd.{domain}/api/dex/callback\n"
-        f"                 https://grafana.{domain}/login/github\n"
-        "Then set argocd.sso.client_id to its client id and make argocd.sso.client_secret resolve to its "
-        "client secret (env:, file: or vault:), and run the same command again."
+        f"GitHub sign-in needs a GitHub App created by a person ({reason}). In GitHub, open "
+        f"https://github.com/organizations/{org}/settings/apps/new and create:\n"
+        f"  GitHub App name: {_app_name(ctx)}\n"
+        f"  Homepage URL:    https://argocd.{domain}\n"
+        f"  Callback URLs:   https://argocd.{domain}/api/dex/callback\n"
+        f"                   https://grafana.{domain}/login/github  (add a second callback URL)\n"
+        "  Webhook:         untick Active\n"
+        "  Permissions:     Organization → Members: read; Account → Email addresses: read\n"
+        "Then generate a client secret, install the App on the organization, set argocd.sso.client_id "
+        "to its client id and make argocd.sso.client_secret resolve to the secret (env:, file: or vault:), "
+        "and run the same command again. (An OAuth App will not do: it has a single callback URL, "
+        "so it cannot serve both Argo CD and Grafana.)"
     )
 
 
@@ -358,8 +369,19 @@ def _owned(ctx: Context) -> dict[str, set[str]]:
     }
 
 
+APP_NAME_MAX = 34
+"""GitHub App names are at most 34 characters (docs: Registering a GitHub App; REFERENCE.md §11)."""
+
+
 def _app_name(ctx: Context) -> str:
-    return ctx.config.argocd.sso.app_name or f"argocd-{ctx.config.customer.name}"
+    name = ctx.config.argocd.sso.app_name or f"argocd-{ctx.config.customer.name}"
+    if len(name) > APP_NAME_MAX:
+        # customer.name may be 32 characters, so the default can be too long for GitHub
+        raise ConfigError(
+            f"argocd.sso.app_name: the default GitHub App name {name!r} has {len(name)} characters and "
+            f"GitHub allows {APP_NAME_MAX}; set argocd.sso.app_name to a shorter, unique name"
+        )
+    return name
 
 
 def _vault_path(ctx: Context) -> str:

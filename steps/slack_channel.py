@@ -9,14 +9,19 @@ carries a stable marker in its metadata so it is found again instead of
 being posted twice. A second run therefore makes no Slack writes at all.
 
 Rollback archives the channel: Slack bots cannot delete channels, and an
-archived channel keeps its history and can be unarchived by the next run.
+archived channel keeps its history (and its name: creating it again fails with
+``name_taken``). Slack does not let bot tokens unarchive
+(https://docs.slack.dev/reference/methods/conversations.unarchive), so the
+next run unarchives with ``slack.user_token`` when one is configured, and
+otherwise stops once (WaitingForHuman, exit 3) saying what a person must do;
+it never retries on its own.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bootstrap.errors import PermanentError
+from bootstrap.errors import PermanentError, WaitingForHuman
 from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
 
 if TYPE_CHECKING:
@@ -37,6 +42,7 @@ class SlackChannel(Step):
     reads = (
         "customer.name",
         "slack.channel",
+        "slack.user_token",
         "slack.private",
         "slack.topic",
         "slack.purpose",
@@ -67,14 +73,19 @@ class SlackChannel(Step):
             )
         changes = []
         if channel.is_archived:
+            how = (
+                "with slack.user_token" if sl.user_token is not None else "by a person (no slack.user_token)"
+            )
             changes.append(
                 Change(
                     Action.UPDATE,
                     target,
-                    f"unarchive #{sl.channel} ({channel.id}): it exists but was archived",
+                    f"unarchive #{sl.channel} ({channel.id}) {how}: it exists but was archived",
                     data={"op": "unarchive"},
                 )
             )
+            if sl.user_token is None:
+                notes.append(_unarchive_help(sl.channel, channel.id))
         if not channel.is_member:
             # Only members may set the topic, invite or post; a listed channel without the bot is public.
             changes.append(Change(Action.UPDATE, target, "add the bot to the channel", data={"op": "join"}))
@@ -101,7 +112,7 @@ class SlackChannel(Step):
             assert isinstance(channel_id, str), "every change but create names the channel"
             ctx.intend(f"{change.summary} on #{sl.channel} ({channel_id})")
             if op == "unarchive":
-                slack.unarchive(channel_id)
+                _unarchive(ctx, channel_id)
             elif op == "join":
                 slack.join(channel_id)
             elif op == "topic":
@@ -172,6 +183,33 @@ class SlackChannel(Step):
             if not change.data.get("is_member"):
                 slack.join(channel_id)  # Slack only lets members archive a channel
             slack.archive(channel_id)
+
+
+def _unarchive(ctx: Context, channel_id: str) -> None:
+    """Unarchive with the user token, or stop for a person: a bot token cannot unarchive."""
+    sl = ctx.config.slack
+    if sl.user_token is None:
+        raise WaitingForHuman(_unarchive_help(sl.channel, channel_id))
+    from bootstrap.clients.slack import UnarchiveRefused  # lazy: light commands never load slack_sdk
+
+    token = ctx.secrets.resolve(sl.user_token, "slack.user_token")
+    try:
+        ctx.services.slack.unarchive(channel_id, token)
+    except UnarchiveRefused as refused:
+        raise WaitingForHuman(
+            f"Slack refused to unarchive #{sl.channel} ({channel_id}) with slack.user_token "
+            f"({refused.code}): it must be a user token (xoxp-…), not a bot token, of a person who may "
+            "manage the channel. " + _unarchive_help(sl.channel, channel_id)
+        ) from None
+
+
+def _unarchive_help(channel: str, channel_id: str) -> str:
+    return (
+        f"Slack channel #{channel} ({channel_id}) is archived, and Slack does not let bot tokens "
+        "unarchive (conversations.unarchive). Either unarchive it in Slack (open the channel → "
+        "channel details → Unarchive), or set slack.user_token to a user token (xoxp-…) with the "
+        "User Token Scope channels:write (groups:write for a private channel); then run again."
+    )
 
 
 def _settings(ctx: Context, target: str, topic: str, purpose: str) -> list[Change]:

@@ -181,6 +181,11 @@ class GitHubClient:
             return RetryableError(
                 f"could not {what}: GitHub rate limit reached; retry in {delay:.0f} s", delay
             )
+        if status == 403 and "archived" in message.lower():
+            return PermanentError(
+                f"could not {what}: {repo or 'the repository'} is archived, so GitHub keeps it read-only; "
+                "unarchive it (Settings → Danger Zone) or point github.infra_repo at another repository"
+            )
         if status == 403 and headers.get("x-accepted-github-permissions"):
             area, _, level = headers["x-accepted-github-permissions"].split(";")[0].strip().partition("=")
             # what the step needs overall (write) says more than what this one call needed (read)
@@ -296,7 +301,12 @@ class GitHubClient:
             r = self._repo(repo)
             ref_url = f"{r.url}/git/refs/heads/{urllib.parse.quote(branch)}"
             if parent_sha is None:
-                tree = r.create_git_tree(elements)
+                try:
+                    tree = r.create_git_tree(elements)
+                except GithubException as exc:
+                    if exc.status != 409:  # 409 "Git Repository is empty."
+                        raise
+                    return self._first_commit(repo, branch, files, message)
                 commit = r.create_git_commit(message, tree, [])
             else:
                 parent = r.get_git_commit(parent_sha)
@@ -318,6 +328,24 @@ class GitHubClient:
                     raise moved from exc
                 raise
             return str(commit.sha)
+
+    def _first_commit(self, repo: str, branch: str, files: Mapping[str, str | None], message: str) -> str:
+        """The first commit of an empty repository, where the Git Data API answers 409.
+
+        The Contents API can commit into an empty repository (it creates ``branch``), one file
+        per commit: the first file goes that way and the rest follow in one Git Data commit on
+        top, so an empty repository gets two commits instead of one (REFERENCE.md §11).
+        """
+        written = {path: text for path, text in sorted(files.items()) if text is not None}
+        if not written:
+            raise PermanentError(f"{repo} is empty and there is nothing to commit to branch {branch}")
+        first, *rest = written
+        with self._calling(f"make the first commit of {repo} (empty repository)", repo, CONTENTS_WRITE):
+            made = self._repo(repo).create_file(first, message, written[first], branch=branch)
+        head = str(made["commit"].sha)
+        if not rest:
+            return head
+        return self.commit_files(repo, branch, head, {p: written[p] for p in rest}, message)
 
     # -- deploy keys -----------------------------------------------------------------
     def list_deploy_keys(self, repo: str) -> list[DeployKey]:

@@ -153,9 +153,10 @@ class OpsGenieClient:
         )
         return response is not None and bool(response.data.is_success)
 
-    def close_alert(self, alias: str) -> None:
+    def close_alert(self, integration_api_key: str, alias: str) -> None:
+        """Close with the integration's key: API-management keys may not close alerts (REFERENCE §11)."""
         payload = opsgenie_sdk.CloseAlertPayload(source="gitops-bootstrap", note="test alert closed")
-        api = self._alerts(self._api_key)
+        api = self._alerts(integration_api_key)
         self._sdk(
             "close alert",
             lambda: api.close_alert(identifier=alias, identifier_type="alias", close_alert_payload=payload),
@@ -295,8 +296,10 @@ class OpsGenieClient:
                 return None
             if status in (401, 403):
                 raise errors.AuthError(
-                    f"OpsGenie {what}: the key was refused ({status}); check that the integration is "
-                    "enabled and its key current (for provider jsm: alerting.api_key)."
+                    f"OpsGenie {what}: the key was refused ({status}); alert actions need an "
+                    "integration's key (keys from API key management cannot create or close alerts); "
+                    "check that the integration is enabled and its key current "
+                    "(for provider jsm: alerting.api_key)."
                 ) from None
             if status is not None and (status == 429 or status >= 500 or status == 0):
                 raise errors.RetryableError(f"OpsGenie {what}: HTTP {status}") from None

@@ -92,6 +92,22 @@ class ChannelNameTaken(errors.PermanentError):
         self.name = name
 
 
+UNARCHIVE_DOC = "https://docs.slack.dev/reference/methods/conversations.unarchive"
+_BOT_UNARCHIVE_ERRORS = frozenset(
+    {"not_in_channel", "not_authorized", "method_not_supported_for_channel_type"}
+)
+"""What Slack answers when a token may not unarchive: the docs say bot tokens cannot (their
+"bug alert"), and a bot token was seen to get ``not_in_channel`` (open-cli-collective/slack-chat-api#29)."""
+
+
+class UnarchiveRefused(errors.PermanentError):
+    """Slack refused to unarchive with the token given (a bot token, or a user outside the channel)."""
+
+    def __init__(self, channel_id: str, code: str) -> None:
+        super().__init__(f"Slack refused to unarchive {channel_id} ({code})")
+        self.code = code
+
+
 class _RateLimitHandler(RateLimitErrorRetryHandler):
     """Retries a 429 after exactly Retry-After (plus small jitter), but only if that is short.
 
@@ -187,6 +203,13 @@ class SlackClient:
         if base_url is not None:
             kwargs["base_url"] = str(base_url).rstrip("/") + "/"
         self._web = WebClient(**kwargs)
+        self._options: dict[str, Any] = {
+            "base_url": base_url,
+            "max_retries": max_retries,
+            "backoff": backoff,
+            "max_retry_after": max_retry_after,
+            "timeout": timeout,
+        }
 
     def __repr__(self) -> str:
         return f"SlackClient(base_url={self._web.base_url!r})"
@@ -224,8 +247,33 @@ class SlackClient:
     def archive(self, channel_id: str) -> None:
         self._call("conversations.archive", benign={"already_archived"}, channel=channel_id)
 
-    def unarchive(self, channel_id: str) -> None:
-        self._call("conversations.unarchive", benign={"not_archived"}, channel=channel_id)
+    def unarchive(self, channel_id: str, user_token: str) -> None:
+        """Unarchive with a *user* token (xoxp-): Slack does not let bot tokens unarchive.
+
+        Raises ``UnarchiveRefused`` when Slack refuses the token for this (e.g. it is a bot
+        token), and AuthError naming slack.user_token when a scope is missing.
+        """
+        user = SlackClient(user_token, **self._options)
+        try:
+            user._request("conversations.unarchive", channel=channel_id)
+        except _SlackFailure as failure:
+            if failure.code == "not_archived":
+                return
+            if failure.code in _BOT_UNARCHIVE_ERRORS:
+                raise UnarchiveRefused(channel_id, failure.code) from None
+            if failure.code == "missing_scope":
+                raise errors.AuthError(
+                    f"slack.user_token lacks the scope {failure.data.get('needed') or '?'} needed by "
+                    "conversations.unarchive: add channels:write (groups:write for a private channel) "
+                    "under OAuth & Permissions → User Token Scopes, reinstall the app and update the "
+                    "secret slack.user_token points to."
+                ) from None
+            if failure.code in _AUTH_ERRORS:
+                raise errors.AuthError(
+                    f"Slack rejected slack.user_token ({failure.code}): it must be a current user "
+                    "token (xoxp-…)."
+                ) from None
+            raise failure.error from None
 
     def set_topic(self, channel_id: str, topic: str) -> None:
         self._call("conversations.setTopic", channel=channel_id, topic=topic)

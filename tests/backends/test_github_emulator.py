@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -132,6 +134,11 @@ def test_every_emulated_operation_answers_per_spec(
             requests.post(f"{base}/app-manifests/{code}/conversions"),
         ),
         ("GET", "/apps/{app_slug}", requests.get(f"{base}/apps/argo-cd-acme")),
+        (
+            "PUT",
+            "/repos/{owner}/{repo}/contents/{path}",
+            s.put(f"{repo}/contents/docs/new.md", json={"message": "m", "content": "eA==", "branch": "x"}),
+        ),
     ]
     for method, template, resp in calls:
         assert resp.status_code < 300, (method, template, resp.status_code, resp.text)
@@ -467,7 +474,6 @@ def test_manifest_flow_through_the_browser_form(
         "callback_urls": ["https://argocd.acme.test/api/dex/callback"],
         "public": False,
         "default_permissions": {"members": "read", "emails": "read"},
-        "hook_attributes": {"active": False},
     }
     form = requests.post(
         f"{github_emu.url}/organizations/acme/settings/apps/new",
@@ -475,8 +481,30 @@ def test_manifest_flow_through_the_browser_form(
         data={"manifest": json.dumps(manifest)},
         allow_redirects=False,
     )
-    assert form.status_code == 302
-    location = urllib.parse.urlsplit(form.headers["location"])
+    assert form.status_code == 200 and "Create GitHub App" in form.text  # GitHub asks to confirm
+    assert github_emu.apps == {}
+    ticket = re.search(r'name="ticket" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    stale = requests.post(
+        f"{github_emu.url}/organizations/other/settings/apps/new/confirm",
+        data={"ticket": ticket},
+        allow_redirects=False,
+    )
+    assert stale.status_code == 404  # a ticket belongs to its organization's page
+    ticket = re.search(  # type: ignore[union-attr]
+        r'name="ticket" value="([^"]+)"',
+        requests.post(
+            f"{github_emu.url}/organizations/acme/settings/apps/new",
+            params={"state": "s3cr3t-state"},
+            data={"manifest": json.dumps(manifest)},
+        ).text,
+    ).group(1)
+    confirmed = requests.post(
+        f"{github_emu.url}/organizations/acme/settings/apps/new/confirm",
+        data={"ticket": ticket},
+        allow_redirects=False,
+    )
+    assert confirmed.status_code == 302
+    location = urllib.parse.urlsplit(confirmed.headers["location"])
     assert f"{location.scheme}://{location.netloc}{location.path}" == manifest["redirect_url"]
     query = dict(urllib.parse.parse_qsl(location.query))
     assert query["state"] == "s3cr3t-state"
@@ -510,3 +538,134 @@ def test_manifest_flow_through_the_browser_form(
         json={"access_token": "x"},
     )
     assert manual.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"hook_attributes": {"active": False}}, 'Error: "url" wasn\'t supplied.'),  # probot#806, curia#933
+        ({"url": None}, 'Error: "url" wasn\'t supplied.'),
+        ({"url": {"type": "git"}}, 'For \'properties/url\', {"type": "git"} is not a string.'),
+        ({"callback_urls": [f"https://h{i}.test/cb" for i in range(11)]}, "limited to 10"),
+        ({"name": "x" * 35}, "maximum is 34 characters"),
+        ({"public": "no"}, "For 'properties/public', \"no\" is not a boolean."),
+        ({"default_permissions": {"members": "admin"}}, "read or write"),
+    ],
+)
+def test_manifest_form_refuses_an_invalid_manifest_as_github_does(
+    github_emu: GitHubEmulator, change: dict[str, Any], says: str
+) -> None:
+    manifest = {
+        "name": "Argo CD acme",
+        "url": "https://argocd.acme.test",
+        "redirect_url": "http://127.0.0.1:1/cb",
+    }
+    manifest = {k: v for k, v in (manifest | change).items() if v is not None}
+    form = requests.post(
+        f"{github_emu.url}/organizations/acme/settings/apps/new",
+        params={"state": "s"},
+        data={"manifest": json.dumps(manifest)},
+        allow_redirects=False,
+    )
+    assert form.status_code == 422 and "location" not in form.headers
+    assert "Invalid GitHub App configuration" in form.text and says in html.unescape(form.text)
+    assert github_emu.apps == {}
+    with_hook = manifest | {"url": "https://a.test", "hook_attributes": {"url": "https://a.test/hook"}}
+    if not {"name", "callback_urls", "public", "default_permissions"} & set(change):
+        assert github_emu.complete_manifest_flow("acme", with_hook)  # a hook with its url is fine
+
+
+# -- request bodies, as GitHub's OpenAPI description has them ------------------------------
+
+
+def test_request_bodies_are_checked_against_the_openapi_description(github_emu: GitHubEmulator) -> None:
+    """GitHub refuses a body that breaks the operation's requestBody schema with 422 "Invalid request."
+
+    Shape: PyGithub's tests/ReplayData/
+    Branch.testEditRequiredPullRequestReviewsWithTooLargeApprovingReviewCount.txt."""
+    assert github_emu.validates_requests, "node_modules/@octokit/openapi is missing: run npm ci"
+    s, repo = http(github_emu), f"{github_emu.url}/repos/acme/infra"
+    head = s.get(f"{repo}/git/ref/heads/main").json()["object"]["sha"]
+    cases = [
+        ("POST", f"{repo}/git/refs", {"ref": "refs/heads/x"}, '"sha" wasn\'t supplied.'),
+        ("PATCH", f"{repo}/git/refs/heads/main", {"sha": head, "force": "yes"}, "is not a boolean"),
+        ("POST", f"{repo}/git/blobs", {"encoding": "utf-8"}, '"content" wasn\'t supplied.'),
+        (
+            "POST",
+            f"{repo}/git/trees",
+            {"tree": [{"path": "a", "mode": 100644, "type": "blob"}]},
+            "not a string",
+        ),
+        ("POST", f"{repo}/git/trees", {"tree": [{"path": "a", "mode": "100600", "type": "blob"}]}, "100644"),
+        ("POST", f"{repo}/git/commits", {"tree": head}, '"message" wasn\'t supplied.'),
+        ("POST", f"{repo}/keys", {"title": "t", "key": new_key(), "read_only": "true"}, "is not a boolean"),
+        ("POST", f"{repo}/keys", {"title": "t"}, '"key" wasn\'t supplied.'),
+    ]
+    for method, url, body, says in cases:
+        resp = s.request(method, url, json=body)
+        assert resp.status_code == 422, (method, url, resp.text)
+        data = resp.json()
+        assert data["message"].startswith("Invalid request.\n\n") and says in data["message"], data
+        assert data["documentation_url"] and data["status"] == "422"
+    assert github_emu.deploy_keys("acme", "infra") == []  # nothing was written
+    garbled = s.post(f"{repo}/git/blobs", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert garbled.status_code == 400 and garbled.json()["message"] == "Problems parsing JSON"
+    # what the steps send is accepted (the step tests run with the same checks on)
+    ok = s.post(f"{repo}/keys", json={"title": "t", "key": new_key(), "read_only": True})
+    assert ok.status_code == 201
+
+
+# -- edge states: empty and archived repositories ---------------------------------------------
+
+
+def test_empty_repository_answers_like_github(github_emu: GitHubEmulator) -> None:
+    """Git Data on an empty repo: 409 "Git Repository is empty." (github/rest-api-description#637,
+    github/docs#31951); the Contents API makes the first commit and names the branch."""
+    github_emu.create_repo("acme", "blank", empty=True)
+    s, repo = http(github_emu), f"{github_emu.url}/repos/acme/blank"
+    assert s.get(f"{repo}/branches/main").json()["message"] == "Branch not found"
+    assert s.get(f"{repo}/branches").json() == []
+    for method, url, body in [
+        ("POST", f"{repo}/git/blobs", {"content": "x", "encoding": "utf-8"}),
+        (
+            "POST",
+            f"{repo}/git/trees",
+            {"tree": [{"path": "a", "mode": "100644", "type": "blob", "content": "a"}]},
+        ),
+        ("GET", f"{repo}/git/trees/main", None),
+        ("GET", f"{repo}/git/ref/heads/main", None),
+    ]:
+        resp = s.request(method, url, json=body)
+        assert resp.status_code == 409 and resp.json()["message"] == "Git Repository is empty.", (
+            url,
+            resp.text,
+        )
+    assert s.get(f"{repo}/contents/README.md").status_code == 404
+    made = s.put(
+        f"{repo}/contents/argocd/root.yaml",
+        json={"message": "first", "content": base64.b64encode(b"root\n").decode(), "branch": "main"},
+    )
+    assert made.status_code == 201 and made.json()["commit"]["parents"] == []
+    assert made.json()["content"]["path"] == "argocd/root.yaml"
+    assert github_emu.read_tree("acme", "blank", "main") == {"argocd/root.yaml": "root\n"}
+    again = s.put(f"{repo}/contents/argocd/root.yaml", json={"message": "m", "content": "eA=="})
+    assert again.status_code == 422  # updating needs the blob sha
+    stale = s.put(
+        f"{repo}/contents/argocd/root.yaml", json={"message": "m", "content": "eA==", "sha": "0" * 40}
+    )
+    assert stale.status_code == 409
+    assert s.post(f"{repo}/git/blobs", json={"content": "x", "encoding": "utf-8"}).status_code == 201
+
+
+def test_archived_repository_is_read_only(github_emu: GitHubEmulator) -> None:
+    github_emu.archive_repo("acme", "infra")
+    s, repo = http(github_emu), f"{github_emu.url}/repos/acme/infra"
+    assert s.get(repo).json()["archived"] is True and s.get(f"{repo}/keys").status_code == 200
+    for url, body in [
+        (f"{repo}/keys", {"title": "t", "key": new_key(), "read_only": True}),
+        (f"{repo}/git/blobs", {"content": "x", "encoding": "utf-8"}),
+    ]:
+        resp = s.post(url, json=body)
+        assert (
+            resp.status_code == 403 and resp.json()["message"] == "Repository was archived so is read-only."
+        )

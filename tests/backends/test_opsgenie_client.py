@@ -136,8 +136,24 @@ def test_test_alert_roundtrip_with_the_integration_key(opsgenie_emu: OpsGenieEmu
         created.id,
         "bootstrap-test-kuvaq",
     )
-    client.close_alert("bootstrap-test-kuvaq")
-    assert alert.status == "closed"
+    client.close_alert(created.api_key, "bootstrap-test-kuvaq")
+    assert alert.status == "closed" and alert.close_requests[0]["api_key"] == created.api_key
+
+
+def test_an_api_management_key_cannot_send_or_close_alerts(opsgenie_emu: OpsGenieEmulator) -> None:
+    """support.atlassian.com/opsgenie/docs/api-key-management: such keys are blocked for alert actions."""
+    client = make(opsgenie_emu)
+    created = client.create_integration(NAME, "API", TEAM)
+    client.enable_integration(created.id)
+    with pytest.raises(errors.AuthError, match="integration") as sent:
+        client.send_test_alert(API_KEY, "a", "m")
+    assert API_KEY not in str(sent.value)
+    client.send_test_alert(created.api_key, "a", "m")
+    with pytest.raises(errors.AuthError):
+        client.close_alert(API_KEY, "a")
+    assert opsgenie_emu.alerts[0].status == "open"
+    client.close_alert(created.api_key, "a")
+    assert opsgenie_emu.alerts[0].status == "closed"
 
 
 def test_test_alert_through_the_jsm_path(opsgenie_emu: OpsGenieEmulator) -> None:
@@ -157,12 +173,25 @@ def test_test_alert_errors(opsgenie_emu: OpsGenieEmulator) -> None:
         client.send_test_alert(created.api_key, "a", "m")
     assert created.api_key not in str(exc.value)
 
+    client.enable_integration(created.id)
     opsgenie_emu.faults.add(Fault("ratelimit", path="^/v2/alerts$", retry_after=0))
     with pytest.raises(errors.RetryableError, match="rate-limited") as limited:
-        client.send_test_alert(API_KEY, "a", "m")
+        client.send_test_alert(created.api_key, "a", "m")
     assert limited.value.delay == 0
     assert opsgenie_emu.log.count("POST", "^/v2/alerts$") == 1 + 4  # the disabled try + 1 + 3 retries
 
     opsgenie_emu.faults.clear()
     opsgenie_emu.faults.add(Fault("status", path="^/v2/alerts$", status=500, times=2))
-    assert client.send_test_alert(API_KEY, "a", "m")  # recovered inside the SDK's bounded retry
+    assert client.send_test_alert(created.api_key, "a", "m")  # recovered inside the SDK's bounded retry
+
+
+def test_team_scoped_api_keys_reach_only_their_team(opsgenie_emu: OpsGenieEmulator) -> None:
+    """Keys restricted to a team manage only that team's integrations
+    (support.atlassian.com/opsgenie/docs/api-key-management); another team's are refused."""
+    opsgenie_emu.add_team("other-team")
+    opsgenie_emu.add_api_key("og-team-key", team=TEAM)
+    own = make(opsgenie_emu, "og-team-key").create_integration(NAME, "API", TEAM)
+    assert [i.id for i in make(opsgenie_emu, "og-team-key").find_integrations(NAME, "API", TEAM)] == [own.id]
+    with pytest.raises(errors.AuthError, match="another team") as exc:
+        make(opsgenie_emu, "og-team-key").create_integration(NAME, "API", "other-team")
+    assert "og-team-key" not in str(exc.value)

@@ -42,6 +42,11 @@ def create_integration(emu: OpsGenieEmulator, name: str = "alertmanager-kuvaq", 
     return resp.json()["data"]
 
 
+def integration_key(emu: OpsGenieEmulator) -> str:
+    """An enabled integration's key: the only kind OpsGenie lets create and close alerts."""
+    return emu.add_integration("alerts-kuvaq", team=TEAM).api_key
+
+
 def test_integration_lifecycle(opsgenie_emu: OpsGenieEmulator) -> None:
     created = create_integration(opsgenie_emu)
     assert created["enabled"] is False
@@ -180,16 +185,34 @@ def test_sdk_create_poll_get_close(opsgenie_emu: OpsGenieEmulator) -> None:
 
 
 def test_sdk_retrieve_result_short_polling(opsgenie_emu: OpsGenieEmulator) -> None:
-    api = alert_api(opsgenie_emu)
+    api = alert_api(opsgenie_emu, key=integration_key(opsgenie_emu))
     response = api.create_alert(create_alert_payload=opsgenie_sdk.CreateAlertPayload(message="hello"))
     assert response.id == opsgenie_emu.alerts[0].id  # the SDK polls /v2/alerts/requests/{id}
-    assert opsgenie_emu.alerts[0].integration_id is None
-    assert opsgenie_emu.alerts[0].integration_name == "Default API"
+    assert opsgenie_emu.alerts[0].integration_name == "alerts-kuvaq"
+
+
+def test_api_management_keys_cannot_create_or_close_alerts(opsgenie_emu: OpsGenieEmulator) -> None:
+    """Source: support.atlassian.com/opsgenie/docs/api-key-management (create, acknowledge, close and
+    add-note are blocked for such keys); reading alerts and request status stays allowed."""
+    api = alert_api(opsgenie_emu)  # API_KEY: an API-management key with every access right
+    for call in (
+        lambda: api.create_alert(create_alert_payload=opsgenie_sdk.CreateAlertPayload(message="m")),
+        lambda: api.close_alert(identifier="x", identifier_type="alias"),
+    ):
+        with pytest.raises(opsgenie_sdk.exceptions.AuthenticationException) as refused:
+            call()
+        assert refused.value.status == 403
+    key = integration_key(opsgenie_emu)
+    created = alert_api(opsgenie_emu, key=key).create_alert(
+        create_alert_payload=opsgenie_sdk.CreateAlertPayload(message="m", alias="x")
+    )
+    assert api.get_request_status(request_id=created.request_id).data.is_success is True
+    assert api.get_alert(identifier="x", identifier_type="alias").data.status == "open"
 
 
 def test_request_status_lags_like_a_busy_queue(opsgenie_emu: OpsGenieEmulator) -> None:
     opsgenie_emu.request_lag = 1
-    api = alert_api(opsgenie_emu)
+    api = alert_api(opsgenie_emu, key=integration_key(opsgenie_emu))
     request_id = api.create_alert(
         create_alert_payload=opsgenie_sdk.CreateAlertPayload(message="m")
     ).request_id
@@ -200,14 +223,15 @@ def test_request_status_lags_like_a_busy_queue(opsgenie_emu: OpsGenieEmulator) -
 
 
 def test_closing_an_unknown_alert_fails_asynchronously(opsgenie_emu: OpsGenieEmulator) -> None:
-    api = alert_api(opsgenie_emu)
+    api = alert_api(opsgenie_emu, key=integration_key(opsgenie_emu))
     closing = api.close_alert(identifier="nope", identifier_type="alias")
     status = api.get_request_status(request_id=closing.request_id).data
     assert (status.is_success, status.status) == (False, "Alert does not exist")
 
 
 def test_alert_validation_and_disabled_integration(opsgenie_emu: OpsGenieEmulator) -> None:
-    resp = http(opsgenie_emu, "POST", "/v2/alerts", json={"message": "", "priority": "P9"})
+    key = integration_key(opsgenie_emu)
+    resp = http(opsgenie_emu, "POST", "/v2/alerts", key=key, json={"message": "", "priority": "P9"})
     assert resp.status_code == 422
     assert set(resp.json()["errors"]) == {"message", "priority"}
     created = create_integration(opsgenie_emu)  # created disabled
@@ -221,7 +245,7 @@ def test_alert_validation_and_disabled_integration(opsgenie_emu: OpsGenieEmulato
 
 def test_sdk_retries_429_then_gives_up_with_retry_error(opsgenie_emu: OpsGenieEmulator) -> None:
     opsgenie_emu.faults.add(Fault("ratelimit", path="^/v2/alerts$", times=1, retry_after=0))
-    api = alert_api(opsgenie_emu, retries=2)
+    api = alert_api(opsgenie_emu, key=integration_key(opsgenie_emu), retries=2)
     api.create_alert(create_alert_payload=opsgenie_sdk.CreateAlertPayload(message="m"))
     assert len(opsgenie_emu.alerts) == 1
 

@@ -66,8 +66,14 @@ def test_topic_purpose_archive_roundtrip_is_idempotent(slack_emu: SlackEmulator)
     client.archive(cid)
     found = client.find_channel("alerts-kuvaq")
     assert found is not None and found.is_archived
-    client.unarchive(cid)
-    client.unarchive(cid)
+    with pytest.raises(slack.UnarchiveRefused) as refused:  # bot tokens cannot unarchive
+        client.unarchive(cid, BOT_TOKEN)
+    assert refused.value.code == "not_in_channel"
+    slack_emu.add_user("U0001", "alice", "alice@kuvaq.example")
+    slack_emu.channels[cid].members.append("U0001")
+    slack_emu.add_token("xoxp-alice", ["groups:write"], user="U0001")
+    client.unarchive(cid, "xoxp-alice")
+    client.unarchive(cid, "xoxp-alice")  # not_archived counts as done
     found = client.find_channel("alerts-kuvaq")
     assert found is not None
     assert (found.is_archived, found.topic, found.purpose) == (
@@ -193,3 +199,13 @@ def test_persistent_5xx_and_unreachable_are_retryable(slack_emu: SlackEmulator) 
     with pytest.raises(errors.RetryableError, match="cannot reach Slack") as exc:
         slack.SlackClient(BOT_TOKEN, base_url=url + "/api/", backoff=0).auth_test()
     assert BOT_TOKEN not in str(exc.value)
+
+
+def test_unarchive_names_the_user_token_on_a_missing_scope(slack_emu: SlackEmulator) -> None:
+    cid = slack_emu.add_channel("alerts-kuvaq", archived=True, members=[slack_emu.bot_user_id])
+    slack_emu.add_token("xoxp-readonly", ["channels:read"], user="U0001")
+    with pytest.raises(errors.AuthError, match=r"slack.user_token lacks the scope channels:write") as exc:
+        make(slack_emu).unarchive(cid, "xoxp-readonly")
+    assert "xoxp-readonly" not in str(exc.value)
+    with pytest.raises(errors.AuthError, match=r"slack\.user_token"):
+        make(slack_emu).unarchive(cid, "xoxp-unknown")

@@ -202,9 +202,15 @@ def test_join_topic_purpose_archive(slack_emu: SlackEmulator) -> None:
     with pytest.raises(SlackApiError) as exc:
         web.conversations_archive(channel=cid)
     assert error_of(exc)["error"] == "already_archived"
-    web.conversations_unarchive(channel=cid)
-    with pytest.raises(SlackApiError) as exc:
+    with pytest.raises(SlackApiError) as exc:  # docs.slack.dev conversations.unarchive: not with xoxb-
         web.conversations_unarchive(channel=cid)
+    assert error_of(exc)["error"] == "not_in_channel"
+    slack_emu.add_token("xoxp-person", ["channels:write"], user="U0002")
+    person = WebClient(token="xoxp-person", base_url=slack_emu.url + "/api/")
+    person.conversations_unarchive(channel=cid)
+    assert "U0002" in slack_emu.channels[cid].members  # the calling user is added (same page)
+    with pytest.raises(SlackApiError) as exc:
+        person.conversations_unarchive(channel=cid)
     assert error_of(exc)["error"] == "not_archived"
 
 
@@ -321,3 +327,20 @@ def test_accepts_alertmanager_slack_notifier_body(slack_emu: SlackEmulator) -> N
     message = slack_emu.messages(cid)[0]
     assert message["attachments"][0]["title"] == "[FIRING:1] Watchdog"
     assert (message["username"], message["icon_emoji"]) == ("Alertmanager", ":fire:")
+
+
+def test_argument_types_per_method_docs(slack_emu: SlackEmulator) -> None:
+    """Booleans and integers as the method pages type them; what slack_sdk sends passes."""
+    auth = {"Authorization": f"Bearer {BOT_TOKEN}"}
+    for method, data, field in [
+        ("conversations.create", {"name": "x-1", "is_private": "maybe"}, "is_private"),
+        ("conversations.list", {"exclude_archived": "yes"}, "exclude_archived"),
+        ("conversations.list", {"limit": "ten"}, "limit"),
+    ]:
+        body = requests.post(f"{slack_emu.url}/api/{method}", headers=auth, data=data, timeout=30).json()
+        assert body["ok"] is False and body["error"] == "invalid_arguments", body
+        assert f"[json-pointer:/{field}]" in body["response_metadata"]["messages"][0]
+    web = client(slack_emu)
+    assert web.conversations_create(name="typed", is_private=True)["channel"]["is_private"] is True
+    assert web.conversations_list(exclude_archived=False, limit=5)["ok"] is True
+    assert slack_emu.channel_by_name("x-1") is None

@@ -90,6 +90,8 @@ def test_integration_secret_and_zero_write_rerun(world: World, amtool_check: Cal
     # verify() sent a test alert with the integration's key and closed it.
     [test_alert] = world.opsgenie.alerts
     assert test_alert.api_key == integration.api_key and test_alert.status == "closed"
+    # closed with the integration's key too: OpsGenie blocks alert actions with API-management keys
+    assert [c["api_key"] for c in test_alert.close_requests] == [integration.api_key]
 
     # Neither the integration key nor the Slack token leaves the process.
     secrets = (integration.api_key, sandbox_customer.SLACK_TOKEN, sandbox_customer.OPSGENIE_KEY)

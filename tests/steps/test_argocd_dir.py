@@ -301,3 +301,31 @@ def test_emulator_answers_match_githubs_openapi(world: World, github_openapi: Gi
         ("POST", "/repos/{owner}/{repo}/git/commits"),
         ("PATCH", "/repos/{owner}/{repo}/git/refs/{ref}"),
     }
+
+
+def test_empty_infra_repository_gets_its_first_commit_through_the_contents_api(world: World) -> None:
+    """On an empty repository the Git Data API answers 409 "Git Repository is empty." (REFERENCE §11)."""
+    del world.github.repos[(OWNER.lower(), REPO.lower())]
+    world.github.create_repo(OWNER, REPO, empty=True)
+    planned = plan_of(world)
+    assert {c.data["path"] for c in planned.changes} == FILES and planned.notes  # "the commit creates it"
+
+    done, _ = result(world)
+    assert done.status == "done", done.message
+    assert set(argocd_files(world)) == FILES
+    assert world.github.log.count("POST", r"/git/trees$") >= 1  # tried Git Data first: 409
+    assert world.github.log.count("PUT", r"/contents/") == 1  # one file through the Contents API
+    repo = world.github.repos[(OWNER.lower(), REPO.lower())]
+    assert len(repo.history(repo.refs["heads/main"])) == 2  # that file, then the rest in one commit
+
+    world.reset_logs()
+    again, _ = result(world)
+    assert again.status == "up-to-date" and world.github.log.writes == []
+
+
+def test_archived_infra_repository_fails_once_saying_so(world: World) -> None:
+    world.github.archive_repo(OWNER, REPO)
+    failed, summary = result(world)
+    assert summary.exit_code() == 1 and failed.status == "failed"
+    assert "archived" in (failed.message or "") and "unarchive it" in (failed.message or "")
+    assert world.github.log.writes == []

@@ -1,8 +1,9 @@
 """github-oauth against the GitHub and Kubernetes emulators (through real Ansible) and the real OpenBao.
 
 The manifest-mode test plays the person's browser: it opens the local page the
-step prints, posts the form to the emulator's GitHub form endpoint without
-following the redirect, and brings the redirect back to the local listener.
+step prints, posts the form to the emulator's GitHub form endpoint, confirms
+"Create GitHub App" without following the redirect, and brings the redirect back
+to the local listener (tests/backends/test_manifest_browser.py does it in chromium).
 """
 
 from __future__ import annotations
@@ -51,13 +52,15 @@ def test_manual_gate_waits_then_continues(world: World) -> None:
     assert waiting.summary.exit_code() == 3 and waiting.result.status == "waiting"
     message = waiting.result.message or ""
     for expected in (
-        "https://github.com/organizations/kuvaq/settings/applications/new",
+        "https://github.com/organizations/kuvaq/settings/apps/new",
         "argocd-kuvaq",
         f"https://argocd.{DOMAIN}/api/dex/callback",
         f"https://grafana.{DOMAIN}/login/github",
         "GITHUB_OAUTH_CLIENT_SECRET",
     ):
         assert expected in message
+    # one OAuth App cannot carry both callback hosts: the gate asks for a GitHub App only
+    assert "settings/applications/new" not in message and "Members: read" in message
     assert world.state()["steps"]["github-oauth"]["status"] == "waiting"
     assert world.kube.log.writes == []
 
@@ -124,7 +127,12 @@ class Browser(RecordingReporter):
         page = requests.get(local, timeout=5).text
         action = html.unescape(re.search(r'action="([^"]+)"', page).group(1))  # type: ignore[union-attr]
         manifest = html.unescape(re.search(r'name="manifest" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
-        posted = requests.post(action, data={"manifest": manifest}, allow_redirects=False, timeout=5)
+        page = requests.post(action, data={"manifest": manifest}, timeout=5)
+        assert page.status_code == 200, page.text  # GitHub's "Create GitHub App" confirmation
+        confirm = html.unescape(re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
+        ticket = re.search(r'name="ticket" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        base = action.split("/organizations/")[0]
+        posted = requests.post(base + confirm, data={"ticket": ticket}, allow_redirects=False, timeout=5)
         assert posted.status_code == 302
         self.app_location = posted.headers["location"]
         assert self.app_location.startswith(local)
@@ -152,17 +160,13 @@ def test_manifest_flow_end_to_end(world: World) -> None:
         f"https://argocd.{DOMAIN}/api/dex/callback",
         f"https://grafana.{DOMAIN}/login/github",
     ]
-    assert app.manifest["public"] is False and app.manifest["hook_attributes"] == {"active": False}
+    assert app.manifest["public"] is False and "hook_attributes" not in app.manifest
     assert app.manifest["default_permissions"] == {"members": "read", "emails": "read"}
     assert app.manifest["request_oauth_on_install"] is True
     stored = world.vault.client.read_version(vault_path(world))
     assert stored is not None
-    assert stored.data == {
-        "client_id": app.client_id,
-        "client_secret": app.client_secret,
-        "pem": app.pem,
-        "webhook_secret": app.webhook_secret,
-    }
+    assert app.webhook_secret is None  # an App without a webhook
+    assert stored.data == {"client_id": app.client_id, "client_secret": app.client_secret, "pem": app.pem}
     assert stored.custom_metadata == {"mode": "manifest", "app_id": str(app.id), "app_slug": app.slug}
     assert done.result.outputs == {
         "mode": "manifest",
@@ -175,7 +179,7 @@ def test_manifest_flow_end_to_end(world: World) -> None:
     assert argo["dex.github.clientSecret"] == grafana["GF_AUTH_GITHUB_CLIENT_SECRET"] == app.client_secret
     assert done.leaks == []
     shown = json.dumps([str(e) for e in browser.events])
-    assert secrets_in(shown + state_text(world), [app.client_secret, app.webhook_secret or "", app.pem]) == []
+    assert secrets_in(shown + state_text(world), [app.client_secret, app.pem]) == []
     assert app.pem.splitlines()[1] not in shown
 
     world.reset_logs()
@@ -207,3 +211,16 @@ def test_web_url_for_the_form() -> None:
     assert web_url("https://api.github.com") == "https://github.com"
     assert web_url("https://ghe.example.com/api/v3") == "https://ghe.example.com"
     assert web_url("http://127.0.0.1:8123/") == "http://127.0.0.1:8123"
+
+
+def test_a_default_app_name_too_long_for_github_is_invalid_input(world: World) -> None:
+    """customer.name may have 32 characters; "argocd-" + that exceeds GitHub's 34 (REFERENCE §11)."""
+    doc = world.document()
+    doc["argocd"]["sso"] = {"mode": "manifest"}
+    doc["customer"]["name"] = "k" * 30
+    world.customer(doc)
+    summary = run(world, (GithubOauth,), dry_run=True).summary
+    assert summary.exit_code() == 4
+    message = summary.results[0].message or ""
+    assert "argocd.sso.app_name" in message and "34" in message
+    assert world.github.apps == {}

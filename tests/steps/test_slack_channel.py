@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bootstrap.reporting import StepResult
 from bootstrap.step import Action
 from sandbox import customer as sandbox_customer
@@ -48,12 +50,44 @@ def test_creates_channel_then_second_run_writes_nothing(world: World) -> None:
     assert world.writes() == 0
 
 
-def test_archived_channel_is_unarchived_not_recreated(world: World) -> None:
+def test_archived_channel_without_a_user_token_waits_for_a_person(world: World) -> None:
+    """Bot tokens cannot unarchive (docs.slack.dev conversations.unarchive): exit 3, once, no loop."""
     channel_id = world.slack.add_channel(CHANNEL, archived=True, members=[world.slack.bot_user_id, PEOPLE[0]])
+    planned, _ = result(world, dry_run=True)
+    assert planned.plan is not None and "by a person" in planned.plan.changes[0].summary
+    assert any("slack.user_token" in note for note in planned.plan.notes)
+
+    for _ in range(2):  # stays put run after run: no retry loop, no Slack write, no new channel
+        world.reset_logs()
+        summary, _, _ = world.run(steps=(SlackChannel,))
+        waiting = summary.results[0]
+        assert summary.exit_code() == 3 and waiting.status == "waiting"
+        message = waiting.message or ""
+        assert channel_id in message and "Unarchive" in message and "slack.user_token" in message
+        assert world.slack.log.writes == [] and world.slack.log.count(path="unarchive") == 0
+    channel = world.slack.channel_by_name(CHANNEL)
+    assert channel is not None and channel.archived and len(world.slack.channels) == 1
+
+    # a person unarchives it in Slack: the next run adopts the channel
+    channel.archived = False
+    done, _ = result(world)
+    assert done.status == "done", done.message and done.outputs["channel_id"] == channel_id
+
+
+def test_archived_channel_is_unarchived_with_the_user_token(world: World) -> None:
+    channel_id = world.slack.add_channel(CHANNEL, archived=True, members=[world.slack.bot_user_id, PEOPLE[0]])
+    world.slack.add_token("xoxp-person", ["channels:write", "groups:write"], user=PEOPLE[0])
+    world.env["SLACK_USER_TOKEN"] = "xoxp-person"
+    doc = world.document()
+    doc["slack"]["user_token"] = "env:SLACK_USER_TOKEN"
+    world.customer(doc)
 
     planned, _ = result(world, dry_run=True)
     assert planned.plan is not None
-    assert "unarchive" in planned.plan.changes[0].summary
+    assert (
+        "unarchive" in planned.plan.changes[0].summary
+        and "slack.user_token" in planned.plan.changes[0].summary
+    )
     assert "create" not in [c.data["op"] for c in planned.plan.changes]
     assert [c.data["op"] for c in planned.plan.changes if c.data["op"] == "invite"] == ["invite"]
     assert planned.plan.changes[-1].data["op"] == "message"
@@ -64,6 +98,17 @@ def test_archived_channel_is_unarchived_not_recreated(world: World) -> None:
     assert channel is not None and channel.id == channel_id and not channel.archived
     assert len(world.slack.channels) == 1
     assert done.outputs["channel_id"] == channel_id
+
+
+def test_a_bot_token_given_as_user_token_waits_for_a_person(world: World) -> None:
+    world.slack.add_channel(CHANNEL, archived=True, members=[world.slack.bot_user_id])
+    doc = world.document()
+    doc["slack"]["user_token"] = "env:SLACK_BOT_TOKEN"  # the mistake: the bot's own token
+    world.customer(doc)
+    summary, _, _ = world.run(steps=(SlackChannel,))
+    assert summary.exit_code() == 3
+    assert "not_in_channel" in (summary.results[0].message or "")
+    assert "xoxp" in (summary.results[0].message or "")
 
 
 def test_adopts_public_channel_without_bot_and_keeps_existing_message(world: World) -> None:
@@ -153,3 +198,24 @@ def test_destroy_archives_the_channel(world: World) -> None:
     channel = world.slack.channel_by_name(CHANNEL)
     assert channel is not None and channel.archived
     assert step.plan_destroy(ctx).empty
+
+
+@pytest.mark.parametrize("scope", seed.BOT_SCOPES)
+def test_a_bot_token_without_a_scope_it_needs_stops_naming_that_scope(world: World, scope: str) -> None:
+    """Slack answers missing_scope with needed/provided (docs.slack.dev, each method's "scopes"); the
+    step fails once (exit 1), names the scope and where to add it, and writes nothing after it."""
+    token = world.slack.tokens[sandbox_customer.SLACK_TOKEN]
+    token.scopes = frozenset(seed.BOT_SCOPES) - {scope}
+    summary, _, _ = world.run(steps=(SlackChannel,))
+    outcome = summary.results[0]
+    if scope in PUBLIC_CHANNEL_SCOPES:
+        assert summary.exit_code() == 1 and outcome.status == "failed", (scope, outcome.message)
+        assert f"lacks the scope {scope}" in (outcome.message or "") and "Bot Token Scopes" in (
+            outcome.message or ""
+        )
+    else:  # not used for a public channel the bot creates
+        assert outcome.status == "done", (scope, outcome.message)
+
+
+PUBLIC_CHANNEL_SCOPES = {"channels:read", "groups:read", "channels:manage", "chat:write"}
+"""What a run that creates a public channel uses: listing asks for private channels too (groups:read)."""

@@ -85,7 +85,7 @@ def application_problems(doc: Mapping[str, Any]) -> list[str]:
         # Namespaced objects without a namespace fail, and CreateNamespace=true does nothing.
         problems.append("spec.destination.namespace is missing")
     policy = spec.get("syncPolicy") or {}
-    if policy.get("automated") and not policy.get("retry"):
+    if "automated" in policy and not policy.get("retry"):
         # Auto-sync does not retry a failed sync of the same revision (user-guide/auto_sync.md).
         problems.append("spec.syncPolicy.retry is missing (auto-sync never retries a failed sync)")
     sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])

@@ -28,7 +28,7 @@ from tests.fixtures.alertmanager import AlertmanagerFactory
 from tests.fixtures.world import World
 
 NAMESPACE = "monitoring"
-SECRET = "alertmanager-kube-prometheus-stack-alertmanager"
+SECRET = "alertmanager-gitops-bootstrap"
 DEADLINE = 15.0
 T = TypeVar("T")
 

@@ -124,7 +124,8 @@ def test_output_is_accepted_and_kept_by_argocd(world: World) -> None:
     seed_argocd_users(world)
     world.customer(argocd={"wait_timeout": 60})
     summary, _, _ = world.run(STEPS)
-    assert [r.status for r in summary.results] == ["done"] * len(STEPS), [r.message for r in summary.results]
+    assert summary.exit_code() == 0, [r.message for r in summary.results]
+    assert summary.results[-1].status == "done"
 
     assert rules.violations(output(world)) == []
 

@@ -13,6 +13,7 @@ from bootstrap.step import Action, Plan
 from sandbox import customer as sandbox_customer
 from sandbox.httpemu import Fault
 from steps.argocd_dir import ArgocdDir, application_problems
+from tests.fixtures import argocd_rules
 from tests.fixtures.github import GitHubOpenAPI
 from tests.fixtures.world import World
 
@@ -98,6 +99,7 @@ def test_rendered_files_parse_and_applications_have_what_argo_needs(world: World
     for path, text in files.items():
         if path.endswith(".yaml"):
             for doc in yaml.safe_load_all(text):
+                assert argocd_rules.schema_errors(doc) == [], path  # the real CRDs accept it
                 if isinstance(doc, dict) and doc.get("kind") == "Application":
                     assert application_problems(doc) == [], (path, doc)
                     apps[doc["metadata"]["name"]] = doc

@@ -118,7 +118,6 @@ class ArgocdDir(Step):
         "github.infra_repo",
         "github.branch",
         "github.path",
-        "github.ssh_known_hosts",
         "argocd.namespace",
         "alerting.alertmanager",
     )

@@ -170,8 +170,8 @@ def test_output_is_accepted_and_kept_by_argocd(world: World) -> None:
     world.customer(argocd={"wait_timeout": 60})
 
     # Destroy: root first, the controller cascades, then the controller and the CRDs go.
-    gone = destroy(world, (ArgocdInstall,))
-    assert gone.results[0].status == "done", gone.results[0].message
+    gone = destroy(world, STEPS)
+    assert gone.exit_code() == 0, [r.message for r in gone.results]
     assert (
         k.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "applications.argoproj.io") is None
     )

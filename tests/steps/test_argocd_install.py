@@ -249,3 +249,14 @@ def test_http_manifest_is_downloaded_once(world: World, http_manifest: tuple[str
         assert planned.plan.changes[0].summary == f"server-side apply 59 objects from {url}"
     assert hits == ["/v3.3.0/manifests/install.yaml"]
     assert world.kube.log.writes == []
+
+
+def test_enterprise_host_without_its_ssh_host_keys_is_refused(world: World) -> None:
+    """Argo CD checks every SSH host key and knows only public hosts (argocd-ssh-known-hosts-cm)."""
+    world.customer(github={"ssh_known_hosts": []})
+    result = run(world, STEPS, dry_run=True).result
+    assert result.status == "failed"
+    assert "github.ssh_known_hosts" in (result.message or "") and "ssh-keyscan 127.0.0.1" in (
+        result.message or ""
+    )
+    assert world.kube.log.writes == []

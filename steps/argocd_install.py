@@ -159,7 +159,7 @@ class ArgocdInstall(Step):
         if seen.project is not None or seen.app is not None:
             records = _records(ctx, required=True)
             batch += [
-                records[name]
+                argocd.literal_tree(records[name])
                 for name, change in ((PROJECT_RECORD, seen.project), (ROOT_RECORD, seen.app))
                 if change is not None
             ]

@@ -64,6 +64,17 @@ def literal(value: str) -> str:
     return "{% raw %}" + value + "{% endraw %}" if "{{" in value or "{%" in value else value
 
 
+def literal_tree(value: Any) -> Any:
+    """``literal`` applied to every string of an object read from Git (it may carry ``{{ }}``)."""
+    if isinstance(value, str):
+        return literal(value)
+    if isinstance(value, dict):
+        return {k: literal_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal_tree(v) for v in value]
+    return value
+
+
 def namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -119,6 +120,23 @@ class Customer(Model):
     display_name: str | None = Field(default=None, max_length=100)
 
 
+class KitCredentials(Model):
+    """How Argo CD reads the (private) kit repo: an HTTPS token, written as a ``repo-creds`` Secret.
+
+    A ``repo-creds`` Secret is a credential template: Argo CD uses it for every repoURL that
+    starts with its ``url`` (operator-manual/declarative-setup.md, "Repository Credentials").
+    Ours has the kit repo's own URL, so it opens the kit and nothing else.
+    """
+
+    username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")] = Field(
+        default="x-access-token",
+        description="HTTPS user name; GitHub ignores it for tokens, so the default fits any token.",
+    )
+    token: SecretRef = Field(
+        description="Read-only token for the kit repo (fine-grained PAT: Contents: read on kit.repo)."
+    )
+
+
 class Kit(Model):
     repo: RepoSlug = Field(description="The kit core repo, owner/name.")
     version: GitRef = Field(description="Kit release branch, e.g. v1.4.")
@@ -126,7 +144,15 @@ class Kit(Model):
     addons: tuple[AddonName, ...] = Field(
         default=(), description="Addons to enable; checked against the kit."
     )
-    values: dict[str, Any] = Field(default_factory=dict, description="Extra customer overrides for the kit.")
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Customer overrides merged into every kit section's values (values/<section>.yaml).",
+    )
+    credentials: KitCredentials | None = Field(
+        default=None,
+        description="Argo CD's credentials for the kit repo; without them verify fails (a private kit "
+        "cannot be fetched).",
+    )
 
     @model_validator(mode="after")
     def _unique_addons(self) -> Kit:
@@ -145,6 +171,30 @@ class GitHub(Model):
     infra_repo: RepoSlug
     branch: GitRef = "main"
     path: RelPath = Field(default="argocd", description="Directory of the infra repo the tool manages.")
+    ssh_known_hosts: tuple[Annotated[str, StringConstraints(pattern=r"^[^\s#][^\n]*$")], ...] = Field(
+        default=(),
+        description="GitHub Enterprise Server only: its SSH host keys as known_hosts lines "
+        "(`ssh-keyscan HOST`), added to Argo CD's argocd-ssh-known-hosts-cm.",
+    )
+
+    @property
+    def git_host(self) -> str:
+        """The host Git is served from: api.github.com → github.com; GHES ``host/api/v3`` → host."""
+        return (urllib.parse.urlsplit(self.api_url).hostname or "api.github.com").removeprefix("api.")
+
+    @property
+    def is_github_com(self) -> bool:
+        return self.git_host == "github.com"
+
+    def ssh_url(self, repo: str) -> str:
+        """The SSH clone URL Argo CD reads ``repo`` from (with a deploy key). The one place it is built."""
+        return f"git@{self.git_host}:{repo}.git"
+
+    def https_url(self, repo: str) -> str:
+        """The HTTPS clone URL of ``repo`` (with a token). The one place it is built."""
+        parsed = urllib.parse.urlsplit(self.api_url)
+        port = f":{parsed.port}" if parsed.port else ""
+        return f"https://{self.git_host}{port}/{repo}.git"
 
 
 class Cluster(Model):
@@ -224,9 +274,29 @@ class Responder(Model):
     name: str = Field(min_length=1, max_length=200)
 
 
+CHART_SECRET = re.compile(r"^alertmanager-.+-alertmanager$")
+"""The names kube-prometheus-stack gives its own config Secret (``alertmanager-<fullname>-alertmanager``)."""
+
+
 class AlertmanagerTarget(Model):
-    namespace: K8sName = "monitoring"
-    secret_name: K8sName = "alertmanager-kube-prometheus-stack-alertmanager"
+    namespace: K8sName = Field(
+        default="monitoring", description="Namespace of kube-prometheus-stack's Alertmanager."
+    )
+    secret_name: K8sName = Field(
+        default="alertmanager-gitops-bootstrap",
+        description="bootstrap's own config Secret; the rendered kit values point the chart at it "
+        "(alertmanagerSpec.useExistingSecret + configSecret).",
+    )
+
+    @model_validator(mode="after")
+    def _not_the_charts(self) -> AlertmanagerTarget:
+        # The chart would render (and Argo CD keep putting back) a Secret of that name.
+        if CHART_SECRET.match(self.secret_name):
+            raise ValueError(
+                f"secret_name {self.secret_name!r} is the name kube-prometheus-stack gives its own Secret; "
+                "choose another (default alertmanager-gitops-bootstrap)"
+            )
+        return self
 
 
 class Alerting(Model):

@@ -1,103 +1,84 @@
-"""A small stand-in for Argo CD's upstream ``install.yaml``.
+"""Argo CD's real install manifest for the sandbox and the tests.
 
-The sandbox and the tests cannot download the real manifest (no network), and
-nothing runs pods anyway. This one has the same *shape* where the install
-step looks: the CRDs (so Applications become discoverable), the ConfigMaps and
-Secret that the users/SSO steps patch, and every workload the install waits
-for, with the names upstream uses (REFERENCE.md §3).
+Nothing here is hand-made: the sandbox installs upstream's own ``install.yaml`` of
+v3.3.14 (59 objects: the CRDs with their OpenAPI schemas, RBAC, ConfigMaps, the
+six Deployments and the application-controller StatefulSet), kept unchanged in the
+shared vendor directory (../shared/vendor/argo-cd/, see its README for the origin
+and sha256). The sandbox copies it next to its other files and points
+``argocd.install_url`` at the copy with ``argocd.sha256`` pinned, so the pin flow
+is the one a customer uses. There is no network here, hence no download.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-DEPLOYMENTS = (
-    "argocd-server",
-    "argocd-repo-server",
-    "argocd-applicationset-controller",
-    "argocd-dex-server",
-    "argocd-notifications-controller",
-    "argocd-redis",
-)
-STATEFULSETS = ("argocd-application-controller",)
+VERSION = "v3.3.14"
+FILE = f"argo-cd/install-{VERSION}.yaml"
+SHA256 = "74fe2e5b57b1ca652078c262e057b563efc4dcd317d734479185c2623177aea8"
+"""The digest upstream's file has (vendor README); a copy that differs is refused."""
 
 
-def _crd(kind: str, plural: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.argoproj.io", "labels": {"app.kubernetes.io/part-of": "argocd"}},
-        "spec": {
-            "group": "argoproj.io",
-            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()},
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": "v1alpha1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                    },
-                    "subresources": {"status": {}} if kind == "Application" else {},
-                }
-            ],
-        },
-    }
-
-
-def _workload(kind: str, name: str, version: str) -> dict[str, Any]:
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "argocd"}
-    spec: dict[str, Any] = {
-        "replicas": 1,
-        "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-        "template": {
-            "metadata": {"labels": labels},
-            "spec": {"containers": [{"name": name, "image": f"quay.io/argoproj/argocd:{version}"}]},
-        },
-    }
-    if kind == "StatefulSet":
-        spec["serviceName"] = name
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "labels": labels}, "spec": spec}
-
-
-def objects(version: str) -> list[dict[str, Any]]:
-    part_of = {"app.kubernetes.io/part-of": "argocd"}
-    docs: list[dict[str, Any]] = [
-        _crd("Application", "applications"),
-        _crd("AppProject", "appprojects"),
-        _crd("ApplicationSet", "applicationsets"),
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": "argocd-server", "labels": part_of},
-        },
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm", "labels": part_of}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-rbac-cm", "labels": part_of}},
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "Opaque",
-            "metadata": {"name": "argocd-secret", "labels": part_of},
-        },
+def vendor_dir() -> Path:
+    """BOOTSTRAP_VENDOR_DIR, else <repo>/../shared/vendor, else /work/shared/vendor."""
+    env = os.environ.get("BOOTSTRAP_VENDOR_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [
+        Path(__file__).resolve().parents[1].parent / "shared" / "vendor",
+        Path("/work/shared/vendor"),
     ]
-    docs += [_workload("Deployment", n, version) for n in DEPLOYMENTS]
-    docs += [_workload("StatefulSet", n, version) for n in STATEFULSETS]
-    return docs
+    for candidate in candidates:
+        if (candidate / FILE).is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"Argo CD's install manifest ({FILE}) is not in {', '.join(map(str, candidates))}; "
+        "set BOOTSTRAP_VENDOR_DIR to the shared vendor directory"
+    )
 
 
-def render(version: str) -> str:
-    return yaml.safe_dump_all(objects(version), sort_keys=False)
+def path() -> Path:
+    return vendor_dir() / FILE
 
 
-def write(directory: Path, version: str = "v3.3.0") -> tuple[str, str]:
-    """Write ``install-<version>.yaml``; return its ``file://`` URL and sha256."""
+@cache
+def text() -> str:
+    data = path().read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SHA256:
+        raise ValueError(f"{path()} has sha256 {digest}, not upstream's {SHA256}")
+    return data.decode("utf-8")
+
+
+def objects() -> list[dict[str, Any]]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(text(), Loader=loader) if d]
+
+
+def workloads(kind: str) -> tuple[str, ...]:
+    return tuple(o["metadata"]["name"] for o in objects() if o["kind"] == kind)
+
+
+def crd_schema(kind: str) -> dict[str, Any]:
+    """The openAPIV3Schema the real CRD declares for ``kind`` (Application, AppProject, ApplicationSet)."""
+    for obj in objects():
+        if obj["kind"] == "CustomResourceDefinition" and obj["spec"]["names"]["kind"] == kind:
+            version = next(v for v in obj["spec"]["versions"] if v.get("storage"))
+            schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+            return schema
+    raise KeyError(f"the manifest defines no CRD for {kind}")
+
+
+def write(directory: Path) -> tuple[str, str]:
+    """Copy the manifest to ``directory``; return the copy's ``file://`` URL and its sha256."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"argocd-install-{version}.yaml"
-    text = render(version)
-    path.write_text(text, encoding="utf-8")
-    return path.resolve().as_uri(), hashlib.sha256(text.encode()).hexdigest()
+    target = directory / f"argocd-install-{VERSION}.yaml"
+    shutil.copyfile(path(), target)
+    text()  # refuse a vendor copy that is not upstream's
+    return target.resolve().as_uri(), SHA256

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+
+from sandbox import argocd_manifest
 
 GITHUB_TOKEN = "ghp_sandboxAdminToken0000000000000000000"
 SLACK_TOKEN = "xoxb-sandbox-0000000000-bot"
@@ -16,6 +19,13 @@ KIT_REPO = "acme-sre/kit-core"
 INFRA_REPO = "kuvaq/infra"
 TEAM = "kuvaq-sre"
 SLACK_USERS = ("U0000SRE1", "U0000SRE2")
+KIT_TOKEN = "github_pat_sandboxKitReadOnly000000000000"
+GIT_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
+"""The SSH host key of the GitHub emulator's host as Argo CD should trust it.
+
+The emulator is, to the tool, a GitHub Enterprise Server (its API is not api.github.com),
+so the customer file must carry the host's key (github.ssh_known_hosts), as on a real GHES.
+"""
 
 
 @dataclass(frozen=True)
@@ -34,10 +44,12 @@ def env(
     github_token: str = GITHUB_TOKEN,
     slack_token: str = SLACK_TOKEN,
     opsgenie_key: str = OPSGENIE_KEY,
+    kit_token: str = KIT_TOKEN,
 ) -> dict[str, str]:
     """The environment the customer file's ``env:`` references expect."""
     return {
         "GITHUB_TOKEN": github_token,
+        "KIT_TOKEN": kit_token,
         "SLACK_BOT_TOKEN": slack_token,
         "OPSGENIE_API_KEY": opsgenie_key,
         "VAULT_TOKEN": vault_token,
@@ -54,6 +66,7 @@ def document(ep: Endpoints, name: str = "kuvaq", vault_prefix: str = "bootstrap"
             "version": "v1.4",
             "cloud": "aws",
             "addons": ["cert-manager", "external-dns"],
+            "credentials": {"token": "env:KIT_TOKEN"},
         },
         "github": {
             "api_url": ep.github,
@@ -62,11 +75,13 @@ def document(ep: Endpoints, name: str = "kuvaq", vault_prefix: str = "bootstrap"
             "infra_repo": INFRA_REPO if name == "kuvaq" else f"{name}/infra",
             "branch": "main",
             "path": "argocd",
+            "ssh_known_hosts": [f"{_host(ep.github)} {GIT_HOST_KEY}"],
         },
         "cluster": {"kubeconfig": ep.kubeconfig, "context": "sandbox"},
         "argocd": {
-            "version": "v3.3.0",
+            "version": argocd_manifest.VERSION,
             "install_url": ep.argocd_manifest,
+            "sha256": argocd_manifest.SHA256,
             "wait_timeout": 60,
             "users": [{"name": "deployer", "capabilities": ["apiKey"], "role": "role:admin"}],
             "sso": {
@@ -102,3 +117,7 @@ def document(ep: Endpoints, name: str = "kuvaq", vault_prefix: str = "bootstrap"
             "prefix": vault_prefix,
         },
     }
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or "127.0.0.1"

@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from sandbox import kube_argocd
 from sandbox import kube_objects as ko
 from sandbox import kube_patch as kp
 from sandbox import kube_resources as kr
@@ -617,6 +618,7 @@ class KubeEmulator(EmulatorServer):
             "creationTimestamp",
             "generation",
             "resourceVersion",
+            "deletionTimestamp",
         ):
             if server_field in old["metadata"]:
                 meta[server_field] = old["metadata"][server_field]
@@ -662,6 +664,13 @@ class KubeEmulator(EmulatorServer):
     def _delete(self, t: _Target, dry: bool) -> dict[str, Any]:
         obj = copy.deepcopy(self._existing(t))
         rt = t.rt
+        if obj["metadata"].get("finalizers") and rt.kind not in ("Namespace", "CustomResourceDefinition"):
+            # kubernetes.io/docs/concepts/overview/working-with-objects/finalizers/: an object with
+            # finalizers is only marked (deletionTimestamp) and goes once its finalizers are removed.
+            if dry or obj["metadata"].get("deletionTimestamp"):
+                return obj
+            obj["metadata"]["deletionTimestamp"] = ko.now()
+            return self._commit(t.key(), obj, "MODIFIED")
         if dry:
             return obj if rt.returns_object_on_delete else _success(rt, obj)
         if rt.kind == "Namespace":
@@ -686,6 +695,11 @@ class KubeEmulator(EmulatorServer):
 
     # -- storage, events, controllers ---------------------------------------------------
     def _commit(self, key: Key, obj: dict[str, Any], event: str) -> dict[str, Any]:
+        if obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get("finalizers"):
+            self._remove(key)
+            return copy.deepcopy(obj)
+        if kube_argocd.deleting(obj):
+            self._schedule_call(partial(kube_argocd.cascade, self, key), self.ready_delay)
         old_generation = (self._store.get(key) or {}).get("metadata", {}).get("generation")
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
@@ -698,6 +712,25 @@ class KubeEmulator(EmulatorServer):
         ):
             self._schedule(key, self.ready_delay)
         return copy.deepcopy(obj)
+
+    def stored(self, key: Key) -> dict[str, Any] | None:
+        """The stored object (no copy; callers hold ``lock``): for the stand-in controllers."""
+        return self._store.get(key)
+
+    def stored_keys(self) -> list[Key]:
+        return list(self._store)
+
+    def delete_stored(self, key: Key) -> None:
+        """Delete as a DELETE request would (finalizers honoured); callers hold ``lock``."""
+        rt = next(t for t in self._types.values() if (t.group, t.plural) == key[:2])
+        self._delete(_Target(rt, key[2] or None, key[3], None), dry=False)
+
+    def commit_stored(self, key: Key, obj: dict[str, Any]) -> None:
+        """Store a changed object as the controller's own update would; callers hold ``lock``."""
+        self._commit(key, obj, "MODIFIED")
+
+    def schedule(self, call: Any, delay: float) -> None:
+        self._schedule_call(call, delay)
 
     def _remove(self, key: Key) -> None:
         obj = self._store.pop(key, None)
@@ -715,7 +748,10 @@ class KubeEmulator(EmulatorServer):
         self._cond.notify_all()
 
     def _schedule(self, key: Key, delay: float) -> None:
-        timer = threading.Timer(delay, self._reconcile, args=(key,))
+        self._schedule_call(partial(self._reconcile, key), delay)
+
+    def _schedule_call(self, call: Any, delay: float) -> None:
+        timer = threading.Timer(delay, call)
         timer.daemon = True
         self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()

@@ -16,10 +16,16 @@ What it guarantees:
 - provider ``jsm`` uses the key the user supplies (``alerting.api_key``) with the
   JSM ingestion URL; it manages no integration but stores the key in Vault too;
 - the Alertmanager config (OpsGenie receiver, Slack receiver for the channel,
-  route tree, inhibit rules) is rendered from customer.yaml and applied as the
-  Secret kube-prometheus-stack reads, through playbooks/apply.yml (server-side
-  apply, own field manager); the plan compares it with the Secret in the
-  cluster and shows the diff with the OpsGenie key and the Slack token masked;
+  route tree, inhibit rules) is rendered from customer.yaml and applied as
+  bootstrap's own Secret (``alerting.alertmanager.secret_name``, never the chart's
+  ``alertmanager-<crname>``, which Argo CD would keep putting back); argocd-dir's
+  ``values/base.yaml`` points kube-prometheus-stack at it
+  (``alertmanagerSpec.useExistingSecret`` + ``configSecret``). Routes as the chart's
+  defaults intend: InfoInhibitor and Watchdog to null, critical to OpsGenie (and
+  the channel), everything else to Slack; the chart's inhibit rules are kept.
+  Applied through playbooks/apply.yml (server-side apply, own field manager);
+  the plan compares it with the Secret in the cluster and shows the diff with
+  the OpsGenie key and the Slack token masked;
 - verify() proves delivery: a test alert sent with the integration's key is
   accepted by OpsGenie (request status) and then closed.
 """
@@ -103,31 +109,53 @@ def render(config: CustomerConfig, api_key: str, slack_token: str) -> dict[str, 
     return {
         "global": {"resolve_timeout": RESOLVE_TIMEOUT},
         "route": {
-            "receiver": "opsgenie",
+            # Whatever no rule below claims goes to the channel: visible, nobody is paged.
+            "receiver": "slack",
             "group_by": ["alertname", "namespace"],
             "group_wait": GROUP_WAIT,
             "group_interval": GROUP_INTERVAL,
             "repeat_interval": REPEAT_INTERVAL,
             "routes": [
-                # Watchdog fires all the time to prove the pipeline works; paging on it would be noise.
+                # kube-prometheus-stack's defaults send both to its null receiver: InfoInhibitor only
+                # exists to inhibit info alerts, Watchdog fires all the time to prove the pipeline works.
+                {"receiver": "null", "matchers": ['alertname = "InfoInhibitor"']},
                 {"receiver": "null", "matchers": ['alertname = "Watchdog"']},
-                {"receiver": "opsgenie", "continue": True},
+                # Only critical alerts page; they are shown in the channel too.
+                {"receiver": "opsgenie", "matchers": ['severity = "critical"'], "continue": True},
                 {"receiver": "slack"},
             ],
         },
-        "inhibit_rules": [
-            {
-                "source_matchers": ['severity = "critical"'],
-                "target_matchers": ['severity =~ "warning|info"'],
-                "equal": ["namespace", "alertname"],
-            }
-        ],
+        "inhibit_rules": INHIBIT_RULES,
         "receivers": [
             {"name": "null"},
             {"name": "opsgenie", "opsgenie_configs": [opsgenie_config]},
             {"name": "slack", "slack_configs": [slack_config]},
         ],
     }
+
+
+INHIBIT_RULES: list[dict[str, Any]] = [
+    # kube-prometheus-stack's default inhibit rules (vendor/kube-prometheus-stack/values.yaml,
+    # alertmanager.config.inhibit_rules): a critical silences the same alert's warning/info, a
+    # warning its info, InfoInhibitor the info alerts of its namespace; InfoInhibitor itself is
+    # inhibited by any alert.
+    {
+        "source_matchers": ['severity = "critical"'],
+        "target_matchers": ['severity =~ "warning|info"'],
+        "equal": ["namespace", "alertname"],
+    },
+    {
+        "source_matchers": ['severity = "warning"'],
+        "target_matchers": ['severity = "info"'],
+        "equal": ["namespace", "alertname"],
+    },
+    {
+        "source_matchers": ['alertname = "InfoInhibitor"'],
+        "target_matchers": ['severity = "info"'],
+        "equal": ["namespace"],
+    },
+    {"target_matchers": ['alertname = "InfoInhibitor"']},
+]
 
 
 _SECRET_FIELDS = frozenset(

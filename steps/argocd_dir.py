@@ -5,7 +5,15 @@ What it guarantees:
 - the directory is a pure function of customer.yaml and the kit at ``kit.version``:
   the kit branch may carry its own template (``templates/customer/argocd/``), which
   wins over the one shipped in ``playbooks/templates/argocd/``, so the layout evolves
-  with the kit; ``kit.addons`` are checked against that branch's ``catalog.yaml``;
+  with the kit; ``kit.addons`` are checked against that branch's catalog, the
+  components ``addons/values.yaml`` lists (the kit contract, ../shared/KIT.md);
+- the layout is one Argo CD can keep: ``root.yaml`` and ``project.yaml`` are records
+  that argocd-install applies as they are, outside the directory the root syncs
+  (``apps/``, not recursive: user-guide/directory.md), so the root never manages or
+  prunes itself (argoproj/argo-cd#8846); each ``apps/<section>.yaml`` is a
+  multi-source Application (user-guide/multiple_sources.md): the kit's section chart
+  at ``kit.version`` with ``helm.valueFiles: [$values/<path>/values/<section>.yaml]``,
+  and the infra repo as ``ref: values``, so the customer's overrides reach the charts;
 - nothing broken is ever committed: every rendered YAML file must parse and every
   Argo CD Application in it must carry the fields Argo CD needs;
 - all changes land in **one** commit on top of the head observed by ``plan`` (Git
@@ -32,7 +40,6 @@ import difflib
 import hashlib
 import json
 import re
-import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,8 +53,12 @@ from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
 BUILTIN_TEMPLATES = playbooks.path("templates", "argocd")
 KIT_TEMPLATES = "templates/customer/argocd"
 """Where a kit branch may carry its own customer template (it then replaces the built-in one)."""
-CATALOG = "catalog.yaml"
+ADDONS = "addons"
+"""The kit section whose ``values.yaml`` is the addon catalog."""
+ALERTMANAGER_COMPONENT = "kube-prometheus-stack"
+IN_CLUSTER = "https://kubernetes.default.svc"
 ROOT_APP = "root.yaml"
+PROJECT = "project.yaml"
 README = "README.md"
 _GONE = "remove (no longer produced by the template)"
 _RELEASE = re.compile(r"^v\d+(\.\d+)*$")
@@ -70,6 +81,13 @@ def application_problems(doc: Mapping[str, Any]) -> list[str]:
     dest = spec.get("destination") or {}
     if not (dest.get("server") or dest.get("name")):
         problems.append("spec.destination needs server or name")
+    if not dest.get("namespace"):
+        # Namespaced objects without a namespace fail, and CreateNamespace=true does nothing.
+        problems.append("spec.destination.namespace is missing")
+    policy = spec.get("syncPolicy") or {}
+    if "automated" in policy and not policy.get("retry"):
+        # Auto-sync does not retry a failed sync of the same revision (user-guide/auto_sync.md).
+        problems.append("spec.syncPolicy.retry is missing (auto-sync never retries a failed sync)")
     sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
     if not sources:
         problems.append("spec.source is missing")
@@ -80,6 +98,12 @@ def application_problems(doc: Mapping[str, Any]) -> list[str]:
                 problems.append(f"{where}.{key} is missing")
         if not (src.get("path") or src.get("chart") or src.get("ref")):
             problems.append(f"{where}.path is missing")
+    refs = {str(src["ref"]) for src in sources if src.get("ref")}
+    for i, src in enumerate(sources):
+        for file in (src.get("helm") or {}).get("valueFiles") or []:
+            ref = str(file)[1:].split("/", 1)[0] if str(file).startswith("$") else None
+            if ref is not None and ref not in refs:
+                problems.append(f"spec.sources[{i}].helm.valueFiles: ${ref} names no source with ref: {ref}")
     return problems
 
 
@@ -95,6 +119,7 @@ class ArgocdDir(Step):
         "github.branch",
         "github.path",
         "argocd.namespace",
+        "alerting.alertmanager",
     )
 
     def plan(self, ctx: Context) -> Plan:
@@ -109,7 +134,11 @@ class ArgocdDir(Step):
             if new == cur:
                 continue
             by_hand = last is not None and cur is not None and sha256(cur) != last
-            changes.append(_change(gh.infra_repo, path, cur, new, head, by_hand, restored=last is not None))
+            change = _change(gh.infra_repo, path, cur, new, head, by_hand, restored=last is not None)
+            moved = revision_changes(cur, new)
+            if moved:
+                change = dataclasses.replace(change, summary=f"{change.summary}; revision {', '.join(moved)}")
+            changes.append(change)
         notes = [
             f"{gh.infra_repo}:{path} is not managed by gitops-bootstrap; left alone"
             for path in sorted(set(current) - set(rendered) - set(recorded))
@@ -200,7 +229,11 @@ def render(ctx: Context) -> dict[str, str]:
             f"kit.version: {kit.repo} has no branch {kit.version!r}; "
             f"release branches: {', '.join(sorted(releases, key=_version_key)) or '(none)'}"
         )
-    addons = _addons(kit.repo, kit.version, kit.addons, github.read_file(kit.repo, head, CATALOG))
+    sections = {
+        s: _section(kit.repo, kit.version, s, github.read_file(kit.repo, head, f"{s}/values.yaml"))
+        for s in ("base", kit.cloud, ADDONS)
+    }
+    addons = _addons(kit.version, kit.addons, sections[ADDONS])
     templates = {
         path.removeprefix(KIT_TEMPLATES + "/"): text
         for path, text in github.read_tree(kit.repo, head, KIT_TEMPLATES).items()
@@ -213,17 +246,21 @@ def render(ctx: Context) -> dict[str, str]:
             if p.is_file()
         }
         source = "the built-in template (playbooks/templates/argocd)"
-    files = render_templates(templates, _context(ctx, addons), source)
+    files = render_templates(templates, _context(ctx, addons, sections), source)
     prefix = ctx.config.github.path.strip("/")
-    return {f"{prefix}/{name}": text for name, text in files.items()}
+    out = {f"{prefix}/{name}": text for name, text in files.items()}
+    _check_root(source, out, prefix)
+    return out
 
 
 def render_templates(templates: Mapping[str, str], context: Mapping[str, Any], source: str) -> dict[str, str]:
     """Render every template (``x.j2`` → ``x``) and check the result.
 
     Templates whose file name starts with ``_`` are partials (only included); a
-    template that renders to whitespace only produces no file; ``README.md`` is
-    rendered last and gets ``managed_files``, the sorted list of produced files.
+    template that renders to whitespace only produces no file; ``{cloud}`` in a
+    template's path becomes ``kit.cloud`` (``apps/{cloud}.yaml.j2`` → ``apps/aws.yaml``);
+    ``README.md`` is rendered last and gets ``managed_files``, the sorted list of
+    produced files.
     """
     import jinja2.sandbox  # only when rendering: `bootstrap status` imports the steps for their ids
 
@@ -239,9 +276,10 @@ def render_templates(templates: Mapping[str, str], context: Mapping[str, Any], s
     env.filters["yaml_block"] = _yaml_block
     names = sorted(n for n in templates if not Path(n).name.startswith("_"))
     readme = [n for n in names if n.removesuffix(".j2") == README]
+    cloud = str((context.get("kit") or {}).get("cloud", ""))
     out: dict[str, str] = {}
     for name in [n for n in names if n not in readme] + readme:
-        target = name.removesuffix(".j2")
+        target = name.removesuffix(".j2").replace("{cloud}", cloud)
         if ".." in Path(target).parts or target.startswith("/"):
             raise PermanentError(f"{source}: template {name} would write outside the directory")
         extra = {"managed_files": sorted({*out, target})} if name in readme else {}
@@ -273,6 +311,40 @@ def _check(source: str, name: str, text: str) -> None:
                 raise PermanentError(f"{source}: Application {what} in {name}: {'; '.join(problems)}")
 
 
+def synced_paths(root: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """(path, recursive) of every Git directory the root Application syncs."""
+    spec = root.get("spec") or {}
+    sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
+    return [
+        (str(src.get("path") or ".").strip("/"), bool((src.get("directory") or {}).get("recurse")))
+        for src in sources
+        if not src.get("ref")
+    ]
+
+
+def synced_by(paths: list[tuple[str, bool]], file: str) -> bool:
+    """Whether a file lies in a synced directory (user-guide/directory.md: not recursive by default)."""
+    parent = str(Path(file).parent)
+    return any(parent == p or (recurse and parent.startswith(p + "/")) for p, recurse in paths)
+
+
+def _check_root(source: str, files: Mapping[str, str], prefix: str) -> None:
+    """The root's synced path must not hold root.yaml (nor project.yaml): argocd-install applies them.
+
+    An Application whose source path holds its own definition manages itself, and with
+    ``prune`` deletes itself when that definition changes (argoproj/argo-cd#8846); two
+    writers of one object (bootstrap and Argo CD) would also fight over it.
+    """
+    root = next(d for d in yaml.safe_load_all(files[f"{prefix}/{ROOT_APP}"]) if isinstance(d, dict))
+    paths = synced_paths(root)
+    for record in (f"{prefix}/{ROOT_APP}", f"{prefix}/{PROJECT}"):
+        if record in files and synced_by(paths, record):
+            raise PermanentError(
+                f"{source}: the root Application syncs the directory that holds {record}; "
+                f"it would manage (and could prune) itself: sync a subdirectory such as apps/"
+            )
+
+
 def _yaml_inline(value: Any) -> str:
     """A YAML-safe flow value: JSON is YAML, and it quotes whatever needs quoting."""
     return json.dumps(value, ensure_ascii=False)
@@ -282,71 +354,131 @@ def _yaml_block(value: Any) -> str:
     return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, allow_unicode=True).rstrip("\n")
 
 
-def _context(ctx: Context, addons: list[dict[str, str]]) -> dict[str, Any]:
+def _context(ctx: Context, addons: list[str], sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     cfg = ctx.config
-    host = _git_host(cfg.github.api_url)
-    values = _merge(
-        {
-            "customer": cfg.customer.name,
-            "domain": cfg.customer.domain,
-            "githubOrg": cfg.github.org,
-            "cloud": cfg.kit.cloud,
-            "appEnabled": {a["name"]: True for a in addons},
+    gh, am = cfg.github, cfg.alerting.alertmanager
+    project = cfg.customer.name
+    common: dict[str, Any] = {
+        "customer": cfg.customer.name,
+        "domain": cfg.customer.domain,
+        "githubOrg": gh.org,
+        "cloud": cfg.kit.cloud,
+        "argocd": {
+            "namespace": cfg.argocd.namespace,
+            "project": project,
+            "destination": {"server": IN_CLUSTER},
         },
-        cfg.kit.values,
-    )
+    }
+    values: dict[str, dict[str, Any]] = {}
+    for name, kit_values in sections.items():
+        own = dict(common)
+        if name == ADDONS:
+            own["appEnabled"] = {a: True for a in addons}
+        if ALERTMANAGER_COMPONENT in (kit_values.get("components") or {}):
+            # kube-prometheus-stack renders its own alertmanager-<crname> Secret unless
+            # useExistingSecret; configSecret names ours, which must be in Alertmanager's namespace
+            # (vendor/kube-prometheus-stack/templates-alertmanager-secret.yaml, values.yaml).
+            own["components"] = {
+                ALERTMANAGER_COMPONENT: {
+                    "namespace": am.namespace,
+                    "values": {
+                        "alertmanager": {
+                            "alertmanagerSpec": {"useExistingSecret": True, "configSecret": am.secret_name}
+                        }
+                    },
+                }
+            }
+        values[name] = _merge(own, cfg.kit.values)
+    charts = {
+        str(c["repoURL"])
+        for v in sections.values()
+        for c in (v.get("components") or {}).values()
+        if isinstance(c, Mapping) and c.get("repoURL")
+    }
+    infra_url, kit_url = gh.ssh_url(gh.infra_repo), gh.https_url(cfg.kit.repo)
     return {
         "customer": cfg.customer.model_dump(mode="json"),
+        "project": project,
+        "root_name": root_name(cfg.customer.name),
+        "destination": {"server": IN_CLUSTER},
         "kit": {
             "repo": cfg.kit.repo,
             "version": cfg.kit.version,
             "cloud": cfg.kit.cloud,
-            "repo_url": f"https://{host}/{cfg.kit.repo}.git",
-            "addons": addons,
+            "repo_url": kit_url,
+            "addons": [{"name": a} for a in addons],
             "values": dict(cfg.kit.values),
         },
         "infra": {
-            "repo": cfg.github.infra_repo,
-            "branch": cfg.github.branch,
-            "path": cfg.github.path.strip("/"),
-            "repo_url": infra_repo_url(ctx),
+            "repo": gh.infra_repo,
+            "branch": gh.branch,
+            "path": gh.path.strip("/"),
+            "repo_url": infra_url,
         },
-        "github": {"org": cfg.github.org, "host": host},
+        "github": {"org": gh.org, "host": gh.git_host},
         "argocd": {"namespace": cfg.argocd.namespace},
+        "source_repos": [infra_url, kit_url, *sorted(charts - {infra_url, kit_url})],
         "values": values,
     }
 
 
-def _addons(repo: str, version: str, wanted: tuple[str, ...], catalog: str | None) -> list[dict[str, str]]:
-    """The enabled addons with their kit paths; ConfigError naming every unknown one."""
-    if not wanted:
-        return []
-    if catalog is None:
-        raise PermanentError(f"{repo} at {version} has no {CATALOG}, so kit.addons cannot be checked")
+def _section(repo: str, version: str, section: str, text: str | None) -> dict[str, Any]:
+    """A kit section's chart values (``<section>/values.yaml``), checked for the kit contract."""
+    where = f"{repo} at {version}: {section}/values.yaml"
+    if text is None:
+        raise PermanentError(
+            f"{where} is missing; a kit section is a Helm chart whose values.yaml lists its "
+            "components (see README: the kit contract)"
+        )
     try:
-        data = yaml.safe_load(catalog)
-        known = {str(a["name"]): str(a.get("path") or f"addons/{a['name']}") for a in data["addons"]}
-    except (yaml.YAMLError, KeyError, TypeError) as exc:
-        raise PermanentError(f"{repo} at {version}: {CATALOG} is malformed ({exc!r})") from None
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PermanentError(f"{where} is not valid YAML ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("components", {}), dict):
+        raise PermanentError(f"{where} must be a mapping with a `components` mapping")
+    return data
+
+
+def _addons(version: str, wanted: tuple[str, ...], addons_values: Mapping[str, Any]) -> list[str]:
+    """The enabled addons; ConfigError naming every unknown one (the catalog: addons/values.yaml)."""
+    known = sorted(addons_values.get("components") or {})
     unknown = [f"kit.addons[{i}]: unknown addon {a!r}" for i, a in enumerate(wanted) if a not in known]
     if unknown:
-        raise ConfigError(f"{'; '.join(unknown)}; kit {version} has: {', '.join(sorted(known))}")
-    return [{"name": a, "path": known[a]} for a in wanted]
+        raise ConfigError(f"{'; '.join(unknown)}; kit {version} has: {', '.join(known) or '(none)'}")
+    return list(wanted)
 
 
 # -- helpers -------------------------------------------------------------------
 
 
-def infra_repo_url(ctx: Context) -> str:
-    """The SSH URL Argo CD reads the infra repo from (the deploy key is registered there)."""
-    gh = ctx.config.github
-    host = urllib.parse.urlsplit(gh.api_url).hostname or "github.com"
-    return f"git@{'github.com' if host == 'api.github.com' else host}:{gh.infra_repo}.git"
+def root_name(customer: str) -> str:
+    return f"{customer}-root"
 
 
-def _git_host(api_url: str) -> str:
-    netloc = urllib.parse.urlsplit(api_url).netloc or "api.github.com"
-    return "github.com" if netloc == "api.github.com" else netloc
+def revision_changes(current: str | None, new: str | None) -> list[str]:
+    """Which Applications in a file change kit revision: ``name: v1.4 -> v1.5`` (plan shows them)."""
+
+    def revisions(text: str | None) -> dict[str, str]:
+        out: dict[str, str] = {}
+        try:
+            docs = list(yaml.safe_load_all(text or ""))
+        except yaml.YAMLError:
+            return out
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("kind") != "Application":
+                continue
+            spec = doc.get("spec") or {}
+            sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
+            revs = [str(s.get("targetRevision")) for s in sources if not s.get("ref")]
+            out[str((doc.get("metadata") or {}).get("name"))] = ",".join(revs)
+        return out
+
+    before, after = revisions(current), revisions(new)
+    return [
+        f"{n}: {before[n]} -> {after[n]}"
+        for n in sorted(before.keys() & after.keys())
+        if before[n] != after[n]
+    ]
 
 
 def _version_key(branch: str) -> tuple[int, ...]:
@@ -381,7 +513,7 @@ def _outputs(ctx: Context, commit: str | None, rendered: Mapping[str, str]) -> O
         "path": gh.path.strip("/"),
         "commit": commit,
         "root_app_path": f"{gh.path.strip('/')}/{ROOT_APP}",
-        "repo_url": infra_repo_url(ctx),
+        "repo_url": gh.ssh_url(gh.infra_repo),
         "kit_repo": ctx.config.kit.repo,
         "kit_version": ctx.config.kit.version,
         "files": {p: sha256(t) for p, t in sorted(rendered.items())},

@@ -10,9 +10,23 @@ Guarantees:
   manifest digest, so a changed pin is seen without comparing every object;
 * the step is done only when every Deployment is Available and every
   StatefulSet Ready; a timeout is a RetryableError naming what is not ready;
-* the repository Secret carries the deploy key from Vault (values masked in
-  every diff) and the root Application points Argo CD at the infra repo, from
-  where it syncs everything else;
+* Argo CD can read every repo the output names: a ``repository`` Secret with the
+  deploy key from Vault for the infra repo (SSH), a ``repo-creds`` Secret with
+  ``kit.credentials`` for the kit (HTTPS); values masked in every diff. verify()
+  fails when any Application's Git repoURL has no matching credential
+  (operator-manual/declarative-setup.md: repository by URL, repo-creds by prefix).
+  On GitHub Enterprise Server, ``github.ssh_known_hosts`` joins
+  ``argocd-ssh-known-hosts-cm``, or the SSH fetch fails host-key checking;
+* the root Application and the AppProject are exactly what Git's ``root.yaml`` and
+  ``project.yaml`` (committed by argocd-dir) hold: one definition, read from Git
+  and applied as is; Argo CD syncs only ``apps/``, so it never writes them back;
+* notifications: ``argocd-notifications-cm`` sends sync failures and degraded
+  health of every Application to the customer's Slack channel with the bot token
+  (``argocd-notifications-secret``);
+* destroy deletes the root Application first and waits until every Application
+  of the customer's project is gone (their ``resources-finalizer`` needs the
+  running controller to cascade, user-guide/app_deletion.md), and only then
+  removes the controller and the CRDs; a timeout names what is still there;
 * ``argocd-initial-admin-secret`` is deleted once the admin password of
   argocd-users is in place;
 * plan() only reads, so a run with nothing to do starts no playbook.
@@ -21,13 +35,14 @@ Guarantees:
 from __future__ import annotations
 
 import difflib
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from bootstrap.clients import argocd, kubernetes, manifests
-from bootstrap.errors import PermanentError
+from bootstrap.errors import PermanentError, RetryableError
 from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
 
 MANAGER = argocd.field_manager("argocd-install")
@@ -52,6 +67,12 @@ CLUSTER_SCOPED = frozenset(
     }
 )
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+KNOWN_HOSTS_CM = "argocd-ssh-known-hosts-cm"
+ROOT_RECORD = "root.yaml"
+PROJECT_RECORD = "project.yaml"
+SLACK_VAR = "slack_token"
+KIT_TOKEN_VAR = "kit_token"
+_DESTROY_POLL = 0.5
 SHARED = frozenset({("ConfigMap", argocd.CM), ("ConfigMap", argocd.RBAC), ("Secret", argocd.SECRET)})
 """Objects of the manifest that also hold other steps' keys: destroy leaves them to those steps."""
 
@@ -64,13 +85,29 @@ class _Observed:
     install: Change | None
     waiting: Change | None
     repo: Change | None
+    kit_creds: Change | None
+    notifications: Change | None
+    project: Change | None
     app: Change | None
     initial_admin: Change | None
     notes: tuple[str, ...]
 
     @property
     def changes(self) -> tuple[Change, ...]:
-        return tuple(c for c in (self.install, self.waiting, self.repo, self.app, self.initial_admin) if c)
+        return tuple(
+            c
+            for c in (
+                self.install,
+                self.waiting,
+                self.repo,
+                self.kit_creds,
+                self.notifications,
+                self.project,
+                self.app,
+                self.initial_admin,
+            )
+            if c
+        )
 
 
 class ArgocdInstall(Step):
@@ -79,9 +116,15 @@ class ArgocdInstall(Step):
     requires = (StepId("argocd-dir"), StepId("deploy-key"), StepId("argocd-users"), StepId("github-oauth"))
     reads = (
         "customer.name",
+        "kit",
+        "github.api_url",
         "github.infra_repo",
         "github.branch",
         "github.path",
+        "github.ssh_known_hosts",
+        "slack.channel",
+        "slack.api_url",
+        "slack.token",
         "argocd.namespace",
         "argocd.version",
         "argocd.install_url",
@@ -103,11 +146,23 @@ class ArgocdInstall(Step):
         secret_vars: dict[str, str] = {}
         if seen.install is not None:
             batch += seen.objects
+        elif seen.notifications is not None:
+            batch += [o for o in seen.objects if o["metadata"]["name"] in _NOTIFICATION_OBJECTS]
+        if any(o["metadata"]["name"] == argocd.NOTIFICATIONS_SECRET for o in batch):
+            secret_vars[SLACK_VAR] = ctx.secrets.resolve(ctx.config.slack.token, "slack.token")
         if seen.repo is not None:
             batch.append(_repo_secret(ctx, "deploy_key"))
             secret_vars["deploy_key"] = _private_key(ctx)
-        if seen.app is not None:
-            batch.append(_root_app(ctx))
+        if seen.kit_creds is not None and ctx.config.kit.credentials is not None:
+            batch.append(_kit_creds_secret(ctx, KIT_TOKEN_VAR))
+            secret_vars[KIT_TOKEN_VAR] = _kit_token(ctx)
+        if seen.project is not None or seen.app is not None:
+            records = _records(ctx, required=True)
+            batch += [
+                argocd.literal_tree(records[name])
+                for name, change in ((PROJECT_RECORD, seen.project), (ROOT_RECORD, seen.app))
+                if change is not None
+            ]
         if batch:
             ctx.intend(
                 f"apply Argo CD {ctx.config.argocd.version} ({len(batch)} objects) to {ns} as {MANAGER}"
@@ -133,11 +188,19 @@ class ArgocdInstall(Step):
         ns = ctx.config.argocd.namespace
         # A zero timeout checks once and names whatever is not Available/Ready.
         ctx.services.kube.wait_available(ns, _workloads(seen.objects), 0.0, lambda _msg: None)
-        for change in (seen.install, seen.repo, seen.app):
+        for change in (seen.install, seen.repo, seen.kit_creds, seen.notifications, seen.project, seen.app):
             if change is not None:
                 raise PermanentError(
                     f"{change.target} is not as expected after the install: {change.summary}"
                 )
+        missing = uncredentialed(ctx)
+        if missing:
+            raise PermanentError(
+                "Argo CD has no credentials for "
+                + "; ".join(f"{url} (Application {', '.join(apps)})" for url, apps in missing.items())
+                + ": a repository Secret must name the URL, or a repo-creds Secret a prefix of it; "
+                "for the kit set kit.credentials in customer.yaml"
+            )
 
     def plan_destroy(self, ctx: Context) -> Plan:
         present = _present_for_destroy(ctx)
@@ -148,9 +211,32 @@ class ArgocdInstall(Step):
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
         present = _present_for_destroy(ctx)
-        if present:
-            ctx.intend(f"delete the root Application, the repo Secret and {len(present)} Argo CD objects")
-            ctx.services.ansible.delete(present, ctx.services.kubeconfig, ctx.config.cluster.context)
+        root = [o for o in present if o["kind"] == "Application"]
+        rest = [o for o in present if o["kind"] != "Application"]
+        kube, cluster = ctx.services.kube, ctx.config.cluster.context
+        if root:
+            ctx.intend(f"delete the root Application {root[0]['name']} (Argo CD deletes what it manages)")
+            ctx.services.ansible.delete(root, ctx.services.kubeconfig, cluster)
+        # The controller cascades the deletion (resources-finalizer) and then drops the finalizers;
+        # removing it, or the CRDs, first would leave every Application Terminating forever.
+        deadline = time.monotonic() + float(ctx.config.argocd.wait_timeout)
+        while True:
+            left = _applications_of(ctx, kube)
+            if not left:
+                break
+            if time.monotonic() >= deadline:
+                raise RetryableError(
+                    f"Applications still being deleted after {ctx.config.argocd.wait_timeout}s: "
+                    f"{', '.join(left)}; Argo CD's controller removes them (and their resources) once "
+                    "it has deleted what they manage. Run destroy again to wait longer; to orphan "
+                    "their resources instead, remove the finalizer resources-finalizer.argocd.argoproj.io "
+                    "from them by hand"
+                )
+            ctx.progress(f"waiting for Argo CD to delete {len(left)} Application(s): {', '.join(left)}")
+            time.sleep(_DESTROY_POLL)
+        if rest:
+            ctx.intend(f"delete the project, the repo Secrets and {len(rest)} Argo CD objects")
+            ctx.services.ansible.delete(rest, ctx.services.kubeconfig, cluster)
 
 
 def _observe(ctx: Context) -> _Observed:
@@ -175,6 +261,12 @@ def _observe(ctx: Context) -> _Observed:
             missing.append(f"{obj['kind']}/{meta['name']}")
         elif obj["kind"] in WORKLOADS and _images(obj) != _images(live):
             outdated.append(f"{obj['kind']}/{meta['name']} ({', '.join(_images(live))})")
+        elif (
+            meta["name"] in _CUSTOMISED and (live.get("data") or {}).keys() != (obj.get("data") or {}).keys()
+        ):
+            outdated.append(f"{obj['kind']}/{meta['name']} (keys)")
+        elif meta["name"] == KNOWN_HOSTS_CM and live.get("data") != obj.get("data"):
+            outdated.append(f"{obj['kind']}/{meta['name']} (host keys)")
     if missing or outdated or annotations.get(DIGEST_ANNOTATION) != manifest.sha256:
         previous = annotations.get(VERSION_ANNOTATION)
         what = f"{previous} -> {cfg.version}" if previous and previous != cfg.version else cfg.version
@@ -201,43 +293,53 @@ def _observe(ctx: Context) -> _Observed:
                 Action.UPDATE, f"Argo CD workloads in {ns}", f"wait until ready: {', '.join(pending)}"
             )
 
-    repo: Change | None = None
-    name = _repo_secret_name(ctx)
-    # Before deploy-key has run (a first `bootstrap plan`) there is no key to compare: it will be new.
-    private_key = _stored_private_key(ctx)
-    live_repo = kube.get("v1", "Secret", ns, name)
-    current = argocd.secret_data(live_repo)
-    desired = {"type": "git", "url": _repo_url(ctx), "sshPrivateKey": private_key or ""}
-    labels = ((live_repo or {}).get("metadata") or {}).get("labels") or {}
-    text = "\n".join(
-        f"{'+' if k not in current else '~'} {k}: "
-        + (argocd.MASK if k == "sshPrivateKey" else (f"{current[k]} -> " if k in current else "") + v)
-        for k, v in desired.items()
-        if current.get(k) != v
+    repo = _secret_change(
+        kube.get("v1", "Secret", ns, _repo_secret_name(ctx)),
+        f"Secret {ns}/{_repo_secret_name(ctx)}",
+        f"repository credentials for {_repo_url(ctx)} (deploy key from Vault)",
+        # Before deploy-key has run (a first `bootstrap plan`) there is no key to compare: it will be new.
+        {"type": "git", "url": _repo_url(ctx), "sshPrivateKey": _stored_private_key(ctx) or ""},
+        argocd.REPOSITORY,
     )
-    if labels.get("argocd.argoproj.io/secret-type") != "repository":
-        text = "\n".join(filter(None, [text, "~ label argocd.argoproj.io/secret-type: repository"]))
-    if text:
-        repo = Change(
-            Action.CREATE if live_repo is None else Action.UPDATE,
-            f"Secret {ns}/{name}",
-            f"repository credentials for {_repo_url(ctx)} (deploy key from Vault)",
-            text,
+    kit_creds: Change | None = None
+    creds = ctx.config.kit.credentials
+    if creds is None:
+        notes.append(
+            f"kit.credentials is not set: Argo CD can read {_kit_url(ctx)} only if it is public "
+            "(verify fails until a credential matches it)"
+        )
+    else:
+        kit_creds = _secret_change(
+            kube.get("v1", "Secret", ns, _kit_creds_name(ctx)),
+            f"Secret {ns}/{_kit_creds_name(ctx)}",
+            f"repo-creds for {_kit_url(ctx)} (kit.credentials)",
+            {"type": "git", "url": _kit_url(ctx), "username": creds.username, "password": _kit_token(ctx)},
+            argocd.REPO_CREDS,
         )
 
-    app: Change | None = None
-    want = _root_app(ctx)
-    live_app = kube.get(APP_API, "Application", ns, want["metadata"]["name"])
-    have = {k: (live_app or {}).get("spec", {}).get(k) for k in want["spec"]}
-    if live_app is None or have != want["spec"]:
-        before = yaml.safe_dump(have, sort_keys=True).splitlines() if live_app is not None else []
-        after = yaml.safe_dump(want["spec"], sort_keys=True).splitlines()
-        app = Change(
-            Action.CREATE if live_app is None else Action.UPDATE,
-            f"Application {ns}/{want['metadata']['name']}",
-            f"root app-of-apps: {_repo_url(ctx)} {ctx.config.github.branch}:{ctx.config.github.path}",
-            "\n".join(difflib.unified_diff(before, after, "live", "wanted", lineterm="")),
+    notifications: Change | None = None
+    if install is None:
+        desired_cm = argocd.notifications(ctx.config.slack.channel, ctx.config.slack.api_url)
+        live_cm = argocd.config_data(lives.get(("v1", "ConfigMap", argocd.NOTIFICATIONS_CM)))
+        token = ctx.secrets.resolve(ctx.config.slack.token, "slack.token")
+        live_secret = argocd.secret_data(lives.get(("v1", "Secret", argocd.NOTIFICATIONS_SECRET)))
+        text = argocd.diff(live_cm, desired_cm, set(), masked=False)
+        text = "\n".join(
+            filter(
+                None, [text, argocd.diff(live_secret, {argocd.SLACK_TOKEN_KEY: token}, set(), masked=True)]
+            )
         )
+        if text:
+            notifications = Change(
+                Action.UPDATE,
+                f"ConfigMap {ns}/{argocd.NOTIFICATIONS_CM}",
+                f"notify #{ctx.config.slack.channel} of failed syncs and degraded health",
+                text,
+            )
+
+    records = _records(ctx, required=False)
+    project = _record_change(ctx, kube, records.get(PROJECT_RECORD), PROJECT_RECORD)
+    app = _record_change(ctx, kube, records.get(ROOT_RECORD), ROOT_RECORD)
 
     initial_admin: Change | None = None
     if kube.get("v1", "Secret", ns, INITIAL_ADMIN) is not None:
@@ -251,7 +353,19 @@ def _observe(ctx: Context) -> _Observed:
             notes.append(
                 f"{ns}/{INITIAL_ADMIN} is kept: argocd-secret has no admin.password yet (run argocd-users)"
             )
-    return _Observed(manifest, objects, install, waiting, repo, app, initial_admin, tuple(notes))
+    return _Observed(
+        manifest,
+        objects,
+        install,
+        waiting,
+        repo,
+        kit_creds,
+        notifications,
+        project,
+        app,
+        initial_admin,
+        tuple(notes),
+    )
 
 
 def _install_url(ctx: Context) -> str:
@@ -289,8 +403,36 @@ def _objects(ctx: Context, manifest: manifests.Manifest) -> list[dict[str, Any]]
         for subject in subjects:
             if subject.get("kind") == "ServiceAccount":
                 subject["namespace"] = ns
+        _customise(ctx, doc)
         out.append(doc)
     return out
+
+
+_NOTIFICATION_OBJECTS = frozenset({argocd.NOTIFICATIONS_CM, argocd.NOTIFICATIONS_SECRET})
+_CUSTOMISED = _NOTIFICATION_OBJECTS
+
+
+def _customise(ctx: Context, doc: dict[str, Any]) -> None:
+    """The few manifest objects that carry this customer's settings (applied with the manifest)."""
+    kind, name = doc["kind"], doc["metadata"]["name"]
+    if kind == "ConfigMap" and name == KNOWN_HOSTS_CM:
+        gh = ctx.config.github
+        if not gh.is_github_com and not gh.ssh_known_hosts:
+            raise PermanentError(
+                f"github.ssh_known_hosts: Argo CD checks the SSH host key of {gh.git_host} and knows only "
+                f"public hosts; add its keys (the output of `ssh-keyscan {gh.git_host}`) to customer.yaml"
+            )
+        if gh.ssh_known_hosts:
+            data = doc.setdefault("data", {})
+            known = str(data.get("ssh_known_hosts", ""))
+            data["ssh_known_hosts"] = (
+                known.rstrip("\n") + "\n" + "".join(f"{line}\n" for line in gh.ssh_known_hosts)
+            )
+    elif kind == "ConfigMap" and name == argocd.NOTIFICATIONS_CM:
+        data = argocd.notifications(ctx.config.slack.channel, ctx.config.slack.api_url)
+        doc["data"] = {k: argocd.literal(v) for k, v in data.items()}
+    elif kind == "Secret" and name == argocd.NOTIFICATIONS_SECRET:
+        doc["data"] = {argocd.SLACK_TOKEN_KEY: argocd.secret_placeholder(SLACK_VAR)}
 
 
 def _workloads(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -338,8 +480,23 @@ def _repo_secret_name(ctx: Context) -> str:
     return f"repo-{ctx.config.customer.name}-infra"
 
 
+def _kit_creds_name(ctx: Context) -> str:
+    return f"creds-{ctx.config.customer.name}-kit"
+
+
 def _repo_url(ctx: Context) -> str:
-    return f"git@github.com:{ctx.config.github.infra_repo}.git"
+    gh = ctx.config.github
+    return gh.ssh_url(gh.infra_repo)
+
+
+def _kit_url(ctx: Context) -> str:
+    return ctx.config.github.https_url(ctx.config.kit.repo)
+
+
+def _kit_token(ctx: Context) -> str:
+    creds = ctx.config.kit.credentials
+    assert creds is not None  # callers check
+    return ctx.secrets.resolve(creds.token, "kit.credentials.token")
 
 
 def _stored_private_key(ctx: Context) -> str | None:
@@ -358,32 +515,158 @@ def _private_key(ctx: Context) -> str:
     return key
 
 
+_SECRET_KEYS = frozenset({"sshPrivateKey", "password"})
+
+
+def _secret_change(
+    live: dict[str, Any] | None, target: str, summary: str, desired: dict[str, str], secret_type: str
+) -> Change | None:
+    """The change that makes a repository / repo-creds Secret hold ``desired`` (secret keys masked)."""
+    current = argocd.secret_data(live)
+    labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+    text = "\n".join(
+        f"{'+' if k not in current else '~'} {k}: "
+        + (argocd.MASK if k in _SECRET_KEYS else (f"{current[k]} -> " if k in current else "") + v)
+        for k, v in desired.items()
+        if current.get(k) != v
+    )
+    if labels.get(argocd.SECRET_TYPE_LABEL) != secret_type:
+        text = "\n".join(filter(None, [text, f"~ label {argocd.SECRET_TYPE_LABEL}: {secret_type}"]))
+    if not text:
+        return None
+    return Change(Action.CREATE if live is None else Action.UPDATE, target, summary, text)
+
+
 def _repo_secret(ctx: Context, key_var: str) -> dict[str, Any]:
     data = {
         "type": argocd.b64("git"),
         "url": argocd.b64(_repo_url(ctx)),
         "sshPrivateKey": argocd.secret_placeholder(key_var),
     }
-    labels = {"argocd.argoproj.io/secret-type": "repository"}
+    labels = {argocd.SECRET_TYPE_LABEL: argocd.REPOSITORY}
     return argocd.secret(_repo_secret_name(ctx), ctx.config.argocd.namespace, data, labels)
 
 
-def _root_app(ctx: Context) -> dict[str, Any]:
-    gh = ctx.config.github
-    return {
-        "apiVersion": APP_API,
-        "kind": "Application",
-        "metadata": {"name": f"{ctx.config.customer.name}-root", "namespace": ctx.config.argocd.namespace},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": _repo_url(ctx), "targetRevision": gh.branch, "path": gh.path},
-            "destination": {
-                "server": "https://kubernetes.default.svc",
-                "namespace": ctx.config.argocd.namespace,
-            },
-            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
-        },
+def _kit_creds_secret(ctx: Context, token_var: str) -> dict[str, Any]:
+    creds = ctx.config.kit.credentials
+    assert creds is not None
+    data = {
+        "type": argocd.b64("git"),
+        "url": argocd.b64(_kit_url(ctx)),
+        "username": argocd.b64(creds.username),
+        "password": argocd.secret_placeholder(token_var),
     }
+    labels = {argocd.SECRET_TYPE_LABEL: argocd.REPO_CREDS}
+    return argocd.secret(_kit_creds_name(ctx), ctx.config.argocd.namespace, data, labels)
+
+
+def _records(ctx: Context, required: bool) -> dict[str, dict[str, Any]]:
+    """Git's root.yaml and project.yaml (committed by argocd-dir): what the cluster must hold."""
+    gh = ctx.config.github
+    github = ctx.services.github
+    head = github.branch_head(gh.infra_repo, gh.branch)
+    out: dict[str, dict[str, Any]] = {}
+    for name in (PROJECT_RECORD, ROOT_RECORD):
+        path = f"{gh.path.strip('/')}/{name}"
+        text = github.read_file(gh.infra_repo, head, path) if head else None
+        doc = _first_doc(text, f"{gh.infra_repo}:{path}") if text is not None else None
+        if doc is None:
+            if required:
+                raise PermanentError(
+                    f"{gh.infra_repo} branch {gh.branch} has no {path}; run the argocd-dir step first"
+                )
+            continue
+        doc.setdefault("metadata", {})["namespace"] = ctx.config.argocd.namespace
+        out[name] = doc
+    return out
+
+
+def _first_doc(text: str, where: str) -> dict[str, Any] | None:
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    except yaml.YAMLError as exc:
+        raise PermanentError(f"{where} is not valid YAML ({exc}); run argocd-dir again") from None
+    return docs[0] if docs else None
+
+
+def differs(want: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    """Whether the live object lacks what ``want`` says (its spec, labels, annotations, finalizers)."""
+    if live is None:
+        return True
+    meta, live_meta = want.get("metadata") or {}, live.get("metadata") or {}
+    for key in ("labels", "annotations"):
+        if any((live_meta.get(key) or {}).get(k) != v for k, v in (meta.get(key) or {}).items()):
+            return True
+    if not set(meta.get("finalizers") or []) <= set(live_meta.get("finalizers") or []):
+        return True
+    return bool(want.get("spec") != live.get("spec"))
+
+
+def _record_change(ctx: Context, kube: Any, want: dict[str, Any] | None, record: str) -> Change | None:
+    ns = ctx.config.argocd.namespace
+    gh = ctx.config.github
+    path = f"{gh.path.strip('/')}/{record}"
+    kind = "AppProject" if record == PROJECT_RECORD else "Application"
+    if want is None:
+        name = ctx.config.customer.name if record == PROJECT_RECORD else f"{ctx.config.customer.name}-root"
+        live = kube.get(APP_API, kind, ns, name)
+        if live is not None:
+            return None  # nothing in Git to compare with yet; argocd-dir's own plan shows the commit
+        return Change(
+            Action.CREATE, f"{kind} {ns}/{name}", f"apply {path} from {gh.infra_repo} (argocd-dir commits it)"
+        )
+    name = want["metadata"]["name"]
+    live = kube.get(want.get("apiVersion", APP_API), want.get("kind", kind), ns, name)
+    if not differs(want, live):
+        return None
+    before = yaml.safe_dump((live or {}).get("spec"), sort_keys=True).splitlines() if live is not None else []
+    after = yaml.safe_dump(want.get("spec"), sort_keys=True).splitlines()
+    return Change(
+        Action.CREATE if live is None else Action.UPDATE,
+        f"{want.get('kind', kind)} {ns}/{name}",
+        f"apply {path} from {gh.infra_repo} {gh.branch} as it is",
+        "\n".join(difflib.unified_diff(before, after, "live", "git", lineterm="")),
+    )
+
+
+def uncredentialed(ctx: Context) -> dict[str, list[str]]:
+    """Git repoURLs of the output (Git's root, apps/ and the live Applications) without credentials."""
+    ns = ctx.config.argocd.namespace
+    kube = ctx.services.kube
+    gh = ctx.config.github
+    apps = [d for d in _records(ctx, required=False).values() if d.get("kind") == "Application"]
+    head = ctx.services.github.branch_head(gh.infra_repo, gh.branch)
+    if head:
+        for text in ctx.services.github.read_tree(gh.infra_repo, head, f"{gh.path.strip('/')}/apps").values():
+            apps += [
+                d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind") == "Application"
+            ]
+    apps += kube.list(APP_API, "Application", ns)
+    secrets = [
+        s
+        for kind in (argocd.REPOSITORY, argocd.REPO_CREDS)
+        for s in kube.list("v1", "Secret", ns, label_selector=f"{argocd.SECRET_TYPE_LABEL}={kind}")
+    ]
+    missing: dict[str, list[str]] = {}
+    for app in apps:
+        for url in argocd.git_sources(app):
+            if argocd.credential_for(url, secrets) is None:
+                names = missing.setdefault(url, [])
+                name = str((app.get("metadata") or {}).get("name"))
+                if name not in names:
+                    names.append(name)
+    return missing
+
+
+def _applications_of(ctx: Context, kube: Any) -> list[str]:
+    """Applications of the customer's project (and the root) still in the cluster."""
+    ns = ctx.config.argocd.namespace
+    project, root = ctx.config.customer.name, f"{ctx.config.customer.name}-root"
+    return sorted(
+        str(a["metadata"]["name"])
+        for a in kube.list(APP_API, "Application", ns)
+        if (a.get("spec") or {}).get("project") == project or a["metadata"]["name"] == root
+    )
 
 
 def _present_for_destroy(ctx: Context) -> list[dict[str, str]]:
@@ -397,14 +680,12 @@ def _present_for_destroy(ctx: Context) -> list[dict[str, str]]:
         "argocd.install_url",
         "argocd.sha256",
     )
+    name = ctx.config.customer.name
     candidates = [
-        {
-            "apiVersion": APP_API,
-            "kind": "Application",
-            "namespace": ns,
-            "name": _root_app(ctx)["metadata"]["name"],
-        },
+        {"apiVersion": APP_API, "kind": "Application", "namespace": ns, "name": f"{name}-root"},
+        {"apiVersion": APP_API, "kind": "AppProject", "namespace": ns, "name": name},
         {"apiVersion": "v1", "kind": "Secret", "namespace": ns, "name": _repo_secret_name(ctx)},
+        {"apiVersion": "v1", "kind": "Secret", "namespace": ns, "name": _kit_creds_name(ctx)},
     ]
     for obj in reversed(_objects(ctx, manifest)[1:]):
         if (obj["kind"], obj["metadata"]["name"]) in SHARED:
@@ -425,4 +706,5 @@ def _outputs(ctx: Context, manifest: manifests.Manifest) -> Outputs:
         "version": ctx.config.argocd.version,
         "manifest_sha256": manifest.sha256,
         "root_app": f"{ctx.config.argocd.namespace}/{ctx.config.customer.name}-root",
+        "project": f"{ctx.config.argocd.namespace}/{ctx.config.customer.name}",
     }

@@ -2,6 +2,11 @@
 
 Guarantees:
 
+* only accounts that can log in (admin, and users with the ``login`` capability)
+  get a password: Argo CD never lets an ``apiKey``-only account use one, so
+  such an account gets none (a password left from before is removed from
+  Vault); its credential is an API token its owner generates
+  (``argocd account generate-token --account NAME``);
 * plaintext passwords live only in Vault (``argocd/users/<name>`` {password},
   written check-and-set before anything else, so a crash never loses one);
   the cluster only ever gets bcrypt hashes (cost 10, Argo CD's minimum);
@@ -60,6 +65,8 @@ class _State:
     namespace_exists: bool
     accounts: tuple[_Account, ...]
     removed: tuple[str, ...]
+    passwordless: tuple[str, ...]
+    """apiKey-only accounts that still have a password in Vault (from before): it goes."""
     cm: dict[str, str]
     rbac: dict[str, str]
     secret: dict[str, str]
@@ -113,6 +120,14 @@ class ArgocdUsers(Step):
                     Action.DELETE,
                     f"Argo CD account {name}",
                     f"no longer in customer.yaml: remove its keys and Vault {_vault_path(ctx, name)}",
+                )
+            )
+        for name in state.passwordless:
+            changes.append(
+                Change(
+                    Action.DELETE,
+                    f"Argo CD account {name}",
+                    f"apiKey only (cannot log in): remove its password from Vault {_vault_path(ctx, name)}",
                 )
             )
         for obj, what, current, desired, masked in (
@@ -174,6 +189,9 @@ class ArgocdUsers(Step):
         for name in state.removed:
             ctx.intend(f"delete Vault {_vault_path(ctx, name)} of removed Argo CD account {name}")
             vault.delete(_vault_path(ctx, name))
+        for name in state.passwordless:
+            ctx.intend(f"delete Vault {_vault_path(ctx, name)}: apiKey-only account {name} has no password")
+            vault.delete(_vault_path(ctx, name))
         return _outputs(state)
 
     def verify(self, ctx: Context) -> None:
@@ -228,7 +246,7 @@ class ArgocdUsers(Step):
 
     def plan_rotate(self, ctx: Context, what: str) -> Plan:
         vault = ctx.services.vault
-        names = ("admin", *(u.name for u in ctx.config.argocd.users))
+        names = _login_names(ctx)
         stored = {name: vault.read_version(_vault_path(ctx, name)) for name in names}
         # A password staged by a rotate that did not finish is rolled out, never replaced again.
         stored = {n: v for n, v in stored.items() if v is None or REPLACES not in v.custom_metadata}
@@ -302,7 +320,7 @@ def _observe(ctx: Context) -> _State:
     secret_obj = kube.get("v1", "Secret", ns, argocd.SECRET)
     secret_data = argocd.secret_data(secret_obj)
     accounts = []
-    for name in ("admin", *(u.name for u in ctx.config.argocd.users)):
+    for name in _login_names(ctx):
         path = _vault_path(ctx, name)
         stored = ctx.services.vault.read(path)
         password = ctx.secrets.generated(stored["password"]) if stored and stored.get("password") else None
@@ -324,13 +342,23 @@ def _observe(ctx: Context) -> _State:
         # An object found in the namespace proves it exists: no extra read on a re-run.
         namespace_exists=bool(existing) or kube.get("v1", "Namespace", None, ns) is not None,
         accounts=tuple(accounts),
-        removed=tuple(sorted(managed - wanted)),
+        removed=tuple(sorted(managed - {u.name for u in ctx.config.argocd.users})),
+        passwordless=tuple(
+            u.name
+            for u in ctx.config.argocd.users
+            if u.name not in wanted and ctx.services.vault.read(_vault_path(ctx, u.name)) is not None
+        ),
         cm=argocd.config_data(objs[argocd.CM]),
         rbac=argocd.config_data(objs[argocd.RBAC]),
         secret=secret_data,
         owned=owned,
         existing=existing,
     )
+
+
+def _login_names(ctx: Context) -> tuple[str, ...]:
+    """The accounts that get a password: admin and the users that may log in."""
+    return ("admin", *(u.name for u in ctx.config.argocd.users if "login" in u.capabilities))
 
 
 def _verifies(password: str, hashed: str) -> bool:
@@ -371,7 +399,7 @@ def _secret_plan(state: _State) -> dict[str, str | None]:
 
 
 def _all_names(state: _State) -> list[str]:
-    return sorted({a.name for a in state.accounts} | set(state.removed))
+    return sorted({a.name for a in state.accounts} | set(state.removed) | set(state.passwordless))
 
 
 def _vault_path(ctx: Context, name: str) -> str:

@@ -329,6 +329,10 @@ def _cm(ctx: Context, creds: _Creds) -> dict[str, str]:
             "useLoginAsID": False,
         },
     }
+    gh = ctx.config.github
+    if not gh.is_github_com:
+        # Dex's GitHub connector talks to github.com unless hostName names the Enterprise host.
+        connector["config"]["hostName"] = gh.git_host  # type: ignore[index]
     return {
         "url": f"https://argocd.{ctx.config.customer.domain}",
         "dex.config": yaml.safe_dump({"connectors": [connector]}, sort_keys=False),

@@ -17,7 +17,7 @@ guarantees they do it the same way, so none of them can clobber another:
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 CM = "argocd-cm"
@@ -57,6 +57,22 @@ def b64(value: str) -> str:
 def secret_placeholder(var: str) -> str:
     """What a Secret manifest carries instead of the value of secret variable ``var``."""
     return "{{ " + var + " | b64encode }}"
+
+
+def literal(value: str) -> str:
+    """A manifest string Ansible must not template (Argo CD's own ``{{.app…}}`` templates)."""
+    return "{% raw %}" + value + "{% endraw %}" if "{{" in value or "{%" in value else value
+
+
+def literal_tree(value: Any) -> Any:
+    """``literal`` applied to every string of an object read from Git (it may carry ``{{ }}``)."""
+    if isinstance(value, str):
+        return literal(value)
+    if isinstance(value, dict):
+        return {k: literal_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal_tree(v) for v in value]
+    return value
 
 
 def namespace(name: str) -> dict[str, Any]:
@@ -103,3 +119,99 @@ def diff(current: Mapping[str, str], desired: Mapping[str, str | None], drop: se
             lines.append(f"~ {key}: {show(have)} -> {show(want)}")
     lines += [f"- {key}" for key in sorted(drop) if key in current]
     return "\n".join(lines)
+
+
+# -- repositories and their credentials ---------------------------------------------
+
+REPOSITORY = "repository"
+REPO_CREDS = "repo-creds"
+SECRET_TYPE_LABEL = "argocd.argoproj.io/secret-type"
+
+
+def _normal(url: str) -> str:
+    return url.strip().lower().rstrip("/").removesuffix(".git")
+
+
+def credential_for(repo_url: str, secrets: Sequence[Mapping[str, Any]]) -> str | None:
+    """The name of the Secret Argo CD would use for ``repo_url``, or None.
+
+    operator-manual/declarative-setup.md ("Repositories", "Repository Credentials"): a
+    ``repository`` Secret serves the repoURL it names; a ``repo-creds`` Secret is a template
+    for every repoURL its ``url`` is a prefix of (the longest prefix wins). Compared without
+    case, trailing ``/`` or ``.git``, as Argo CD normalises Git URLs before comparing.
+    """
+    want, raw = _normal(repo_url), repo_url.strip().lower()
+    best: tuple[int, str] | None = None
+    for obj in secrets:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        kind = labels.get(SECRET_TYPE_LABEL)
+        url = secret_data(obj).get("url")
+        name = str((obj.get("metadata") or {}).get("name"))
+        if not url:
+            continue
+        if kind == REPOSITORY and _normal(url) == want:
+            return name
+        prefix = url.strip().lower().rstrip("/")
+        matches = raw.startswith(prefix) or want.startswith(_normal(prefix))
+        if kind == REPO_CREDS and matches and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), name)
+    return best[1] if best else None
+
+
+def git_sources(app: Mapping[str, Any]) -> list[str]:
+    """The Git repoURLs an Application reads (Helm chart repositories, which carry ``chart``, excluded)."""
+    spec = app.get("spec") or {}
+    sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
+    return [str(s["repoURL"]) for s in sources if s.get("repoURL") and not s.get("chart")]
+
+
+# -- notifications -------------------------------------------------------------------
+
+NOTIFICATIONS_CM = "argocd-notifications-cm"
+NOTIFICATIONS_SECRET = "argocd-notifications-secret"
+SLACK_TOKEN_KEY = "slack-token"
+TRIGGERS = ("on-sync-failed", "on-health-degraded")
+
+
+def notifications(channel: str, slack_api_url: str | None) -> dict[str, str]:
+    """``argocd-notifications-cm`` data: Slack as a service, two triggers, one default subscription.
+
+    operator-manual/notifications/ (services/slack.md: ``token: $slack-token`` names a key of
+    ``argocd-notifications-secret``; triggers.md and templates.md; subscriptions.md: the
+    ``subscriptions`` key applies to every Application). The install manifest ships the
+    ConfigMap empty (no catalog), so the triggers and templates are defined here.
+    """
+    service = {"token": f"${SLACK_TOKEN_KEY}"}
+    if slack_api_url:
+        service["apiURL"] = slack_api_url.rstrip("/") + "/"
+    return {
+        "service.slack": _block(service),
+        "trigger.on-sync-failed": _block(
+            [
+                {
+                    "when": "app.status.operationState != nil and "
+                    "app.status.operationState.phase in ['Error', 'Failed']",
+                    "send": ["app-sync-failed"],
+                }
+            ]
+        ),
+        "trigger.on-health-degraded": _block(
+            [{"when": "app.status.health.status == 'Degraded'", "send": ["app-health-degraded"]}]
+        ),
+        "template.app-sync-failed": _block(
+            {
+                "message": "Sync of {{.app.metadata.name}} failed ({{.app.status.operationState.phase}}): "
+                "{{.app.status.operationState.message}}"
+            }
+        ),
+        "template.app-health-degraded": _block(
+            {"message": "{{.app.metadata.name}} is Degraded (revision {{.app.status.sync.revision}})."}
+        ),
+        "subscriptions": _block([{"recipients": [f"slack:{channel}"], "triggers": list(TRIGGERS)}]),
+    }
+
+
+def _block(value: Any) -> str:
+    import yaml
+
+    return str(yaml.safe_dump(value, sort_keys=False, default_flow_style=False))

@@ -321,7 +321,14 @@ def _status_message(exc: Any) -> str:
 
 
 def readiness(kind: str, obj: dict[str, Any] | None) -> tuple[bool, str]:
-    """Whether a workload is Available (Deployment) / Ready (StatefulSet), and if not, why."""
+    """Whether a workload is rolled out and Available (Deployment) / Ready (StatefulSet), and if not, why.
+
+    As ``kubectl rollout status`` judges it: the controller has seen the current spec
+    (observedGeneration), every replica runs the new template (updatedReplicas; for a
+    StatefulSet also updateRevision == currentRevision), no old replica is left
+    (replicas == updatedReplicas), and enough are available. Without these, "ready" can be
+    reported in the middle of an upgrade while old pods still serve.
+    """
     if obj is None:
         return False, "not found"
     want = int((obj.get("spec") or {}).get("replicas", 1))
@@ -329,7 +336,16 @@ def readiness(kind: str, obj: dict[str, Any] | None) -> tuple[bool, str]:
     generation = (obj.get("metadata") or {}).get("generation", 0)
     if status.get("observedGeneration", 0) < generation:
         return False, "not yet observed by its controller"
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    if updated < want:
+        return False, f"{updated}/{want} updated"
+    if total > updated:
+        return False, f"{total - updated} old replica(s) pending termination"
     if kind == "StatefulSet":
+        current, update = status.get("currentRevision"), status.get("updateRevision")
+        if update and current != update:
+            return False, f"rolling out revision {update} (current {current})"
         ready = int(status.get("readyReplicas") or 0)
         return ready >= want, f"{ready}/{want} ready"
     available = int(status.get("availableReplicas") or 0)

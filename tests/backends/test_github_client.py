@@ -50,24 +50,20 @@ def test_reads_branches_heads_files_and_trees(
     assert client.branch_head(KIT_REPO, "v9.9") is None
     head = client.branch_head(KIT_REPO, "v1.5")
     assert head is not None and len(head) == 40
-    assert "velero" in (client.read_file(KIT_REPO, "v1.5", "catalog.yaml") or "")
+    assert "velero" in (client.read_file(KIT_REPO, "v1.5", "addons/values.yaml") or "")
     assert client.read_file(KIT_REPO, "v1.5", "nope.yaml") is None
     with pytest.raises(PermanentError, match="is a directory"):
         client.read_file(KIT_REPO, "v1.5", "addons")
 
     github_emu.log.clear()
     addons = client.read_tree(KIT_REPO, "v1.5", "addons/")
-    assert sorted(addons) == [f"addons/{a}/kustomization.yaml" for a in sorted(addons_of(addons))]
-    assert "velero" in addons["addons/velero/kustomization.yaml"]
+    assert sorted(addons) == ["addons/Chart.yaml", "addons/templates/applications.yaml", "addons/values.yaml"]
+    assert "velero" in addons["addons/values.yaml"]
     assert github_emu.log.count("GET", r"/git/trees/") == 1  # one recursive listing, not one per directory
     assert github_emu.log.count("GET", r"/git/blobs/") == len(addons)
     assert client.read_tree(KIT_REPO, head, "") == github_emu.read_tree("acme-sre", "kit-core", "v1.5")
     with pytest.raises(PermanentError, match=r"no branch or commit 'v9\.9'"):
         client.read_tree(KIT_REPO, "v9.9", "")
-
-
-def addons_of(files: dict[str, str]) -> set[str]:
-    return {path.split("/")[1] for path in files}
 
 
 # -- committing ---------------------------------------------------------------------------

@@ -169,19 +169,20 @@ def test_pygithub_reads_repo_branches_contents_and_trees(github_emu: GitHubEmula
     assert kit.permissions.admin and kit.private and kit.default_branch == "main"
     assert [b.name for b in kit.get_branches()] == ["main", "v1.4", "v1.5"]
     v15 = kit.get_branch("v1.5")
-    catalog = kit.get_contents("catalog.yaml", ref="v1.5")
+    catalog = kit.get_contents("addons/values.yaml", ref="v1.5")
     assert not isinstance(catalog, list)
     assert "velero" in catalog.decoded_content.decode()
-    assert "velero" not in kit.get_contents("catalog.yaml", ref="v1.4").decoded_content.decode()  # type: ignore[union-attr]
-    nested = kit.get_contents("addons/velero/kustomization.yaml", ref="v1.5")
-    assert not isinstance(nested, list) and nested.path == "addons/velero/kustomization.yaml"
+    assert "velero" not in kit.get_contents("addons/values.yaml", ref="v1.4").decoded_content.decode()  # type: ignore[union-attr]
+    nested = kit.get_contents("addons/templates/applications.yaml", ref="v1.5")
+    assert not isinstance(nested, list) and nested.path == "addons/templates/applications.yaml"
     listing = kit.get_contents("addons", ref="v1.4")
     assert isinstance(listing, list)
-    assert sorted(c.name for c in listing) == sorted(KIT_ADDONS["v1.4"])
+    assert sorted(c.name for c in listing) == ["Chart.yaml", "templates", "values.yaml"]
+    assert all(a in catalog.decoded_content.decode() for a in KIT_ADDONS["v1.4"])
     tree = kit.get_git_tree(v15.commit.sha, recursive=True)
     paths = {e.path for e in tree.tree if e.type == "blob"}
-    assert {"catalog.yaml", "base/kustomization.yaml", "addons/velero/kustomization.yaml"} <= paths
-    blob = next(e for e in tree.tree if e.path == "catalog.yaml")
+    assert {"addons/values.yaml", "base/Chart.yaml", "addons/templates/applications.yaml"} <= paths
+    blob = next(e for e in tree.tree if e.path == "addons/values.yaml")
     assert base64.b64decode(kit.get_git_blob(blob.sha).content) == catalog.decoded_content
     assert kit.get_git_ref("heads/v1.5").object.sha == v15.commit.sha
 
@@ -189,18 +190,18 @@ def test_pygithub_reads_repo_branches_contents_and_trees(github_emu: GitHubEmula
 def test_contents_routes_url_encoded_paths_and_404s(github_emu: GitHubEmulator) -> None:
     s, repo = http(github_emu), f"{github_emu.url}/repos/acme-sre/kit-core"
     encoded = s.get(
-        f"{repo}/contents/{urllib.parse.quote('addons/loki/kustomization.yaml', safe='')}?ref=v1.4"
+        f"{repo}/contents/{urllib.parse.quote('addons/templates/applications.yaml', safe='')}?ref=v1.4"
     )
-    assert encoded.status_code == 200 and encoded.json()["path"] == "addons/loki/kustomization.yaml"
+    assert encoded.status_code == 200 and encoded.json()["path"] == "addons/templates/applications.yaml"
     missing = s.get(f"{repo}/contents/nope.yaml")
     assert missing.status_code == 404
     assert missing.json()["message"] == "Not Found" and missing.json()["status"] == "404"
-    assert s.get(f"{repo}/contents/catalog.yaml?ref=v9.9").status_code == 404
+    assert s.get(f"{repo}/contents/addons/values.yaml?ref=v9.9").status_code == 404
     with pytest.raises(UnknownObjectException):
         gh(github_emu).get_repo("acme-sre/kit-core").get_branch("v9.9")
     assert s.get(f"{repo}/branches/v9.9").json()["message"] == "Branch not found"
     root = s.get(f"{repo}/contents", params={"ref": "v1.4"})
-    assert {e["name"] for e in root.json()} == {"README.md", "catalog.yaml", "base", "aws", "gcp", "addons"}
+    assert {e["name"] for e in root.json()} == {"README.md", "base", "aws", "gcp", "addons"}
 
 
 def test_unknown_route_is_githubs_404(github_emu: GitHubEmulator) -> None:

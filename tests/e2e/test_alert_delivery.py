@@ -28,7 +28,7 @@ from tests.fixtures.alertmanager import AlertmanagerFactory
 from tests.fixtures.world import World
 
 NAMESPACE = "monitoring"
-SECRET = "alertmanager-kube-prometheus-stack-alertmanager"
+SECRET = "alertmanager-gitops-bootstrap"
 DEADLINE = 15.0
 T = TypeVar("T")
 
@@ -81,7 +81,8 @@ def test_alert_reaches_opsgenie_and_slack_then_closes(
     path = tmp_path / "am.yml"
     path.write_text(text)
     assert routes_to(path, "alertname=Watchdog") == "null"
-    assert routes_to(path, "alertname=DiskFull", "namespace=shop") == "opsgenie,slack"
+    assert routes_to(path, "alertname=DiskFull", "namespace=shop", "severity=critical") == "opsgenie,slack"
+    assert routes_to(path, "alertname=DiskFull", "namespace=shop", "severity=warning") == "slack"
 
     am = alertmanager_factory.start(text)
     channel = world.slack.channel_by_name("alerts-kuvaq")

@@ -41,7 +41,7 @@ CUSTOMER = "kuvaq"
 RUN = ("run", "customer.yaml", "-p", "1")
 """The whole workflow, steps one at a time so that the k-th write is the same write in every run."""
 STEP_IDS = tuple(s.id for s in STEPS)
-AM_SECRET = "alertmanager-kube-prometheus-stack-alertmanager"
+AM_SECRET = "alertmanager-gitops-bootstrap"
 DEFAULT_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 

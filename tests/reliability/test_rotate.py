@@ -93,13 +93,17 @@ def test_rotate_deploy_key(onboarded_world: World, figures: Figures) -> None:
     assert found == []
 
 
+LOGIN_ACCOUNTS = ("admin",)
+"""The sandbox's other account, deployer, is apiKey-only: it has no password to rotate."""
+
+
 def _passwords(world: World) -> dict[str, Any]:
-    return {name: _vault(world, f"argocd/users/{name}") for name in ("admin", "deployer")}
+    return {name: _vault(world, f"argocd/users/{name}") for name in LOGIN_ACCOUNTS}
 
 
 def _hashes(world: World) -> dict[str, str]:
     data = harness.decoded_secret(world.kube.get("v1", "Secret", "argocd", "argocd-secret"))
-    return {"admin": data["admin.password"], "deployer": data["accounts.deployer.password"]}
+    return {n: data["admin.password" if n == "admin" else f"accounts.{n}.password"] for n in LOGIN_ACCOUNTS}
 
 
 def _some_version_works(world: World, name: str, hashed: str) -> bool:

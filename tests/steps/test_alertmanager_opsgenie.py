@@ -25,7 +25,7 @@ from tests.unit.recording import RecordingReporter
 NAME = "alertmanager-kuvaq"
 TEAM = sandbox_customer.TEAM
 NAMESPACE = "monitoring"
-SECRET = "alertmanager-kube-prometheus-stack-alertmanager"
+SECRET = "alertmanager-gitops-bootstrap"
 STEPS = (SlackChannel, AlertmanagerOpsgenie)
 
 

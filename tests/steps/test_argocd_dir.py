@@ -13,6 +13,7 @@ from bootstrap.step import Action, Plan
 from sandbox import customer as sandbox_customer
 from sandbox.httpemu import Fault
 from steps.argocd_dir import ArgocdDir, application_problems
+from tests.fixtures import argocd_rules
 from tests.fixtures.github import GitHubOpenAPI
 from tests.fixtures.world import World
 
@@ -21,11 +22,15 @@ KIT_OWNER, KIT = sandbox_customer.KIT_REPO.split("/")
 FILES = {
     "argocd/README.md",
     "argocd/root.yaml",
+    "argocd/project.yaml",
     "argocd/apps/base.yaml",
-    "argocd/apps/cloud.yaml",
+    "argocd/apps/aws.yaml",
     "argocd/apps/addons.yaml",
-    "argocd/values.yaml",
+    "argocd/values/base.yaml",
+    "argocd/values/aws.yaml",
+    "argocd/values/addons.yaml",
 }
+IN_CLUSTER = "https://kubernetes.default.svc"
 
 
 def result(world: World, dry_run: bool = False, force: bool = False) -> tuple[StepResult, Summary]:
@@ -94,34 +99,102 @@ def test_rendered_files_parse_and_applications_have_what_argo_needs(world: World
     for path, text in files.items():
         if path.endswith(".yaml"):
             for doc in yaml.safe_load_all(text):
+                assert argocd_rules.schema_errors(doc) == [], path  # the real CRDs accept it
                 if isinstance(doc, dict) and doc.get("kind") == "Application":
                     assert application_problems(doc) == [], (path, doc)
                     apps[doc["metadata"]["name"]] = doc
-    assert set(apps) == {"kuvaq-root", "kuvaq-base", "kuvaq-aws", "kuvaq-cert-manager", "kuvaq-external-dns"}
+    assert set(apps) == {"kuvaq-root", "kuvaq-base", "kuvaq-aws", "kuvaq-addons"}
     root = apps["kuvaq-root"]
     assert root["metadata"]["namespace"] == "argocd"
     assert root["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
+    assert root["spec"]["project"] == "kuvaq"
     assert root["spec"]["source"]["path"] == "argocd/apps"
     assert root["spec"]["source"]["targetRevision"] == "main"
-    assert root["spec"]["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "argocd"}
+    assert root["spec"]["destination"] == {"server": IN_CLUSTER, "namespace": "argocd"}
     assert root["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
-    for name in ("kuvaq-base", "kuvaq-aws", "kuvaq-cert-manager"):
-        src = apps[name]["spec"]["source"]
-        assert src["repoURL"].endswith("/acme-sre/kit-core.git") and src["targetRevision"] == "v1.4"
-    assert apps["kuvaq-cert-manager"]["spec"]["source"]["path"] == "addons/cert-manager"
-    values = yaml.safe_load(files["argocd/values.yaml"])
-    assert values == {
+    infra_url = root["spec"]["source"]["repoURL"]
+    assert infra_url == "git@127.0.0.1:kuvaq/infra.git"
+    for section in ("base", "aws", "addons"):
+        app = apps[f"kuvaq-{section}"]["spec"]
+        kit, values = app["sources"]
+        assert kit["repoURL"].endswith("/acme-sre/kit-core.git") and kit["targetRevision"] == "v1.4"
+        assert kit["path"] == section
+        assert kit["helm"]["valueFiles"] == [f"$values/argocd/values/{section}.yaml"]
+        assert values == {"repoURL": infra_url, "targetRevision": "main", "ref": "values"}
+        assert app["project"] == "kuvaq" and app["destination"]["namespace"] == "argocd"
+        assert app["syncPolicy"]["retry"]["limit"] == 5
+    common = {
         "customer": "kuvaq",
         "domain": "kuvaq.example.com",
         "githubOrg": "kuvaq",
         "cloud": "aws",
-        "appEnabled": {"cert-manager": True, "external-dns": True},
+        "argocd": {"namespace": "argocd", "project": "kuvaq", "destination": {"server": IN_CLUSTER}},
         "ingress": {"class": "nginx"},
         "note": "a: b # not a comment",
     }
+    assert yaml.safe_load(files["argocd/values/aws.yaml"]) == common
+    assert yaml.safe_load(files["argocd/values/addons.yaml"]) == {
+        **common,
+        "appEnabled": {"cert-manager": True, "external-dns": True},
+    }
+    base = yaml.safe_load(files["argocd/values/base.yaml"])
+    assert base["components"]["kube-prometheus-stack"] == {
+        "namespace": "monitoring",
+        "values": {
+            "alertmanager": {
+                "alertmanagerSpec": {
+                    "useExistingSecret": True,
+                    "configSecret": "alertmanager-gitops-bootstrap",
+                }
+            }
+        },
+    }
+    project = yaml.safe_load(files["argocd/project.yaml"])
+    assert project["kind"] == "AppProject" and project["metadata"]["name"] == "kuvaq"
+    assert project["spec"]["sourceRepos"][:2] == [infra_url, kit["repoURL"]]
+    assert "https://charts.jetstack.io" in project["spec"]["sourceRepos"]
+    assert project["spec"]["destinations"] == [{"server": IN_CLUSTER, "namespace": "*"}]
     readme = files["argocd/README.md"]
     assert "gitops-bootstrap" in readme
     assert all(f"`{p.removeprefix('argocd/')}`" in readme for p in FILES)
+
+
+def test_kit_upgrade_is_one_commit_and_plan_names_the_applications_that_move(world: World) -> None:
+    assert result(world)[0].status == "done"
+    world.customer(kit={"version": "v1.5"})
+    planned = plan_of(world)
+    moved = {c.data["path"]: c.summary for c in planned.changes if "revision" in c.summary}
+    assert moved == {
+        f"argocd/apps/{s}.yaml": f"update; revision kuvaq-{s}: v1.4 -> v1.5"
+        for s in ("base", "aws", "addons")
+    }
+    world.reset_logs()
+    assert result(world)[0].status == "done"
+    assert commits(world) == 1
+    assert plan_of(world).empty
+
+
+def test_root_that_syncs_its_own_directory_is_refused(world: World) -> None:
+    """argoproj/argo-cd#8846: a root whose path holds root.yaml manages, and may prune, itself."""
+    world.github.commit_files(
+        KIT_OWNER,
+        KIT,
+        "v1.4",
+        {
+            "templates/customer/argocd/root.yaml.j2": (
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\n"
+                "metadata: {name: x-root, namespace: argocd}\n"
+                "spec:\n  project: default\n"
+                "  source: {repoURL: 'git@github.com:a/b.git', targetRevision: main, path: argocd}\n"
+                "  destination: {server: 'https://kubernetes.default.svc', namespace: argocd}\n"
+            ),
+        },
+        "kit: a root that syncs itself",
+    )
+    failed, summary = result(world)
+    assert summary.exit_code() == 1
+    assert "syncs the directory that holds argocd/root.yaml" in (failed.message or "")
+    assert commits(world) == 0
 
 
 def test_kit_template_on_the_kit_branch_wins(world: World) -> None:
@@ -136,9 +209,9 @@ def test_kit_template_on_the_kit_branch_wins(world: World) -> None:
                 "spec:\n  project: default\n"
                 "  source: {repoURL: {{ kit.repo_url | yaml }}, targetRevision: {{ kit.version | yaml }}, "
                 "path: apps}\n"
-                "  destination: {server: 'https://kubernetes.default.svc'}\n"
+                "  destination: {server: 'https://kubernetes.default.svc', namespace: argocd}\n"
             ),
-            "templates/customer/argocd/values.yaml.j2": "{{ values | yaml_block }}\nfromKit: true\n",
+            "templates/customer/argocd/values.yaml.j2": "{{ values.base | yaml_block }}\nfromKit: true\n",
         },
         "kit: customer template",
     )
@@ -170,7 +243,7 @@ def test_unknown_addon_names_what_the_kit_version_has(world: World) -> None:
     )
     world.customer(kit={"version": "v1.5", "addons": ["velero"]})
     assert result(world)[0].status == "done"
-    assert "velero" in argocd_files(world)["argocd/apps/addons.yaml"]
+    assert yaml.safe_load(argocd_files(world)["argocd/values/addons.yaml"])["appEnabled"] == {"velero": True}
 
 
 def test_unknown_kit_version_lists_release_branches(world: World) -> None:
@@ -203,37 +276,39 @@ def test_push_between_plan_and_apply_is_retried_never_overwritten(world: World) 
 
 def test_hand_edit_is_drift_and_only_force_overwrites(world: World) -> None:
     assert result(world)[0].status == "done"
-    edited = argocd_files(world)["argocd/values.yaml"] + "handTuned: true\n"
-    world.github.commit_files(OWNER, REPO, "main", {"argocd/values.yaml": edited}, "tweak by hand")
+    edited = argocd_files(world)["argocd/values/base.yaml"] + "handTuned: true\n"
+    world.github.commit_files(OWNER, REPO, "main", {"argocd/values/base.yaml": edited}, "tweak by hand")
 
     planned = plan_of(world)
     (change,) = planned.changes
-    assert change.action == Action.UPDATE and change.data["path"] == "argocd/values.yaml"
+    assert change.action == Action.UPDATE and change.data["path"] == "argocd/values/base.yaml"
     assert "edited by hand" in change.summary
     assert "-handTuned: true" in change.diff
 
     failed, summary = result(world)
     assert summary.exit_code() == 1
-    assert "argocd/values.yaml" in (failed.message or "") and "--force" in (failed.message or "")
-    assert argocd_files(world)["argocd/values.yaml"] == edited
+    assert "argocd/values/base.yaml" in (failed.message or "") and "--force" in (failed.message or "")
+    assert argocd_files(world)["argocd/values/base.yaml"] == edited
     with pytest.raises(DriftError):
         ArgocdDir().apply(world.session().context, planned)
 
     # A config change does not launder the hand edit: the file still differs from our last commit.
-    world.customer(kit={"addons": ["cert-manager"]})
+    world.customer(kit={"values": {"tuned": False}})
     replanned = plan_of(world)
-    assert [c.data["path"] for c in replanned.changes if c.data["drift"]] == ["argocd/values.yaml"]
+    assert [c.data["path"] for c in replanned.changes if c.data["drift"]] == ["argocd/values/base.yaml"]
 
     forced, _ = result(world, force=True)
     assert forced.status == "done", forced.message
-    assert "handTuned" not in argocd_files(world)["argocd/values.yaml"]
+    assert "handTuned: true" not in argocd_files(world)["argocd/values/base.yaml"]
     assert plan_of(world).empty
 
 
 def test_without_a_record_a_differing_file_is_an_update_not_drift(world: World) -> None:
-    world.github.commit_files(OWNER, REPO, "main", {"argocd/values.yaml": "old: true\n"}, "earlier setup")
+    world.github.commit_files(
+        OWNER, REPO, "main", {"argocd/values/base.yaml": "old: true\n"}, "earlier setup"
+    )
     planned = plan_of(world)
-    values = next(c for c in planned.changes if c.data["path"] == "argocd/values.yaml")
+    values = next(c for c in planned.changes if c.data["path"] == "argocd/values/base.yaml")
     assert values.action == Action.UPDATE and not values.data["drift"]
     assert "edited by hand" not in values.summary
     assert result(world)[0].status == "done"
@@ -242,12 +317,17 @@ def test_without_a_record_a_differing_file_is_an_update_not_drift(world: World) 
 def test_config_change_is_one_commit_and_dropped_files_are_removed(world: World) -> None:
     world.github.commit_files(OWNER, REPO, "main", {"argocd/extra.txt": "mine\n"}, "unmanaged file")
     assert result(world)[0].status == "done"
-    world.customer(kit={"addons": []})
+    world.customer(kit={"cloud": "gcp"})
     planned = plan_of(world)
     actions = {c.data["path"]: c.action for c in planned.changes}
     assert actions == {
-        "argocd/apps/addons.yaml": Action.DELETE,
-        "argocd/values.yaml": Action.UPDATE,
+        "argocd/apps/aws.yaml": Action.DELETE,
+        "argocd/values/aws.yaml": Action.DELETE,
+        "argocd/apps/gcp.yaml": Action.CREATE,
+        "argocd/values/gcp.yaml": Action.CREATE,
+        "argocd/values/base.yaml": Action.UPDATE,
+        "argocd/values/addons.yaml": Action.UPDATE,
+        "argocd/project.yaml": Action.UPDATE,
         "argocd/README.md": Action.UPDATE,
     }
     assert any("argocd/extra.txt is not managed" in n for n in planned.notes)
@@ -255,7 +335,7 @@ def test_config_change_is_one_commit_and_dropped_files_are_removed(world: World)
     assert result(world)[0].status == "done"
     assert commits(world) == 1
     files = argocd_files(world)
-    assert "argocd/apps/addons.yaml" not in files and files["argocd/extra.txt"] == "mine\n"
+    assert "argocd/apps/aws.yaml" not in files and files["argocd/extra.txt"] == "mine\n"
 
 
 def test_destroy_removes_managed_files_in_one_commit(world: World) -> None:

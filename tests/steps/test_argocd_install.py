@@ -8,7 +8,6 @@ Ansible run costs seconds, and this file runs exactly two.
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import json
 import threading
@@ -17,11 +16,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import yaml
 
 from bootstrap.clients import argocd
 from bootstrap.errors import RetryableError
 from bootstrap.step import Action, Context, Outputs, Plan, Step, StepId
 from sandbox import argocd_manifest
+from sandbox import customer as sandbox_customer
 from steps.argocd_dir import ArgocdDir
 from steps.argocd_install import DIGEST_ANNOTATION, INITIAL_ADMIN, VERSION_ANNOTATION, ArgocdInstall
 from steps.deploy_key import DeployKey
@@ -30,6 +31,9 @@ from tests.steps.cluster_run import destroy, run, secrets_in, state_text
 
 NS = "argocd"
 REPO_SECRET = "repo-kuvaq-infra"
+KIT_CREDS = "creds-kuvaq-kit"
+VERSION = argocd_manifest.VERSION
+INFRA_URL = "git@127.0.0.1:kuvaq/infra.git"
 
 
 class Prerequisite(Step):
@@ -90,11 +94,14 @@ def test_install_waits_then_is_idempotent(world: World) -> None:
     planned = run(world, STEPS, dry_run=True).result.plan
     assert planned is not None
     assert [(c.action, c.target) for c in planned.changes] == [
-        (Action.UPDATE, "Argo CD v3.3.0 in argocd"),
+        (Action.UPDATE, f"Argo CD {VERSION} in argocd"),
         (Action.CREATE, f"Secret argocd/{REPO_SECRET}"),
+        (Action.CREATE, f"Secret argocd/{KIT_CREDS}"),
+        (Action.CREATE, "AppProject argocd/kuvaq"),
         (Action.CREATE, "Application argocd/kuvaq-root"),
         (Action.DELETE, f"Secret argocd/{INITIAL_ADMIN}"),
     ]
+    assert "+ password: ********" in planned.changes[2].diff
     assert "missing: CustomResourceDefinition/applications.argoproj.io" in planned.changes[0].diff
     assert "+ sshPrivateKey: ********" in planned.changes[1].diff
     assert world.kube.log.writes == []
@@ -114,30 +121,52 @@ def test_install_waits_then_is_idempotent(world: World) -> None:
     assert result.status == "done", result.message
     assert result.plan is not None
     assert [c.target for c in result.plan.changes] == [f"Secret argocd/{INITIAL_ADMIN}"]
-    digest = hashlib.sha256(argocd_manifest.render("v3.3.0").encode()).hexdigest()
-    assert result.outputs == {"version": "v3.3.0", "manifest_sha256": digest, "root_app": "argocd/kuvaq-root"}
+    digest = argocd_manifest.SHA256
+    assert result.outputs == {
+        "version": VERSION,
+        "manifest_sha256": digest,
+        "root_app": "argocd/kuvaq-root",
+        "project": "argocd/kuvaq",
+    }
     annotations = world.kube.get("v1", "Namespace", None, NS)["metadata"]["annotations"]
-    assert annotations == {VERSION_ANNOTATION: "v3.3.0", DIGEST_ANNOTATION: digest}
-    for name in argocd_manifest.DEPLOYMENTS:
+    assert annotations == {VERSION_ANNOTATION: VERSION, DIGEST_ANNOTATION: digest}
+    for name in argocd_manifest.workloads("Deployment"):
         deployment = world.kube.get("apps/v1", "Deployment", NS, name)
         assert deployment["metadata"]["namespace"] == NS
         assert deployment["status"]["availableReplicas"] == 1
     key = private_key(world)
     repo = world.kube.get("v1", "Secret", NS, REPO_SECRET)
     assert repo["metadata"]["labels"] == {"argocd.argoproj.io/secret-type": "repository"}
-    assert argocd.secret_data(repo) == {
+    assert argocd.secret_data(repo) == {"type": "git", "url": INFRA_URL, "sshPrivateKey": key}
+    creds = world.kube.get("v1", "Secret", NS, KIT_CREDS)
+    assert creds["metadata"]["labels"] == {"argocd.argoproj.io/secret-type": "repo-creds"}
+    kit_url = f"https://127.0.0.1:{world.github.port}/acme-sre/kit-core.git"
+    assert argocd.secret_data(creds) == {
         "type": "git",
-        "url": "git@github.com:kuvaq/infra.git",
-        "sshPrivateKey": key,
+        "url": kit_url,
+        "username": "x-access-token",
+        "password": sandbox_customer.KIT_TOKEN,
     }
-    app = world.kube.get("argoproj.io/v1alpha1", "Application", NS, "kuvaq-root")
-    assert app["spec"]["source"] == {
-        "repoURL": "git@github.com:kuvaq/infra.git",
-        "targetRevision": "main",
-        "path": "argocd",
-    }
-    assert app["spec"]["destination"]["server"] == "https://kubernetes.default.svc"
-    assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    # The cluster holds exactly Git's root.yaml and project.yaml (one definition each).
+    git = world.github.read_tree(*sandbox_customer.INFRA_REPO.split("/"), "main")
+    for record, kind, name in (
+        ("root.yaml", "Application", "kuvaq-root"),
+        ("project.yaml", "AppProject", "kuvaq"),
+    ):
+        want = yaml.safe_load(git[f"argocd/{record}"])
+        live = world.kube.get("argoproj.io/v1alpha1", kind, NS, name)
+        assert live["spec"] == want["spec"], record
+        assert (
+            live["metadata"]["finalizers" if kind == "Application" else "labels"]
+            == want["metadata"]["finalizers" if kind == "Application" else "labels"]
+        )
+    known = world.kube.get("v1", "ConfigMap", NS, "argocd-ssh-known-hosts-cm")["data"]["ssh_known_hosts"]
+    assert known.endswith(f"127.0.0.1 {sandbox_customer.GIT_HOST_KEY}\n") and "github.com" in known
+    notifications = world.kube.get("v1", "ConfigMap", NS, argocd.NOTIFICATIONS_CM)["data"]
+    assert notifications == argocd.notifications("alerts-kuvaq", world.slack.url.rstrip("/") + "/api/")
+    assert "{{.app.metadata.name}}" in notifications["template.app-health-degraded"]
+    token = argocd.secret_data(world.kube.get("v1", "Secret", NS, argocd.NOTIFICATIONS_SECRET))
+    assert token == {"slack-token": sandbox_customer.SLACK_TOKEN}
     assert world.kube.get("v1", "Secret", NS, INITIAL_ADMIN) is None
     assert done.leaks == []
     shown = json.dumps([str(e) for e in done.reporter.events] + [planned.to_json(), result.plan.to_json()])
@@ -154,23 +183,25 @@ def test_install_waits_then_is_idempotent(world: World) -> None:
     gone = destroy(world, STEPS, dry_run=True).results[0].plan
     assert gone is not None
     targets = [c.target for c in gone.changes]
-    assert targets[:3] == [
+    assert targets[:4] == [
         "Application argocd/kuvaq-root",
+        "AppProject argocd/kuvaq",
         f"Secret argocd/{REPO_SECRET}",
-        "StatefulSet argocd/argocd-application-controller",
+        f"Secret argocd/{KIT_CREDS}",
     ]
     assert targets[-1] == "CustomResourceDefinition applications.argoproj.io"
     assert "Secret argocd/argocd-secret" not in targets and "ConfigMap argocd/argocd-cm" not in targets
     assert world.kube.log.writes == []
 
     # A new version is seen as outdated images without applying anything.
-    url, _ = argocd_manifest.write(world.dir / "manifests", "v3.3.1")
-    world.customer(argocd={"version": "v3.3.1", "install_url": url})
+    newer = world.dir / "manifests" / "install-v3.3.15.yaml"
+    newer.write_text(argocd_manifest.text().replace(f"argocd:{VERSION}", "argocd:v3.3.15"))
+    world.customer(argocd={"version": "v3.3.15", "install_url": newer.as_uri(), "sha256": None})
     upgrade = run(world, STEPS, dry_run=True).result.plan
     assert upgrade is not None
     [change] = upgrade.changes
-    assert change.target == "Argo CD v3.3.0 -> v3.3.1 in argocd"
-    assert "outdated: Deployment/argocd-server (quay.io/argoproj/argocd:v3.3.0)" in change.diff
+    assert change.target == f"Argo CD {VERSION} -> v3.3.15 in argocd"
+    assert "Deployment/argocd-server (" in change.diff and f"argocd:{VERSION})" in change.diff
     assert world.kube.log.writes == []
 
 
@@ -178,7 +209,7 @@ def test_sha256_mismatch_names_both_digests(world: World) -> None:
     world.customer(argocd={"sha256": "0" * 64})
     result = run(world, STEPS).result
     assert result.status == "failed"
-    digest = hashlib.sha256(argocd_manifest.render("v3.3.0").encode()).hexdigest()
+    digest = argocd_manifest.SHA256
     assert "argocd.sha256" in (result.message or "") and digest in (result.message or "")
     assert "0" * 64 in (result.message or "")
     assert world.kube.log.writes == []
@@ -186,7 +217,7 @@ def test_sha256_mismatch_names_both_digests(world: World) -> None:
 
 @pytest.fixture
 def http_manifest() -> Iterator[tuple[str, list[str]]]:
-    body = argocd_manifest.render("v3.3.0").encode()
+    body = argocd_manifest.text().encode()
     hits: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -211,11 +242,21 @@ def http_manifest() -> Iterator[tuple[str, list[str]]]:
 
 def test_http_manifest_is_downloaded_once(world: World, http_manifest: tuple[str, list[str]]) -> None:
     url, hits = http_manifest
-    digest = hashlib.sha256(argocd_manifest.render("v3.3.0").encode()).hexdigest()
-    world.customer(argocd={"install_url": url, "sha256": digest})
+    world.customer(argocd={"install_url": url, "sha256": argocd_manifest.SHA256})
     for _ in range(2):
         planned = run(world, STEPS, dry_run=True).result
         assert planned.status == "planned" and planned.plan is not None
-        assert planned.plan.changes[0].summary == f"server-side apply 14 objects from {url}"
+        assert planned.plan.changes[0].summary == f"server-side apply 59 objects from {url}"
     assert hits == ["/v3.3.0/manifests/install.yaml"]
+    assert world.kube.log.writes == []
+
+
+def test_enterprise_host_without_its_ssh_host_keys_is_refused(world: World) -> None:
+    """Argo CD checks every SSH host key and knows only public hosts (argocd-ssh-known-hosts-cm)."""
+    world.customer(github={"ssh_known_hosts": []})
+    result = run(world, STEPS, dry_run=True).result
+    assert result.status == "failed"
+    assert "github.ssh_known_hosts" in (result.message or "") and "ssh-keyscan 127.0.0.1" in (
+        result.message or ""
+    )
     assert world.kube.log.writes == []

@@ -39,7 +39,11 @@ def cm(world: World, name: str) -> dict[str, str]:
     return argocd.config_data(world.kube.get("v1", "ConfigMap", NS, name))
 
 
+LOGIN_DEPLOYER = {"users": [{"name": "deployer", "capabilities": ["apiKey", "login"], "role": "role:admin"}]}
+
+
 def test_accounts_idempotent_then_drift_and_user_swap(world: World) -> None:
+    world.customer(argocd=LOGIN_DEPLOYER)
     # A crashed earlier run stored deployer's password but never reached the cluster: it is adopted.
     adopted = "password-left-by-a-crashed-run-0123456789"
     world.vault.client.write(
@@ -56,7 +60,7 @@ def test_accounts_idempotent_then_drift_and_user_swap(world: World) -> None:
         (Action.CREATE, "ConfigMap argocd/argocd-rbac-cm"),
         (Action.CREATE, "Secret argocd/argocd-secret"),
     ]
-    assert "+ accounts.deployer: apiKey" in plan.changes[3].diff
+    assert "+ accounts.deployer: apiKey, login" in plan.changes[3].diff
     assert "+ admin.password: ********" in plan.changes[5].diff
     assert (
         world.kube.log.writes == []
@@ -79,7 +83,7 @@ def test_accounts_idempotent_then_drift_and_user_swap(world: World) -> None:
         assert RFC3339.match(data[f"{key}.passwordMtime"])
     assert cm(world, argocd.CM) == {
         "admin.enabled": "true",
-        "accounts.deployer": "apiKey",
+        "accounts.deployer": "apiKey, login",
         "accounts.deployer.enabled": "true",
     }
     assert cm(world, argocd.RBAC) == {
@@ -157,3 +161,19 @@ def test_forbidden_read_names_the_permission(world: World) -> None:
     failed = run(world, (ArgocdUsers,))
     assert failed.summary.exit_code() == 1
     assert "needs permission to get secrets in namespace argocd" in (failed.result.message or "")
+
+
+def test_api_key_only_account_gets_no_password(world: World) -> None:
+    """Argo CD never lets an apiKey-only account log in: a password would be one nobody can use."""
+    path = f"{world.vault.prefix}/kuvaq/argocd/users/deployer"
+    world.vault.client.write(path, {"password": "left-by-an-older-version-0123456789"}, cas=0)
+    plan = run(world, (ArgocdUsers,), dry_run=True).result.plan
+    assert plan is not None
+    assert (Action.DELETE, "Argo CD account deployer") in [(c.action, c.target) for c in plan.changes]
+    done = run(world, (ArgocdUsers,))
+    assert done.result.status == "done", done.result.message
+    assert cm(world, argocd.CM)["accounts.deployer"] == "apiKey"
+    assert not any(k.startswith("accounts.deployer") for k in secret(world))
+    assert world.vault.client.read(path) is None
+    assert done.result.outputs["users"] == ["admin"]
+    assert run(world, (ArgocdUsers,)).result.status == "up-to-date"

@@ -86,6 +86,7 @@ def test_manual_gate_waits_then_continues(world: World) -> None:
             "orgs": [{"name": "kuvaq", "teams": ["sre"]}],
             "teamNameField": "slug",
             "useLoginAsID": False,
+            "hostName": "127.0.0.1",  # the emulator is, to the tool, a GitHub Enterprise Server
         },
     }
     argo, grafana = cluster_secrets(world)

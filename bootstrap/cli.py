@@ -81,9 +81,10 @@ def _reporter(output: Output, redactor: Redactor) -> Reporter:
 
 
 def _execute(paths: list[Path], options: fleet.Options) -> int:
-    from bootstrap import fleet
+    from bootstrap import fleet, services
     from steps import STEPS
 
+    services.preload()  # before the engine starts threads: concurrent first imports race
     return fleet.execute(paths, STEPS, options)
 
 

@@ -81,3 +81,42 @@ class Services:
             return None
         p = Path(path).expanduser()
         return str(p if p.is_absolute() else self.base_dir / p)
+
+
+PRELOAD = (
+    "bootstrap.clients.github",
+    "bootstrap.clients.github_manifest",
+    "bootstrap.clients.slack",
+    "bootstrap.clients.opsgenie",
+    "bootstrap.clients.vault",
+    "bootstrap.clients.kubernetes",
+    "bootstrap.clients.ansible",
+    "urllib3",
+    "kubernetes.client",
+    "kubernetes.config",
+    "kubernetes.dynamic",
+    "ansible_runner",
+    "ansible.parsing.vault",
+    # Imported lazily by steps (hashing passwords, generating keys, rendering templates).
+    "bcrypt",
+    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "cryptography.hazmat.primitives.serialization",
+    "jinja2.sandbox",
+)
+"""Every module a step may import lazily, SDKs first."""
+
+
+def preload() -> None:
+    """Import now what the steps import lazily, before any thread starts.
+
+    Two threads importing the same package at once can see it half-initialised
+    (``cannot import name 'parse_dict_header' from partially initialized module
+    'requests.utils'``): the import system breaks such import-lock cycles by
+    handing one thread the unfinished module. Importing everything up front,
+    on one thread, removes the race; it costs about a second of CPU, which a
+    run that talks to these services pays anyway.
+    """
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)

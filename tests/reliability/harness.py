@@ -331,6 +331,28 @@ def _owned_data(obj: dict[str, Any]) -> list[str]:
     return keys
 
 
+def owned_data_keys(world: World) -> dict[tuple[str, str, str], set[str]]:
+    """(kind, namespace, name) → the data keys our field managers own now (record it before a destroy)."""
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for obj in world.kube.objects():
+        meta = obj.get("metadata") or {}
+        keys = set(_owned_data(obj))
+        if keys and obj["kind"] in ("ConfigMap", "Secret"):
+            out[(obj["kind"], meta.get("namespace") or "", meta["name"])] = keys
+    return out
+
+
+def remaining_keys(world: World, recorded: dict[tuple[str, str, str], set[str]]) -> list[str]:
+    """Which of ``recorded`` are still in their objects' data, whoever owns them now."""
+    found: list[str] = []
+    for obj in world.kube.objects():
+        meta = obj.get("metadata") or {}
+        ident = (obj["kind"], meta.get("namespace") or "", meta["name"])
+        left = recorded.get(ident, set()) & set(obj.get("data") or {})
+        found += [f"cluster {ident[0]} {ident[1]}/{ident[2]} key {k}" for k in sorted(left)]
+    return found
+
+
 def decoded_secret(secret: dict[str, Any] | None) -> dict[str, str]:
     """A Secret's data, base64-decoded."""
     return {k: base64.b64decode(v).decode() for k, v in ((secret or {}).get("data") or {}).items()}

@@ -47,6 +47,7 @@ class Status(StrEnum):
     DONE = "done"
     FAILED = "failed"
     WAITING = "waiting"
+    INTERRUPTED = "interrupted"
 
 
 def now() -> str:

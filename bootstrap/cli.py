@@ -9,7 +9,9 @@ person · 4 invalid input · 5 locked · 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -356,14 +358,14 @@ def main() -> NoReturn:
         code = app(standalone_mode=False)
     except BootstrapError as exc:
         typer.echo(f"error: {_redact_for_exit(str(exc))}", err=True)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted; the checkpoint is saved — run the same command again to resume", err=True)
-        sys.exit(130)
+        _exit(130)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except (typer.Abort, EOFError):
-        sys.exit(130)
+        _exit(130)
     except typer.TyperException as exc:
         # Usage errors (unknown option, bad value) are invalid input too.
         show = getattr(exc, "show", None)
@@ -371,8 +373,23 @@ def main() -> NoReturn:
             show()
         else:
             typer.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(4)
-    sys.exit(code if isinstance(code, int) else 0)
+        _exit(4)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit; after an interruption, without waiting for step threads still blocked somewhere.
+
+    The engine has recorded every running step as interrupted and told the services to stop;
+    joining threads stuck in a wait or a request would delay the exit by up to their timeouts
+    (and a second Ctrl-C during that join printed a threading traceback).
+    """
+    if code == 130:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(130)
+    sys.exit(code)
 
 
 def _redact_for_exit(text: str) -> str:

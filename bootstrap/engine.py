@@ -12,13 +12,20 @@ Guarantees:
   the step and every step that requires it, and retires the old one only after
   all of them succeeded; any ``run`` finishes a staged rotation the same way, so
   a crash at any point of ``rotate`` converges with either command;
+- an interruption (Ctrl-C) stops the run at once: running steps are recorded
+  ``interrupted`` (with the intents they had recorded), services are told to
+  cancel (waits give up, playbooks are stopped), a step that still finishes or
+  tries another side effect afterwards is neither recorded nor allowed to, and
+  the reporter prints nothing more about steps;
 - the engine never imports ``steps``; the caller hands it the tuple.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,10 +35,17 @@ from typing import Any
 
 from bootstrap import checkpoint
 from bootstrap.checkpoint import State, Status, Store
-from bootstrap.errors import BootstrapError, ConfigError, RetryableError, StepError, WaitingForHuman
+from bootstrap.errors import (
+    BootstrapError,
+    ConfigError,
+    Interrupted,
+    RetryableError,
+    StepError,
+    WaitingForHuman,
+)
 from bootstrap.reporting import Reporter, StepResult, Summary
 from bootstrap.secrets import Redactor
-from bootstrap.step import Context, Plan, Rotatable, Step
+from bootstrap.step import Context, Outputs, Plan, Rotatable, Step
 
 _STOPPING = frozenset({"failed", "waiting", "interrupted"})
 _SUCCESS = frozenset({"done", "up-to-date"})
@@ -103,6 +117,66 @@ class _OutputsView(Mapping[str, Mapping[str, Any]]):
         return len(self._state.steps)
 
 
+def pause(stopping: threading.Event, seconds: float) -> bool:
+    """Back off for ``seconds``; True (at once) when the run is interrupted meanwhile."""
+    return stopping.wait(seconds)
+
+
+class _Gate:
+    """The reporter as the engine uses it: once the run is interrupted, step events are dropped.
+
+    Steps still running in other threads when Ctrl-C arrives must not print after
+    "run interrupted" (their outcome is recorded as interrupted, whatever they do next).
+    """
+
+    def __init__(self, inner: Reporter, stopping: threading.Event) -> None:
+        self._inner = inner
+        self._stopping = stopping
+
+    def _open(self) -> bool:
+        return not self._stopping.is_set()
+
+    def run_started(self, customer: str, mode: str, steps: list[str]) -> None:
+        self._inner.run_started(customer, mode, steps)
+
+    def notice(self, text: str) -> None:
+        self._inner.notice(text)
+
+    def run_finished(self, summary: Summary) -> None:
+        self._inner.run_finished(summary)
+
+    def step_started(self, step: str) -> None:
+        if self._open():
+            self._inner.step_started(step)
+
+    def step_progress(self, step: str, text: str) -> None:
+        if self._open():
+            self._inner.step_progress(step, text)
+
+    def step_planned(self, step: str, plan: Plan) -> None:
+        if self._open():
+            self._inner.step_planned(step, plan)
+
+    def step_skipped(self, step: str, reason: str) -> None:
+        if self._open():
+            self._inner.step_skipped(step, reason)
+
+    def step_applied(self, step: str, outputs: Outputs) -> None:
+        if self._open():
+            self._inner.step_applied(step, outputs)
+
+    def step_failed(self, step: str, message: str, retrying: bool) -> None:
+        if self._open():
+            self._inner.step_failed(step, message, retrying)
+
+    def step_waiting(self, step: str, message: str) -> None:
+        if self._open():
+            self._inner.step_waiting(step, message)
+
+
+INTERRUPTED = "interrupted; the checkpoint is saved, run the same command again to resume"
+
+
 class Engine:
     def __init__(
         self,
@@ -114,10 +188,35 @@ class Engine:
     ) -> None:
         self.steps = list(steps)
         self.store = store
-        self.reporter = reporter
+        self._stopping = threading.Event()
+        self.reporter: Reporter = _Gate(reporter, self._stopping)
         self.redactor = redactor
         self.retry_delay_cap = retry_delay_cap
         self._lock = threading.RLock()  # one writer of the state (and its file) at a time
+        self._sigint: Any = None
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """Around a public entry point: put back the Ctrl-C handler ``_interrupt`` replaced."""
+        try:
+            yield
+        finally:
+            if self._sigint is not None:
+                signal.signal(signal.SIGINT, self._sigint)
+                self._sigint = None
+
+    def _interrupt(self, ctx: Context) -> None:
+        """First reaction to Ctrl-C (main thread): mute steps, tell services to stop, ignore more Ctrl-C."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if threading.current_thread() is threading.main_thread():
+            # A second Ctrl-C would only break the recording below (restored when the run returns).
+            self._sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.reporter.notice("run interrupted: stopping the running steps")
+        cancel = getattr(ctx.services, "cancel", None)
+        if callable(cancel):
+            cancel()
 
     # -- run / plan ------------------------------------------------------------
     def run(
@@ -138,12 +237,13 @@ class Engine:
         self._check_requirements(chosen, state, dry_run)
         ctx.outputs = _OutputsView(state)
         self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
-        if parallel <= 1:
-            results = self._run_sequential(chosen, ctx, state, dry_run)
-        else:
-            results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
-        if not dry_run:
-            self._retire(chosen, ctx, state, results)
+        with self._interruptible():
+            if parallel <= 1:
+                results = self._run_sequential(chosen, ctx, state, dry_run)
+            else:
+                results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
+            if not dry_run and not self._stopping.is_set():
+                self._retire(chosen, ctx, state, results)
         summary.results.extend(results[s.id] for s in chosen if s.id in results)
         self.reporter.run_finished(summary)
         return summary
@@ -189,8 +289,9 @@ class Engine:
                     results[step.id] = result = fut.result()
                     stopped = stopped or result.status in _STOPPING
         except KeyboardInterrupt:
+            self._interrupt(ctx)
             for step in running.values():
-                self._fail(state, step.id, Status.FAILED, "interrupted")
+                self._record_interrupted(state, step.id, INTERRUPTED)
                 results[step.id] = StepResult(step.id, "interrupted", message="interrupted")
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -219,9 +320,9 @@ class Engine:
         while True:
             attempt += 1
             try:
-                if backoff:
-                    # Inside the try, so Ctrl-C during a back-off is recorded like any other interruption.
-                    time.sleep(backoff)
+                # Inside the try, so Ctrl-C during a back-off is recorded like any other interruption.
+                if backoff and pause(self._stopping, backoff):
+                    raise Interrupted("interrupted")
                 plan = step.plan(ctx)
                 self.reporter.step_planned(step.id, plan)
                 if dry_run:
@@ -273,11 +374,10 @@ class Engine:
                 return result
             except StepError as exc:
                 return self._failed(state, step.id, self.redactor.redact(str(exc)), started)
-            except KeyboardInterrupt:
-                self._fail(state, step.id, Status.FAILED, "interrupted")
-                self.reporter.step_failed(
-                    step.id, "interrupted; the checkpoint is saved, run again to resume", retrying=False
-                )
+            except (KeyboardInterrupt, Interrupted) as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    self._interrupt(ctx)
+                self._record_interrupted(state, step.id, INTERRUPTED)
                 return StepResult(
                     step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
                 )
@@ -301,6 +401,9 @@ class Engine:
         return StepResult(step_id, "failed", message=message, seconds=time.monotonic() - started)
 
     def _intend(self, state: State, step_id: str, what: str) -> None:
+        if self._stopping.is_set():
+            # Every side effect is announced first: refusing the announcement stops it.
+            raise Interrupted("interrupted before: " + self.redactor.redact(what))
         with self._lock:
             self._intend_locked(state, step_id, what)
 
@@ -311,6 +414,9 @@ class Engine:
 
     def _finish(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
         with self._lock:
+            if self._stopping.is_set():
+                # Finished after Ctrl-C: it stays recorded as interrupted, the next run re-observes it.
+                raise Interrupted("interrupted")
             self._finish_locked(state, step_id, digest, outputs)
 
     def _finish_locked(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
@@ -324,7 +430,13 @@ class Engine:
 
     def _fail(self, state: State, step_id: str, status: Status, message: str) -> None:
         with self._lock:
+            if self._stopping.is_set() and status is not Status.INTERRUPTED:
+                status, message = Status.INTERRUPTED, INTERRUPTED  # whatever it became after Ctrl-C
             self._fail_locked(state, step_id, status, message)
+
+    def _record_interrupted(self, state: State, step_id: str, message: str) -> None:
+        """Record ``step_id`` as interrupted; its intents stay, so the next run knows what may exist."""
+        self._fail(state, step_id, Status.INTERRUPTED, message)
 
     def _fail_locked(self, state: State, step_id: str, status: Status, message: str) -> None:
         rec = state.record(step_id)
@@ -352,12 +464,14 @@ class Engine:
         summary = Summary(customer=customer, mode="rotate-plan" if dry_run else "rotate")
         rollout = [s for s in order(self.steps) if s.id == step.id or s.id in self._dependents(step.id)]
         self.reporter.run_started(customer, summary.mode, [s.id for s in rollout])
-        staged = self._stage(step, ctx, state, what, dry_run)
-        summary.results.append(staged)
-        if not dry_run and staged.status not in _STOPPING:
-            results = self._run_sequential(rollout, ctx, state, dry_run=False)
-            self._retire(rollout, ctx, state, results)
-            summary.results.extend(results[s.id] for s in rollout if s.id in results)
+        with self._interruptible():
+            staged = self._stage(step, ctx, state, what, dry_run)
+            summary.results.append(staged)
+            if not dry_run and staged.status not in _STOPPING:
+                results = self._run_sequential(rollout, ctx, state, dry_run=False)
+                if not self._stopping.is_set():
+                    self._retire(rollout, ctx, state, results)
+                summary.results.extend(results[s.id] for s in rollout if s.id in results)
         self.reporter.run_finished(summary)
         return summary
 
@@ -407,8 +521,10 @@ class Engine:
             if isinstance(exc, RetryableError):
                 message += " (run the same rotate again to resume)"
             return self._failed(state, step.id, message, started)
-        except KeyboardInterrupt:
-            self._fail(state, step.id, Status.FAILED, "interrupted during rotate")
+        except (KeyboardInterrupt, Interrupted) as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                self._interrupt(ctx)
+            self._record_interrupted(state, step.id, "interrupted during rotate")
             return StepResult(
                 step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
             )
@@ -447,11 +563,12 @@ class Engine:
         state = self.store.load(customer)
         ctx.outputs = _OutputsView(state)
         self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
-        for step in chosen:
-            result = self._destroy_step(step, ctx, state, dry_run)
-            summary.results.append(result)
-            if result.status in _STOPPING:
-                break
+        with self._interruptible():
+            for step in chosen:
+                result = self._destroy_step(step, ctx, state, dry_run)
+                summary.results.append(result)
+                if result.status in _STOPPING:
+                    break
         self.reporter.run_finished(summary)
         return summary
 
@@ -483,8 +600,10 @@ class Engine:
             return self._failed(state, step.id, message, started)
         except (StepError, ConfigError) as exc:
             return self._failed(state, step.id, self.redactor.redact(str(exc)), started)
-        except KeyboardInterrupt:
-            self._fail(state, step.id, Status.FAILED, "interrupted during destroy")
+        except (KeyboardInterrupt, Interrupted) as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                self._interrupt(ctx)
+            self._record_interrupted(state, step.id, "interrupted during destroy")
             return StepResult(
                 step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
             )

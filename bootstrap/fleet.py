@@ -75,7 +75,7 @@ def execute_one(
                 summary = eng.run(
                     sess.context, opts.selection, dry_run=opts.mode == "plan", parallel=step_parallel
                 )
-        if summary.failed and opts.mode == "run":
+        if summary.failed and opts.mode == "run" and summary.exit_code() != 130:
             failed = next(r.step for r in summary.results if r.status in ("failed", "interrupted"))
             reporter.notice(f"fix the cause, then run the same command again to resume from {failed}")
         return Outcome(path, sess.config.customer.name, summary.exit_code(), summary)

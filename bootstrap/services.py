@@ -8,6 +8,7 @@ handed to the adapters in ``bootstrap.clients``; steps never see tokens.
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,14 @@ class Services:
         self.config = config
         self.secrets = secrets
         self.base_dir = base_dir
+        self.cancelled = threading.Event()
+        """Set on Ctrl-C: waits give up, running playbooks are stopped, no new one starts."""
+
+    def cancel(self) -> None:
+        """Stop what is in flight (the run is being interrupted); the engine records the outcome."""
+        self.cancelled.set()
+        if "ansible" in self.__dict__:  # only if a playbook runner was ever built
+            self.ansible.cancel()
 
     @cached_property
     def github(self) -> GitHubClient:
@@ -72,7 +81,7 @@ class Services:
     def ansible(self) -> AnsibleRunner:
         from bootstrap.clients.ansible import AnsibleRunner
 
-        return AnsibleRunner()
+        return AnsibleRunner(cancelled=self.cancelled)
 
     @property
     def kubeconfig(self) -> str | None:

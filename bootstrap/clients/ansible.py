@@ -140,7 +140,8 @@ class AnsibleRunner:
 
     ``tmp_root`` is where private data dirs are made (a tmpfs is a good choice);
     ``progress`` receives one line per task/item as the run goes; ``redactor``
-    (the run's registry) masks every other known secret on top of ``secret_vars``.
+    (the run's registry) masks every other known secret on top of ``secret_vars``;
+    ``cancelled``, once set, stops running playbooks and refuses new ones.
     """
 
     def __init__(
@@ -148,11 +149,12 @@ class AnsibleRunner:
         tmp_root: Path | None = None,
         progress: Callable[[str], None] | None = None,
         redactor: TextRedactor | None = None,
+        cancelled: threading.Event | None = None,
     ) -> None:
         self.tmp_root = tmp_root
         self.progress = progress or (lambda _msg: None)
         self.redactor = redactor
-        self.cancelled = threading.Event()
+        self.cancelled = cancelled or threading.Event()
         self._active: set[Path] = set()
         self._active_lock = threading.Lock()
 
@@ -226,6 +228,9 @@ class AnsibleRunner:
                 self._active.add(private)
             try:
                 runner.run()
+            except BaseException:  # Ctrl-C while this thread waits on the playbook: stop it too
+                _stop_guard(private)
+                raise
             finally:
                 with self._active_lock:
                     self._active.discard(private)

@@ -203,7 +203,8 @@ def rotate(
     sess = session.open_session(customer, state_dir)
     reporter = _reporter(output, sess.redactor)
     eng = engine.Engine([c() for c in STEPS], sess.store, reporter, sess.redactor)
-    with sess.store.lock(break_lock=break_lock) as notice:
+    lock = contextlib.nullcontext(None) if dry_run else sess.store.lock(break_lock=break_lock)
+    with lock as notice:  # a preview only reads: no lock
         if notice:
             reporter.notice(notice)
         summary = eng.rotate(sess.context, str(what), dry_run=dry_run)

@@ -7,7 +7,8 @@ Guarantees:
 - the checkpoint is saved before each apply (status ``running`` plus the
   intents the step records) and after it, so an interruption at any point
   leaves a consistent file and the next run resumes from the failed step;
-- dry-run is "plan every step and stop": no step is told it is a dry run;
+- dry-run is "plan every step and stop": no step is told it is a dry run, and
+  the checkpoint is not written (a failing plan records nothing);
 - a rotation (``Rotatable``) stages the new credential, rolls it out by running
   the step and every step that requires it, and retires the old one only after
   all of them succeeded; any ``run`` finishes a staged rotation the same way, so
@@ -194,6 +195,7 @@ class Engine:
         self.retry_delay_cap = retry_delay_cap
         self._lock = threading.RLock()  # one writer of the state (and its file) at a time
         self._sigint: Any = None
+        self._read_only = False
 
     @contextlib.contextmanager
     def _interruptible(self) -> Iterator[None]:
@@ -204,6 +206,11 @@ class Engine:
             if self._sigint is not None:
                 signal.signal(signal.SIGINT, self._sigint)
                 self._sigint = None
+
+    def _save(self, state: State) -> None:
+        """Save the checkpoint, except in a preview: plan and the --dry-run modes only read."""
+        if not self._read_only:
+            self.store.save(state)
 
     def _interrupt(self, ctx: Context) -> None:
         """First reaction to Ctrl-C (main thread): mute steps, tell services to stop, ignore more Ctrl-C."""
@@ -231,6 +238,7 @@ class Engine:
         respect (nothing is applied), so dry-run plans every step at once.
         """
         customer = ctx.config.customer.name
+        self._read_only = dry_run
         chosen = select(self.steps, selection)
         summary = Summary(customer=customer, mode="plan" if dry_run else "run")
         state = self.store.load(customer)
@@ -344,7 +352,7 @@ class Engine:
                     rec.attempts += 1
                     rec.started = checkpoint.now()
                     rec.error = None
-                    self.store.save(state)
+                    self._save(state)
                 outputs = step.apply(ctx, plan)
                 step.verify(ctx)
                 self._finish(state, step.id, digest, outputs)
@@ -410,7 +418,7 @@ class Engine:
     def _intend_locked(self, state: State, step_id: str, what: str) -> None:
         state.record(step_id).intents.append({"at": checkpoint.now(), "what": self.redactor.redact(what)})
         del state.record(step_id).intents[:-20]  # keep the file small on long-lived customers
-        self.store.save(state)
+        self._save(state)
 
     def _finish(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
         with self._lock:
@@ -426,7 +434,7 @@ class Engine:
         rec.finished = checkpoint.now()
         rec.error = None
         rec.outputs = dict(self.redactor.redact_obj(dict(outputs)))
-        self.store.save(state)
+        self._save(state)
 
     def _fail(self, state: State, step_id: str, status: Status, message: str) -> None:
         with self._lock:
@@ -443,7 +451,7 @@ class Engine:
         rec.status = status
         rec.error = message
         rec.finished = checkpoint.now()
-        self.store.save(state)
+        self._save(state)
 
     # -- rotate ----------------------------------------------------------------
     def rotate(self, ctx: Context, what: str, dry_run: bool = False) -> Summary:
@@ -454,6 +462,7 @@ class Engine:
         or by a plain ``run``.
         """
         customer = ctx.config.customer.name
+        self._read_only = dry_run
         step = self._rotatable(what)
         state = self.store.load(customer)
         if not dry_run and state.record(step.id).digest is None:  # recorded only on success
@@ -512,7 +521,7 @@ class Engine:
                 rec.attempts += 1
                 rec.started = checkpoint.now()
                 rec.error = None
-                self.store.save(state)
+                self._save(state)
             outputs = step.rotate(ctx, plan)
             self.reporter.step_applied(step.id, outputs)
             return StepResult(step.id, "staged", plan, dict(outputs), seconds=time.monotonic() - started)
@@ -558,6 +567,7 @@ class Engine:
         whose resources are already gone is simply recorded as removed.
         """
         customer = ctx.config.customer.name
+        self._read_only = dry_run
         chosen = list(reversed(select(self.steps, selection)))
         summary = Summary(customer=customer, mode="destroy-plan" if dry_run else "destroy")
         state = self.store.load(customer)
@@ -586,11 +596,11 @@ class Engine:
                     rec = state.record(step.id)
                     rec.status = Status.RUNNING
                     rec.started = checkpoint.now()
-                    self.store.save(state)
+                    self._save(state)
                 step.destroy(ctx, plan)
             with self._lock:
                 state.steps.pop(step.id, None)
-                self.store.save(state)
+                self._save(state)
             self.reporter.step_applied(step.id, {})
             return StepResult(
                 step.id, "removed" if not plan.empty else "absent", plan, seconds=time.monotonic() - started

@@ -56,6 +56,10 @@ class LockedError(BootstrapError):
     exit_code = 5
 
 
+class StateWriteError(BootstrapError):
+    """The checkpoint directory cannot be written (read-only, permissions, disk full); exit 1."""
+
+
 class StateError(BootstrapError):
     """The checkpoint is unreadable, corrupt or from a newer version (input the user must fix: exit 4)."""
 

@@ -9,6 +9,7 @@ concurrently too unless ``parallel`` is 1 (the sequential behaviour).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -66,7 +67,10 @@ def execute_one(
     try:
         sess = session.open_session(path, opts.state_dir, force=opts.force, state_url=opts.state_url)
         eng = engine.Engine([cls() for cls in steps], sess.store, reporter, sess.redactor)
-        with sess.store.lock(break_lock=opts.break_lock) as notice:
+        # A preview only reads (the checkpoint is replaced atomically), so it runs beside a run.
+        preview = opts.mode in ("plan", "destroy-plan")
+        lock = contextlib.nullcontext(None) if preview else sess.store.lock(break_lock=opts.break_lock)
+        with lock as notice:
             if notice:
                 reporter.notice(notice)
             if opts.mode in ("destroy", "destroy-plan"):

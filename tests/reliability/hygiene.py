@@ -23,9 +23,11 @@ sandbox tokens are the same in every world, and other runs on this machine
 from __future__ import annotations
 
 import base64
+import contextlib
 import glob
 import json
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,3 +131,45 @@ def cli_texts(runs: Iterable[harness.CliRun]) -> list[tuple[str, str]]:
         out.append((f"run {i} ({' '.join(run.args)}) stdout", run.stdout))
         out.append((f"run {i} ({' '.join(run.args)}) stderr", run.stderr))
     return out
+
+
+@dataclass
+class Watch:
+    """What ``watching`` saw: scans made while the tool ran, how many caught playbooks running."""
+
+    findings: set[str]
+    scans: int = 0
+    scans_during_playbooks: int = 0
+
+
+@contextlib.contextmanager
+def watching(world: World) -> Iterator[Watch]:
+    """Scan for secrets over and over while the body runs the tool: nothing may be on disk even briefly.
+
+    Each scan re-reads the secrets from Vault (new ones appear as the run goes); a scan that found
+    a playbook's private data dir (its encrypted vars file) counts as made during a playbook.
+    """
+    watch = Watch(set())
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                playbooks = any((world.dir / "tmp").glob("bootstrap-ansible-*/env/secret-vars.vault"))
+                wanted = secrets_of(world)
+                found = scan(world, secrets=wanted)
+            except Exception:  # Vault busy, a directory vanishing under the walk: scan again
+                stop.wait(0.1)
+                continue
+            watch.findings |= {str(f) for f in found}
+            watch.scans += 1
+            watch.scans_during_playbooks += playbooks
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=loop, name="secret-watch", daemon=True)
+    thread.start()
+    try:
+        yield watch
+    finally:
+        stop.set()
+        thread.join(timeout=120)

@@ -101,8 +101,13 @@ def execute(paths: Sequence[Path], steps: Sequence[type[Step]], opts: Options) -
             path, steps, opts, _reporter(opts, prefix=path.parent.name, quiet=True), step_parallel
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, opts.parallel), thread_name_prefix="customer") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, opts.parallel), thread_name_prefix="customer")
+    try:
         outcomes = list(pool.map(one, paths))
+    finally:
+        # On Ctrl-C, do not wait for the customers still running: the process exits 130 at once
+        # and what they started dies with it (their checkpoints were saved before each side effect).
+        pool.shutdown(wait=False, cancel_futures=True)
     _print_fleet(outcomes, opts)
     return worst([o.exit_code for o in outcomes])
 

@@ -16,8 +16,9 @@ client id, which customer.yaml itself contains) are not searched for, nor are
 values shorter than ``MIN_LENGTH``, nor PEM lines every key of that type
 shares (the ``openssh-key-v1`` header), which would match by accident. The
 ``/tmp`` places are searched for this world's generated secrets only: the
-sandbox tokens are the same in every world, and other runs on this machine
-(other tests, other people) may legitimately be using them right now.
+sandbox tokens (and the inputs Vault stores as they are, like the OAuth client
+secret) are the same in every world, and other runs on this machine (other
+tests, other people, older versions) may legitimately be using them right now.
 """
 
 from __future__ import annotations
@@ -102,7 +103,15 @@ def scan(
     """Every place a secret of ``world`` shows up: in ``texts`` (label, text) and in files left behind."""
     wanted = secrets if secrets is not None else secrets_of(world)
     needles = [n for name, value in wanted.items() for n in _needles(name, value)]
-    unique = [(name, needle) for name, needle in needles if not name.startswith("env ")]
+    # The sandbox's inputs are the same in every world, also once stored in Vault (the OAuth client
+    # secret given through the environment): in /tmp they may belong to any other run on this machine.
+    shared = set(world.env.values())
+    unique = [
+        n
+        for name, value in wanted.items()
+        if not name.startswith("env ") and value not in shared
+        for n in _needles(name, value)
+    ]
     findings: list[Finding] = []
 
     def search(where: str, text: str, among: list[tuple[str, str]]) -> None:
@@ -164,7 +173,7 @@ def watching(world: World) -> Iterator[Watch]:
             watch.findings |= {str(f) for f in found}
             watch.scans += 1
             watch.scans_during_playbooks += playbooks
-            stop.wait(0.05)
+            stop.wait(0.2)  # often enough to catch a file that lives for a second
 
     thread = threading.Thread(target=loop, name="secret-watch", daemon=True)
     thread.start()

@@ -10,7 +10,11 @@ Guarantees (DESIGN.md §4):
 - no secret ever goes in: only ids, fingerprints, Vault paths and messages that
   already went through the redaction registry;
 - one writer per customer: an exclusive lock (``flock``, released by the kernel
-  if the holder dies) plus a holder record naming pid, host and start time.
+  if the holder dies) plus a holder record naming pid, host and start time,
+  written atomically; a loser of a simultaneous start waits briefly for the
+  winner's record, so it can say who holds the lock;
+- a directory that cannot be written is found before the lock is taken (so
+  before any service is touched), and reported as one error naming the path.
 
 The checkpoint is a cache of progress, not the source of truth: steps always
 re-observe remote state, so deleting the file loses nothing but history.
@@ -23,6 +27,7 @@ import json
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -33,12 +38,14 @@ from typing import Any, Protocol
 import filelock
 
 from bootstrap import __version__
-from bootstrap.errors import LockedError, StateError
+from bootstrap.errors import LockedError, StateError, StateWriteError
 
 SCHEMA_VERSION = 1
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
 HOLDER_FILE = "state.lock.json"
+HOLDER_WAIT = 3.0
+"""Seconds a loser waits for the winner's holder record (written right after its flock)."""
 
 
 class Status(StrEnum):
@@ -47,6 +54,7 @@ class Status(StrEnum):
     DONE = "done"
     FAILED = "failed"
     WAITING = "waiting"
+    INTERRUPTED = "interrupted"
 
 
 def now() -> str:
@@ -192,30 +200,26 @@ class FileStore:
 
     def save(self, state: State) -> None:
         state.updated = now()
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         payload = json.dumps(state.to_json(), indent=2, sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.directory)
         try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(self.directory, os.O_RDONLY)
+            _write_atomically(self.directory, self.path, payload)
+        except OSError as exc:
+            raise _not_writable(self.directory, exc) from None
+
+    def check_writable(self) -> None:
+        """Raise StateWriteError now if the checkpoint could not be saved (before anything is changed)."""
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, probe = tempfile.mkstemp(prefix=".probe.", dir=self.directory)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise _not_writable(self.directory, exc) from None
 
     @contextlib.contextmanager
     def lock(self, break_lock: bool = False) -> Iterator[str | None]:
         """Hold the customer's lock; yields a notice when a stale or broken lock was taken over."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.check_writable()
         holder_path = self.directory / HOLDER_FILE
         lock_path = self.directory / LOCK_FILE
         previous = _read_holder(holder_path)
@@ -229,7 +233,8 @@ class FileStore:
         try:
             lock.acquire()
         except filelock.Timeout:
-            who = previous.describe() if previous else "another run"
+            holder = _await_holder(holder_path)
+            who = holder.describe() if holder else "another run"
             raise LockedError(
                 f"customer state {self.path} is locked by {who}; wait for it to finish. "
                 "If you are sure it is gone (e.g. it ran on another machine that died), "
@@ -241,13 +246,58 @@ class FileStore:
                 if alive is False:
                     notice = f"took over a stale lock left by {previous.describe()} (that process is gone)"
             holder = Holder(os.getpid(), socket.gethostname(), now())
-            holder_path.write_text(json.dumps(asdict(holder)), encoding="utf-8")
-            os.chmod(holder_path, 0o600)
+            try:
+                _write_atomically(self.directory, holder_path, json.dumps(asdict(holder)).encode())
+            except OSError as exc:
+                raise _not_writable(self.directory, exc) from None
             yield notice
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            # Only cleanup: a directory that turned read-only meanwhile must not hide the real error.
+            with contextlib.suppress(OSError):
                 holder_path.unlink()
             lock.release()
+
+
+def _write_atomically(directory: Path, path: Path, payload: bytes) -> None:
+    """Temp file in the same directory, fsync, ``os.replace``, directory fsync; mode 0600."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _not_writable(directory: Path, exc: OSError) -> StateWriteError:
+    reason = exc.strerror or type(exc).__name__
+    return StateWriteError(
+        f"cannot write the checkpoint directory {directory}: {reason}; "
+        "make it writable or pass --state-dir DIR (nothing was changed by this write)"
+    )
+
+
+def _await_holder(path: Path) -> Holder | None:
+    """The lock holder's record; the winner of a simultaneous start writes it just after its flock."""
+    deadline = time.monotonic() + HOLDER_WAIT
+    while True:
+        holder = _read_holder(path)
+        # A record of a dead process is a leftover the winner is about to overwrite.
+        current = holder is not None and holder.alive_here() is not False
+        if current or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.05)
 
 
 def _read_holder(path: Path) -> Holder | None:

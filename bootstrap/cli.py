@@ -9,8 +9,10 @@ person · 4 invalid input · 5 locked · 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -162,9 +164,10 @@ def _reporter(output: Output, redactor: Redactor) -> Reporter:
 
 
 def _execute(paths: list[Path], options: fleet.Options) -> int:
-    from bootstrap import fleet
+    from bootstrap import fleet, services
     from steps import STEPS
 
+    services.preload()  # before the engine starts threads: concurrent first imports race
     return fleet.execute(paths, STEPS, options)
 
 
@@ -308,7 +311,8 @@ def rotate(
     sess = session.open_session(customer, state_dir, state_url=state)
     reporter = _reporter(output, sess.redactor)
     eng = engine.Engine([c() for c in STEPS], sess.store, reporter, sess.redactor)
-    with sess.store.lock(break_lock=break_lock) as notice:
+    lock = contextlib.nullcontext(None) if dry_run else sess.store.lock(break_lock=break_lock)
+    with lock as notice:  # a preview only reads: no lock
         if notice:
             reporter.notice(notice)
         summary = eng.rotate(sess.context, str(what), dry_run=dry_run)
@@ -535,9 +539,9 @@ def main() -> NoReturn:
     except KeyboardInterrupt:
         _fail(130, "interrupted; the checkpoint is saved — run the same command again to resume")
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except (typer.Abort, EOFError):
-        sys.exit(130)
+        _exit(130)
     except typer.TyperException as exc:
         # Usage errors (unknown option, bad value) are invalid input too.
         show = getattr(exc, "show", None)
@@ -547,15 +551,30 @@ def main() -> NoReturn:
             typer.echo(f"error: {exc.format_message()}", err=True)
         if _json_requested():
             _print_error_document(4, exc.format_message())
-        sys.exit(4)
-    sys.exit(code if isinstance(code, int) else 0)
+        _exit(4)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit; after an interruption, without waiting for step threads still blocked somewhere.
+
+    The engine has recorded every running step as interrupted and told the services to stop;
+    joining threads stuck in a wait or a request would delay the exit by up to their timeouts
+    (and a second Ctrl-C during that join printed a threading traceback).
+    """
+    if code == 130:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(130)
+    sys.exit(code)
 
 
 def _fail(code: int, message: str) -> NoReturn:
     typer.echo(message if code == 130 else f"error: {message}", err=True)
     if _json_requested():
         _print_error_document(code, message)
-    sys.exit(code)
+    _exit(code)
 
 
 def _json_requested(argv: list[str] | None = None) -> bool:

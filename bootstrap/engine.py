@@ -7,18 +7,26 @@ Guarantees:
 - the checkpoint is saved before each apply (status ``running`` plus the
   intents the step records) and after it, so an interruption at any point
   leaves a consistent file and the next run resumes from the failed step;
-- dry-run is "plan every step and stop": no step is told it is a dry run;
+- dry-run is "plan every step and stop": no step is told it is a dry run, and
+  the checkpoint is not written (a failing plan records nothing);
 - a rotation (``Rotatable``) stages the new credential, rolls it out by running
   the step and every step that requires it, and retires the old one only after
   all of them succeeded; any ``run`` finishes a staged rotation the same way, so
   a crash at any point of ``rotate`` converges with either command;
+- an interruption (Ctrl-C) stops the run at once: running steps are recorded
+  ``interrupted`` (with the intents they had recorded), services are told to
+  cancel (waits give up, playbooks are stopped), a step that still finishes or
+  tries another side effect afterwards is neither recorded nor allowed to, and
+  the reporter prints nothing more about steps;
 - the engine never imports ``steps``; the caller hands it the tuple.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,10 +36,17 @@ from typing import Any
 
 from bootstrap import checkpoint
 from bootstrap.checkpoint import State, Status, Store
-from bootstrap.errors import BootstrapError, ConfigError, RetryableError, StepError, WaitingForHuman
+from bootstrap.errors import (
+    BootstrapError,
+    ConfigError,
+    Interrupted,
+    RetryableError,
+    StepError,
+    WaitingForHuman,
+)
 from bootstrap.reporting import Reporter, StepResult, Summary
 from bootstrap.secrets import Redactor
-from bootstrap.step import Context, Plan, Rotatable, Step
+from bootstrap.step import Context, Outputs, Plan, Rotatable, Step
 
 _STOPPING = frozenset({"failed", "waiting", "interrupted"})
 _HALTING = frozenset({"failed", "interrupted"})
@@ -131,6 +146,66 @@ class _OutputsView(Mapping[str, Mapping[str, Any]]):
         return len(self._state.steps)
 
 
+def pause(stopping: threading.Event, seconds: float) -> bool:
+    """Back off for ``seconds``; True (at once) when the run is interrupted meanwhile."""
+    return stopping.wait(seconds)
+
+
+class _Gate:
+    """The reporter as the engine uses it: once the run is interrupted, step events are dropped.
+
+    Steps still running in other threads when Ctrl-C arrives must not print after
+    "run interrupted" (their outcome is recorded as interrupted, whatever they do next).
+    """
+
+    def __init__(self, inner: Reporter, stopping: threading.Event) -> None:
+        self._inner = inner
+        self._stopping = stopping
+
+    def _open(self) -> bool:
+        return not self._stopping.is_set()
+
+    def run_started(self, customer: str, mode: str, steps: list[str]) -> None:
+        self._inner.run_started(customer, mode, steps)
+
+    def notice(self, text: str) -> None:
+        self._inner.notice(text)
+
+    def run_finished(self, summary: Summary) -> None:
+        self._inner.run_finished(summary)
+
+    def step_started(self, step: str) -> None:
+        if self._open():
+            self._inner.step_started(step)
+
+    def step_progress(self, step: str, text: str) -> None:
+        if self._open():
+            self._inner.step_progress(step, text)
+
+    def step_planned(self, step: str, plan: Plan) -> None:
+        if self._open():
+            self._inner.step_planned(step, plan)
+
+    def step_skipped(self, step: str, reason: str) -> None:
+        if self._open():
+            self._inner.step_skipped(step, reason)
+
+    def step_applied(self, step: str, outputs: Outputs) -> None:
+        if self._open():
+            self._inner.step_applied(step, outputs)
+
+    def step_failed(self, step: str, message: str, retrying: bool) -> None:
+        if self._open():
+            self._inner.step_failed(step, message, retrying)
+
+    def step_waiting(self, step: str, message: str) -> None:
+        if self._open():
+            self._inner.step_waiting(step, message)
+
+
+INTERRUPTED = "interrupted; the checkpoint is saved, run the same command again to resume"
+
+
 class Engine:
     def __init__(
         self,
@@ -142,10 +217,41 @@ class Engine:
     ) -> None:
         self.steps = list(steps)
         self.store = store
-        self.reporter = reporter
+        self._stopping = threading.Event()
+        self.reporter: Reporter = _Gate(reporter, self._stopping)
         self.redactor = redactor
         self.retry_delay_cap = retry_delay_cap
         self._lock = threading.RLock()  # one writer of the state (and its file) at a time
+        self._sigint: Any = None
+        self._read_only = False
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """Around a public entry point: put back the Ctrl-C handler ``_interrupt`` replaced."""
+        try:
+            yield
+        finally:
+            if self._sigint is not None:
+                signal.signal(signal.SIGINT, self._sigint)
+                self._sigint = None
+
+    def _save(self, state: State) -> None:
+        """Save the checkpoint, except in a preview: plan and the --dry-run modes only read."""
+        if not self._read_only:
+            self.store.save(state)
+
+    def _interrupt(self, ctx: Context) -> None:
+        """First reaction to Ctrl-C (main thread): mute steps, tell services to stop, ignore more Ctrl-C."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if threading.current_thread() is threading.main_thread():
+            # A second Ctrl-C would only break the recording below (restored when the run returns).
+            self._sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.reporter.notice("run interrupted: stopping the running steps")
+        cancel = getattr(ctx.services, "cancel", None)
+        if callable(cancel):
+            cancel()
 
     # -- run / plan ------------------------------------------------------------
     def run(
@@ -160,18 +266,20 @@ class Engine:
         respect (nothing is applied), so dry-run plans every step at once.
         """
         customer = ctx.config.customer.name
+        self._read_only = dry_run
         chosen = select(self.steps, selection)
         summary = Summary(customer=customer, mode="plan" if dry_run else "run")
         state = self.store.load(customer)
         self._check_requirements(chosen, state, dry_run)
         ctx.outputs = _OutputsView(state)
         self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
-        if parallel <= 1:
-            results = self._run_sequential(chosen, ctx, state, dry_run)
-        else:
-            results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
-        if not dry_run:
-            self._retire(chosen, ctx, state, results)
+        with self._interruptible():
+            if parallel <= 1:
+                results = self._run_sequential(chosen, ctx, state, dry_run)
+            else:
+                results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
+            if not dry_run and not self._stopping.is_set():
+                self._retire(chosen, ctx, state, results)
         summary.results.extend(results.get(s.id) or _not_started(s, results) for s in chosen)
         self.reporter.run_finished(summary)
         return summary
@@ -223,8 +331,9 @@ class Engine:
                     results[step.id] = result = fut.result()
                     stopped = stopped or result.status in _HALTING
         except KeyboardInterrupt:
+            self._interrupt(ctx)
             for step in running.values():
-                self._fail(state, step.id, Status.FAILED, "interrupted")
+                self._record_interrupted(state, step.id, INTERRUPTED)
                 results[step.id] = StepResult(step.id, "interrupted", message="interrupted")
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -257,9 +366,9 @@ class Engine:
         while True:
             attempt += 1
             try:
-                if backoff:
-                    # Inside the try, so Ctrl-C during a back-off is recorded like any other interruption.
-                    time.sleep(backoff)
+                # Inside the try, so Ctrl-C during a back-off is recorded like any other interruption.
+                if backoff and pause(self._stopping, backoff):
+                    raise Interrupted("interrupted")
                 plan = step.plan(ctx)
                 self.reporter.step_planned(step.id, plan)
                 if dry_run:
@@ -281,7 +390,7 @@ class Engine:
                     rec.attempts += 1
                     rec.started = checkpoint.now()
                     rec.error = None
-                    self.store.save(state)
+                    self._save(state)
                 outputs = step.apply(ctx, plan)
                 step.verify(ctx)
                 self._finish(state, step.id, digest, outputs)
@@ -311,11 +420,10 @@ class Engine:
                 return result
             except StepError as exc:
                 return self._failed(state, step.id, self.redactor.redact(str(exc)), started)
-            except KeyboardInterrupt:
-                self._fail(state, step.id, Status.FAILED, "interrupted")
-                self.reporter.step_failed(
-                    step.id, "interrupted; the checkpoint is saved, run again to resume", retrying=False
-                )
+            except (KeyboardInterrupt, Interrupted) as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    self._interrupt(ctx)
+                self._record_interrupted(state, step.id, INTERRUPTED)
                 return StepResult(
                     step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
                 )
@@ -339,16 +447,22 @@ class Engine:
         return StepResult(step_id, "failed", message=message, seconds=time.monotonic() - started)
 
     def _intend(self, state: State, step_id: str, what: str) -> None:
+        if self._stopping.is_set():
+            # Every side effect is announced first: refusing the announcement stops it.
+            raise Interrupted("interrupted before: " + self.redactor.redact(what))
         with self._lock:
             self._intend_locked(state, step_id, what)
 
     def _intend_locked(self, state: State, step_id: str, what: str) -> None:
         state.record(step_id).intents.append({"at": checkpoint.now(), "what": self.redactor.redact(what)})
         del state.record(step_id).intents[:-20]  # keep the file small on long-lived customers
-        self.store.save(state)
+        self._save(state)
 
     def _finish(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
         with self._lock:
+            if self._stopping.is_set():
+                # Finished after Ctrl-C: it stays recorded as interrupted, the next run re-observes it.
+                raise Interrupted("interrupted")
             self._finish_locked(state, step_id, digest, outputs)
 
     def _finish_locked(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
@@ -358,18 +472,24 @@ class Engine:
         rec.finished = checkpoint.now()
         rec.error = None
         rec.outputs = dict(self.redactor.redact_obj(dict(outputs)))
-        self.store.save(state)
+        self._save(state)
 
     def _fail(self, state: State, step_id: str, status: Status, message: str) -> None:
         with self._lock:
+            if self._stopping.is_set() and status is not Status.INTERRUPTED:
+                status, message = Status.INTERRUPTED, INTERRUPTED  # whatever it became after Ctrl-C
             self._fail_locked(state, step_id, status, message)
+
+    def _record_interrupted(self, state: State, step_id: str, message: str) -> None:
+        """Record ``step_id`` as interrupted; its intents stay, so the next run knows what may exist."""
+        self._fail(state, step_id, Status.INTERRUPTED, message)
 
     def _fail_locked(self, state: State, step_id: str, status: Status, message: str) -> None:
         rec = state.record(step_id)
         rec.status = status
         rec.error = message
         rec.finished = checkpoint.now()
-        self.store.save(state)
+        self._save(state)
 
     # -- rotate ----------------------------------------------------------------
     def rotate(self, ctx: Context, what: str, dry_run: bool = False) -> Summary:
@@ -380,6 +500,7 @@ class Engine:
         or by a plain ``run``.
         """
         customer = ctx.config.customer.name
+        self._read_only = dry_run
         step = self._rotatable(what)
         state = self.store.load(customer)
         if not dry_run and state.record(step.id).digest is None:  # recorded only on success
@@ -390,12 +511,14 @@ class Engine:
         summary = Summary(customer=customer, mode="rotate-plan" if dry_run else "rotate")
         rollout = [s for s in order(self.steps) if s.id == step.id or s.id in self._dependents(step.id)]
         self.reporter.run_started(customer, summary.mode, [s.id for s in rollout])
-        staged = self._stage(step, ctx, state, what, dry_run)
-        summary.results.append(staged)
-        if not dry_run and staged.status not in _STOPPING:
-            results = self._run_sequential(rollout, ctx, state, dry_run=False)
-            self._retire(rollout, ctx, state, results)
-            summary.results.extend(results[s.id] for s in rollout if s.id in results)
+        with self._interruptible():
+            staged = self._stage(step, ctx, state, what, dry_run)
+            summary.results.append(staged)
+            if not dry_run and staged.status not in _STOPPING:
+                results = self._run_sequential(rollout, ctx, state, dry_run=False)
+                if not self._stopping.is_set():
+                    self._retire(rollout, ctx, state, results)
+                summary.results.extend(results[s.id] for s in rollout if s.id in results)
         self.reporter.run_finished(summary)
         return summary
 
@@ -436,7 +559,7 @@ class Engine:
                 rec.attempts += 1
                 rec.started = checkpoint.now()
                 rec.error = None
-                self.store.save(state)
+                self._save(state)
             outputs = step.rotate(ctx, plan)
             self.reporter.step_applied(step.id, outputs)
             return StepResult(step.id, "staged", plan, dict(outputs), seconds=time.monotonic() - started)
@@ -445,8 +568,10 @@ class Engine:
             if isinstance(exc, RetryableError):
                 message += " (run the same rotate again to resume)"
             return self._failed(state, step.id, message, started)
-        except KeyboardInterrupt:
-            self._fail(state, step.id, Status.FAILED, "interrupted during rotate")
+        except (KeyboardInterrupt, Interrupted) as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                self._interrupt(ctx)
+            self._record_interrupted(state, step.id, "interrupted during rotate")
             return StepResult(
                 step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
             )
@@ -480,16 +605,18 @@ class Engine:
         whose resources are already gone is simply recorded as removed.
         """
         customer = ctx.config.customer.name
+        self._read_only = dry_run
         chosen = list(reversed(select(self.steps, selection)))
         summary = Summary(customer=customer, mode="destroy-plan" if dry_run else "destroy")
         state = self.store.load(customer)
         ctx.outputs = _OutputsView(state)
         self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
-        for step in chosen:
-            result = self._destroy_step(step, ctx, state, dry_run)
-            summary.results.append(result)
-            if result.status in _STOPPING:
-                break
+        with self._interruptible():
+            for step in chosen:
+                result = self._destroy_step(step, ctx, state, dry_run)
+                summary.results.append(result)
+                if result.status in _STOPPING:
+                    break
         self.reporter.run_finished(summary)
         return summary
 
@@ -507,11 +634,11 @@ class Engine:
                     rec = state.record(step.id)
                     rec.status = Status.RUNNING
                     rec.started = checkpoint.now()
-                    self.store.save(state)
+                    self._save(state)
                 step.destroy(ctx, plan)
             with self._lock:
                 state.steps.pop(step.id, None)
-                self.store.save(state)
+                self._save(state)
             self.reporter.step_applied(step.id, {})
             return StepResult(
                 step.id, "removed" if not plan.empty else "absent", plan, seconds=time.monotonic() - started
@@ -521,8 +648,10 @@ class Engine:
             return self._failed(state, step.id, message, started)
         except (StepError, ConfigError) as exc:
             return self._failed(state, step.id, self.redactor.redact(str(exc)), started)
-        except KeyboardInterrupt:
-            self._fail(state, step.id, Status.FAILED, "interrupted during destroy")
+        except (KeyboardInterrupt, Interrupted) as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                self._interrupt(ctx)
+            self._record_interrupted(state, step.id, "interrupted during destroy")
             return StepResult(
                 step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
             )

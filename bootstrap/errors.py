@@ -56,7 +56,17 @@ class LockedError(BootstrapError):
     exit_code = 5
 
 
+class StateWriteError(BootstrapError):
+    """The checkpoint directory cannot be written (read-only, permissions, disk full); exit 1."""
+
+
 class StateError(BootstrapError):
     """The checkpoint is unreadable, corrupt or from a newer version (input the user must fix: exit 4)."""
 
     exit_code = 4
+
+
+class Interrupted(BootstrapError):
+    """The run was interrupted (Ctrl-C, SIGTERM): work in flight was stopped, the checkpoint is saved."""
+
+    exit_code = 130

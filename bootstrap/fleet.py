@@ -9,6 +9,7 @@ concurrently too unless ``parallel`` is 1 (the sequential behaviour).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -67,7 +68,10 @@ def execute_one(
     try:
         sess = session.open_session(path, opts.state_dir, force=opts.force, state_url=opts.state_url)
         eng = engine.Engine([cls() for cls in steps], sess.store, reporter, sess.redactor)
-        with sess.store.lock(break_lock=opts.break_lock) as notice:
+        # A preview only reads (the checkpoint is replaced atomically), so it runs beside a run.
+        preview = opts.mode in ("plan", "destroy-plan")
+        lock = contextlib.nullcontext(None) if preview else sess.store.lock(break_lock=opts.break_lock)
+        with lock as notice:
             if notice:
                 reporter.notice(notice)
             if opts.mode in ("destroy", "destroy-plan"):
@@ -76,7 +80,7 @@ def execute_one(
                 summary = eng.run(
                     sess.context, opts.selection, dry_run=opts.mode == "plan", parallel=step_parallel
                 )
-        if summary.failed and opts.mode == "run":
+        if summary.failed and opts.mode == "run" and summary.exit_code() != 130:
             failed = next(r.step for r in summary.results if r.status in ("failed", "interrupted"))
             reporter.notice(f"fix the cause, then run the same command again to resume from {failed}")
         return Outcome(path, sess.config.customer.name, summary.exit_code(), summary)
@@ -98,8 +102,13 @@ def execute(paths: Sequence[Path], steps: Sequence[type[Step]], opts: Options) -
             path, steps, opts, _reporter(opts, prefix=path.parent.name, quiet=True), step_parallel
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, opts.parallel), thread_name_prefix="customer") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, opts.parallel), thread_name_prefix="customer")
+    try:
         outcomes = list(pool.map(one, paths))
+    finally:
+        # On Ctrl-C, do not wait for the customers still running: the process exits 130 at once
+        # and what they started dies with it (their checkpoints were saved before each side effect).
+        pool.shutdown(wait=False, cancel_futures=True)
     _print_fleet(outcomes, opts)
     return worst([o.exit_code for o in outcomes])
 

@@ -8,6 +8,7 @@ handed to the adapters in ``bootstrap.clients``; steps never see tokens.
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,14 @@ class Services:
         self.config = config
         self.secrets = secrets
         self.base_dir = base_dir
+        self.cancelled = threading.Event()
+        """Set on Ctrl-C: waits give up, running playbooks are stopped, no new one starts."""
+
+    def cancel(self) -> None:
+        """Stop what is in flight (the run is being interrupted); the engine records the outcome."""
+        self.cancelled.set()
+        if "ansible" in self.__dict__:  # only if a playbook runner was ever built
+            self.ansible.cancel()
 
     @cached_property
     def github(self) -> GitHubClient:
@@ -72,7 +81,7 @@ class Services:
     def ansible(self) -> AnsibleRunner:
         from bootstrap.clients.ansible import AnsibleRunner
 
-        return AnsibleRunner()
+        return AnsibleRunner(cancelled=self.cancelled)
 
     @property
     def kubeconfig(self) -> str | None:
@@ -81,3 +90,42 @@ class Services:
             return None
         p = Path(path).expanduser()
         return str(p if p.is_absolute() else self.base_dir / p)
+
+
+PRELOAD = (
+    "bootstrap.clients.github",
+    "bootstrap.clients.github_manifest",
+    "bootstrap.clients.slack",
+    "bootstrap.clients.opsgenie",
+    "bootstrap.clients.vault",
+    "bootstrap.clients.kubernetes",
+    "bootstrap.clients.ansible",
+    "urllib3",
+    "kubernetes.client",
+    "kubernetes.config",
+    "kubernetes.dynamic",
+    "ansible_runner",
+    "ansible.parsing.vault",
+    # Imported lazily by steps (hashing passwords, generating keys, rendering templates).
+    "bcrypt",
+    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "cryptography.hazmat.primitives.serialization",
+    "jinja2.sandbox",
+)
+"""Every module a step may import lazily, SDKs first."""
+
+
+def preload() -> None:
+    """Import now what the steps import lazily, before any thread starts.
+
+    Two threads importing the same package at once can see it half-initialised
+    (``cannot import name 'parse_dict_header' from partially initialized module
+    'requests.utils'``): the import system breaks such import-lock cycles by
+    handing one thread the unfinished module. Importing everything up front,
+    on one thread, removes the race; it costs about a second of CPU, which a
+    run that talks to these services pays anyway.
+    """
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)

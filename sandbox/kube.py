@@ -579,23 +579,23 @@ class KubeEmulator(EmulatorServer):
         mine = (manager, "Apply", t.sub or "")
         new = copy.deepcopy(old)
         conflicts = []
+        merged = _deep_merge(old, applied)
         for other, owned in managed.items():
             if other[0] == manager:
                 continue
-            clash = {
-                q
-                for q in owned
-                for p in paths
-                if _overlap(p, q) and kp.get_path(old, q) != kp.get_path(applied, q)
-            }
+            clash = {q for q in owned if any(_overlap(p, q) for p in paths) and _changes(old, merged, q)}
             if clash and not force:
                 conflicts += [(other[0], q) for q in sorted(clash)]
             owned -= clash
         if conflicts:
             raise _apply_conflict(t.rt, t.name or "", conflicts)
         others = set().union(*(o for k, o in managed.items() if k != mine)) if managed else set()
-        for gone in managed.get(mine, set()) - paths - others:
-            kp.remove_path(new, gone)
+        kept = paths | others
+        for gone in managed.get(mine, set()) - kept:
+            # A map this manager once applied empty (``data: {}``) and that now holds fields
+            # (its own or another manager's) is their parent, not a field to remove.
+            if not any(k[: len(gone)] == gone for k in kept):
+                kp.remove_path(new, gone)
         new = _deep_merge(new, applied)
         managed[mine] = paths
         return Response(200, self._update(t, old, new, manager, dry, managed))
@@ -808,6 +808,22 @@ def _stable(status: Any) -> Any:
 def _overlap(a: kp.Path, b: kp.Path) -> bool:
     n = min(len(a), len(b))
     return a[:n] == b[:n]
+
+
+def _changes(old: dict[str, Any], merged: dict[str, Any], path: kp.Path) -> bool:
+    """Whether an apply changes the field at ``path`` (what a conflict is about).
+
+    Server-side apply merges maps entry by entry: applying ``data: {"b": …}`` or
+    ``data: {}`` leaves ``data.a`` alone, and a map as such changes only if it stops
+    being a map. So another manager's field conflicts only when its own value changes
+    (https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts:
+    "a conflict is a special status error that occurs when an Apply operation tries
+    to change a field that another manager also claims to manage").
+    """
+    before, after = kp.get_path(old, path), kp.get_path(merged, path)
+    if isinstance(before, dict) and isinstance(after, dict):
+        return False
+    return bool(before != after)
 
 
 def _deep_merge(base: Any, applied: Any) -> Any:

@@ -153,7 +153,7 @@ class GithubOauth(Step):
                 f"{manifest['name']} (waiting up to {self.callback_timeout:g}s)"
             )
             try:
-                code = flow.wait(self.callback_timeout)
+                code = flow.wait(self.callback_timeout, ctx.services.cancelled)
             except TimeoutError:
                 raise WaitingForHuman(
                     f"nobody completed the GitHub App creation at {flow.url} "

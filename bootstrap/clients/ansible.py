@@ -1,22 +1,28 @@
-"""Running the cluster playbooks through ansible-runner without leaking secrets.
+"""Running the cluster playbooks through ansible-runner without leaking secrets or orphans.
 
 What this adapter guarantees, and why:
 
 * every run gets a **fresh private data dir** (mode 0700) that is removed
   afterwards: ansible-runner saves ``env/cmdline`` and silently reuses it, so a
   reused dir would turn a real run into a check run (REFERENCE.md §8);
-* secret values travel in their own vars file (0600) inside that dir, never in
-  ``extravars`` (which runner writes to ``env/extravars``) nor on a command line;
+* **no secret value is ever written to disk**: secret vars go to an
+  Ansible-Vault-encrypted vars file (encrypted in-process with ansible-core's
+  ``VaultLib``), and the one-off vault password reaches ansible-playbook only
+  through a named pipe (``--vault-password-file`` on a FIFO, fed from memory);
+  never ``extravars`` (which runner writes to ``env/extravars``) nor a command line;
+* the playbook gets a **minimal environment** (PATH, HOME, locale, ANSIBLE_*,
+  K8S_AUTH_* and what ansible-runner itself adds), not ours: runner records the
+  whole environment in ``artifacts/*/command``, and ours holds service tokens;
 * module payloads are piped (``ANSIBLE_PIPELINING``) and temp files go inside the
   private dir, so no module arguments are left in ``~/.ansible/tmp``;
 * job events are kept in memory only (runner writes none of them, nor stdout,
   to the artifacts dir), and every string taken from them is masked against
   the secret values (raw and base64) before it reaches a result or an error;
-* a run killed outright (SIGKILL, power loss) leaves no secret behind for long:
-  the secret vars file and runner's ``artifacts/*/command`` (which records the
-  whole process environment, tokens included) are deleted as soon as the
-  playbook has started, i.e. once ansible-playbook has read them, and the next
-  playbook run removes the private dirs of runs whose process is gone.
+* **the playbook dies with the tool**: ansible-playbook runs under
+  ``playbook_guard`` (parent-death signal + child subreaper), so killing this
+  process, however, kills every process the playbook started; ``cancel()``
+  (Ctrl-C) stops running playbooks at once; and private dirs of dead runs are
+  swept, their leftover guard (if any) stopped first, before a playbook starts.
 
 Playbooks report what they did in a last ``debug`` task whose name starts with
 ``Report`` and whose ``msg`` is a list of ``{kind, namespace, name, action,
@@ -26,14 +32,19 @@ changed, failed, msg, secret, changed_keys, diff}`` (see playbooks/apply.yml).
 from __future__ import annotations
 
 import base64
+import contextlib
 import difflib
+import errno
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +53,20 @@ from typing import Any, Protocol
 import yaml
 
 import playbooks
-from bootstrap.errors import AuthError, PermanentError, RetryableError
+from bootstrap.clients import playbook_guard
+from bootstrap.errors import AuthError, Interrupted, PermanentError, RetryableError
 
 MASK = "********"
 PRIVATE_PREFIX = "bootstrap-ansible-"
-SECRET_VARS_FILE = "env/secret-vars.json"
-"""Where, inside the private data dir, the secret vars live during a run (the only place they do)."""
+SECRET_VARS_FILE = "env/secret-vars.vault"
+"""Where, inside the private data dir, the vault-encrypted secret vars live during a run."""
+VAULT_PIPE = "vault-password.fifo"
+"""The named pipe the vault password is read from (never a regular file)."""
+GUARD_PID_FILE = "guard.pid"
+CANCEL_POLL = 0.25
+"""Seconds between ansible-runner's polls of the cancel callback (its default is 5)."""
+_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+_RUNNER_PREFIXES = ("ANSIBLE_", "RUNNER_", "AWX_")
 
 INVENTORY: dict[str, Any] = {
     "all": {
@@ -121,7 +140,8 @@ class AnsibleRunner:
 
     ``tmp_root`` is where private data dirs are made (a tmpfs is a good choice);
     ``progress`` receives one line per task/item as the run goes; ``redactor``
-    (the run's registry) masks every other known secret on top of ``secret_vars``.
+    (the run's registry) masks every other known secret on top of ``secret_vars``;
+    ``cancelled``, once set, stops running playbooks and refuses new ones.
     """
 
     def __init__(
@@ -129,10 +149,14 @@ class AnsibleRunner:
         tmp_root: Path | None = None,
         progress: Callable[[str], None] | None = None,
         redactor: TextRedactor | None = None,
+        cancelled: threading.Event | None = None,
     ) -> None:
         self.tmp_root = tmp_root
         self.progress = progress or (lambda _msg: None)
         self.redactor = redactor
+        self.cancelled = cancelled or threading.Event()
+        self._active: set[Path] = set()
+        self._active_lock = threading.Lock()
 
     def run_playbook(
         self,
@@ -146,25 +170,26 @@ class AnsibleRunner:
     ) -> PlaybookResult:
         import ansible_runner
 
-        masker = Masker(list(secret_vars.values()), self.redactor)
+        if self.cancelled.is_set():
+            raise Interrupted("not starting a playbook: the run is being interrupted")
+        vault_password = secrets.token_urlsafe(32)
+        masker = Masker([*secret_vars.values(), vault_password], self.redactor)
         events: list[dict[str, Any]] = []
         sweep_stale(Path(self.tmp_root or tempfile.gettempdir()))
         private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-", dir=self.tmp_root))
+        feeder: _PasswordPipe | None = None
         try:
             os.chmod(private, 0o700)
-            secret_file = private / SECRET_VARS_FILE
-            secret_file.parent.mkdir(mode=0o700)
-            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(secret_vars, f)
-            (private / "tmp").mkdir(mode=0o700)
-            cmdline = (
-                ["-e", f"@{secret_file}"] + (["--check"] if check else []) + (["--diff"] if diff else [])
-            )
+            for sub in ("env", "tmp", "bin"):
+                (private / sub).mkdir(mode=0o700)
+            envvars = _environment(private, kubeconfig, context)
+            cmdline = (["--check"] if check else []) + (["--diff"] if diff else [])
+            if secret_vars:
+                _write_vault_vars(private / SECRET_VARS_FILE, secret_vars, vault_password)
+                feeder = _PasswordPipe(private / VAULT_PIPE, vault_password)
+                cmdline += ["-e", f"@{private / SECRET_VARS_FILE}", "--vault-password-file", str(feeder.path)]
 
             def on_event(event: dict[str, Any]) -> bool:
-                if event.get("event") == "playbook_on_start":
-                    _forget_inputs(private)
                 masked = masker.data(event)
                 events.append(masked)
                 line = _progress_line(masked)
@@ -172,21 +197,59 @@ class AnsibleRunner:
                     self.progress(line)
                 return False  # keep events in memory only; nothing about them on disk
 
-            runner = ansible_runner.run(
+            def cancel() -> bool:
+                # Polled by ansible-runner between reads of the playbook's output; stopping the guard
+                # (rather than returning True, which SIGKILLs only the guard's group) stops the workers
+                # ansible-playbook started in their own sessions too.
+                if self.cancelled.is_set():
+                    _stop_guard(private)
+                return False
+
+            # With ``binary`` (the guard), runner treats the command as raw and leaves the playbook to us.
+            cmdline.append(str(Path(playbook).resolve()))
+            runner = ansible_runner.interface.init_runner(
                 private_data_dir=str(private),
-                playbook=str(Path(playbook).resolve()),
                 inventory=INVENTORY,
                 extravars=extravars,
                 cmdline=" ".join(shlex.quote(c) for c in cmdline),
-                envvars=_environment(private, kubeconfig, context),
-                settings={"suppress_output_file": True, "suppress_ansible_output": True},
+                envvars=envvars,
+                binary=str(_guard_script(private)),
+                settings={
+                    "suppress_output_file": True,
+                    "suppress_ansible_output": True,
+                    "pexpect_timeout": CANCEL_POLL,
+                },
                 quiet=True,
                 event_handler=on_event,
+                cancel_callback=cancel,
             )
+            runner.config.env = _minimal(runner.config.env, envvars)
+            with self._active_lock:
+                self._active.add(private)
+            try:
+                runner.run()
+            except BaseException:  # Ctrl-C while this thread waits on the playbook: stop it too
+                _stop_guard(private)
+                raise
+            finally:
+                with self._active_lock:
+                    self._active.discard(private)
             status, rc = runner.status, runner.rc
         finally:
+            if feeder is not None:
+                feeder.close()
             shutil.rmtree(private, ignore_errors=True)
+        if self.cancelled.is_set():
+            raise Interrupted(f"playbook {Path(playbook).name} stopped: the run is being interrupted")
         return _result(Path(playbook).name, status, rc, _stats(events), events, kubeconfig, context)
+
+    def cancel(self) -> None:
+        """Stop every running playbook now (Ctrl-C) and refuse to start new ones."""
+        self.cancelled.set()
+        with self._active_lock:
+            active = list(self._active)
+        for private in active:
+            _stop_guard(private)
 
     def apply(
         self,
@@ -216,10 +279,15 @@ class AnsibleRunner:
 
 
 def sweep_stale(root: Path) -> None:
-    """Remove private data dirs left by runs whose process is gone (killed before their cleanup)."""
+    """Remove private data dirs left by runs whose process is gone, stopping any playbook still alive there.
+
+    A guard outlives its run only if the parent-death signal could not be armed (not Linux); it is
+    stopped here, before this run writes anything, so a resumed run never races a leftover writer.
+    """
     for path in root.glob(f"{PRIVATE_PREFIX}*-*"):
         pid = path.name.removeprefix(PRIVATE_PREFIX).split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _stop_guard(path)
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -233,11 +301,84 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _forget_inputs(private: Path) -> None:
-    """Delete what ansible-playbook has read by now and must not outlive a killed run."""
-    (private / SECRET_VARS_FILE).unlink(missing_ok=True)
-    for command in (private / "artifacts").glob("*/command"):
-        command.unlink(missing_ok=True)
+def _stop_guard(private: Path) -> None:
+    """SIGTERM the guard of the playbook running in ``private``: it kills its whole tree, then exits."""
+    try:
+        pid = int((private / GUARD_PID_FILE).read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if str(private).encode() in cmdline:  # the pid is still that guard, not a recycled one
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _guard_script(private: Path) -> Path:
+    """The executable ansible-runner starts instead of ansible-playbook (see playbook_guard)."""
+    real = ansible_playbook_dir() / "ansible-playbook"
+    script = private / "bin" / "ansible-playbook-guard"
+    home = Path(playbook_guard.__file__).resolve().parents[2]
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(home)!r})\n"
+        "from bootstrap.clients import playbook_guard\n"
+        f"sys.exit(playbook_guard.main({str(real)!r}, {os.getpid()}, {str(private / GUARD_PID_FILE)!r}))\n"
+    )
+    script.chmod(0o700)
+    return script
+
+
+def _write_vault_vars(path: Path, secret_vars: dict[str, str], password: str) -> None:
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    vault = VaultLib([("default", VaultSecret(password.encode()))])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(vault.encrypt(json.dumps(secret_vars).encode()))
+
+
+class _PasswordPipe:
+    """Serves ``password`` once, to the first reader of the named pipe ``path``.
+
+    The password only ever sits in this process's memory and the kernel's pipe buffer; the
+    FIFO in the (0700) private dir is just a rendezvous point, with nothing stored in it.
+    """
+
+    def __init__(self, path: Path, password: str) -> None:
+        self.path = path
+        os.mkfifo(path, 0o600)
+        self._password = password.encode()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="vault-password", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                # Non-blocking open fails with ENXIO until a reader has the pipe open, so this
+                # thread never hangs on a playbook that died before reading.
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno not in (errno.ENXIO, errno.EINTR):
+                    return
+                self._closed.wait(0.02)
+                continue
+            try:
+                os.set_blocking(fd, True)
+                os.write(fd, self._password + b"\n")
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            # Once: the reader sees end-of-file only when no writer has the pipe open, so serving
+            # again at once would append a second copy to the same read. ansible-playbook reads
+            # its vault password a single time, at start-up.
+            return
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
 
 
 def ansible_playbook_dir() -> Path:
@@ -257,6 +398,7 @@ def _environment(private: Path, kubeconfig: str | None, context: str | None) -> 
     tmp = str(private / "tmp")
     env = {
         "PATH": f"{ansible_playbook_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": os.environ.get("HOME") or tmp,
         # kubernetes.core caches discovery in TMPDIR: a fresh one per run never serves stale CRDs.
         "TMPDIR": tmp,
         "ANSIBLE_LOCAL_TEMP": tmp,
@@ -273,6 +415,21 @@ def _environment(private: Path, kubeconfig: str | None, context: str | None) -> 
     if context:
         env["K8S_AUTH_CONTEXT"] = context
     return env
+
+
+def _minimal(env: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
+    """What ansible-playbook needs of the environment ansible-runner built, and nothing of ours.
+
+    Runner starts from a copy of ``os.environ`` (tokens included) and records it in
+    ``artifacts/*/command``. Keep the basics, what we set (``ours``) and what runner itself
+    set; an ANSIBLE_*/K8S_AUTH_* value that merely came from our environment is dropped too
+    (a K8S_AUTH_API_KEY there is a credential, and the playbook's settings are ours to pick).
+    """
+    return {
+        k: v
+        for k, v in env.items()
+        if k in _ENV_KEEP or k in ours or (k.startswith(_RUNNER_PREFIXES) and os.environ.get(k) != v)
+    }
 
 
 def _progress_line(event: dict[str, Any]) -> str | None:

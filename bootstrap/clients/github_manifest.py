@@ -20,10 +20,13 @@ import html
 import json
 import secrets
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from bootstrap.errors import Interrupted
 
 
 def web_url(api_url: str) -> str:
@@ -98,10 +101,19 @@ class ManifestFlow:
         self._server.shutdown()
         self._server.server_close()
 
-    def wait(self, timeout: float) -> str:
-        """The code GitHub sent back; ``TimeoutError`` after ``timeout`` seconds."""
-        if not self._got.wait(timeout):
-            raise TimeoutError
+    def wait(self, timeout: float, cancelled: threading.Event | None = None) -> str:
+        """The code GitHub sent back; ``TimeoutError`` after ``timeout`` seconds.
+
+        ``cancelled`` (the run's Ctrl-C) ends the wait within a fraction of a second with
+        ``Interrupted``: a step thread blocked here would otherwise hold the process for the
+        whole timeout after the person pressed Ctrl-C.
+        """
+        deadline = time.monotonic() + timeout
+        while not self._got.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+            if cancelled is not None and cancelled.is_set():
+                raise Interrupted("stopped waiting for the GitHub App creation: the run is interrupted")
+            if time.monotonic() >= deadline:
+                raise TimeoutError
         assert self._code is not None
         return self._code
 

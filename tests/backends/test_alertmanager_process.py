@@ -72,7 +72,7 @@ def test_posted_alert_reaches_the_webhook(
         assert response.status == 200
 
     # A bound on waiting, not a timing assertion: delivery takes ~20 ms here.
-    delivered = received.get(timeout=10)
+    delivered = received.get(timeout=120)
     assert delivered["receiver"] == "hook"
     assert delivered["status"] == "firing"
     assert [a["labels"]["alertname"] for a in delivered["alerts"]] == ["BootstrapProbe"]

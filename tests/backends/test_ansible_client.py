@@ -18,6 +18,7 @@ from bootstrap.errors import AuthError
 from tests.fixtures.kube import KubeSandbox
 
 SECRET = "s3cr3t-Pa55word-never-shown"
+TOKEN = "ghp_tokenInOurEnvironmentOnly0123456789"
 ENCODED = base64.b64encode(SECRET.encode()).decode()
 
 MANIFESTS: list[dict[str, Any]] = [
@@ -44,16 +45,24 @@ class DirWatcher:
         self.dirs: set[Path] = set()
         self.leaks: list[Path] = []
         self.modes: set[int] = set()
+        self.vault_files = 0
+        self.commands = 0
 
     def __call__(self, _line: str) -> None:
         for private in self.root.iterdir():
             self.dirs.add(private)
             self.modes.add(stat.S_IMODE(private.stat().st_mode))
             for path in private.rglob("*"):
-                if path.is_file() and path != private / SECRET_VARS_FILE:
-                    content = path.read_bytes()
-                    if SECRET.encode() in content or ENCODED.encode() in content:
-                        self.leaks.append(path)
+                if not path.is_file():  # the vault password pipe is a FIFO: nothing stored in it
+                    continue
+                content = path.read_bytes()
+                if any(s.encode() in content for s in (SECRET, ENCODED, TOKEN)):
+                    self.leaks.append(path)
+                if path == private / SECRET_VARS_FILE:
+                    assert content.startswith(b"$ANSIBLE_VAULT;")
+                    self.vault_files += 1
+                if path.name == "command":
+                    self.commands += 1
 
 
 @pytest.fixture
@@ -63,7 +72,12 @@ def tmp_root(tmp_path: Path) -> Path:
     return root
 
 
-def test_apply_check_mode_then_apply_then_noop(kube_emu: KubeSandbox, tmp_root: Path) -> None:
+def test_apply_check_mode_then_apply_then_noop(
+    kube_emu: KubeSandbox, tmp_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A token in our environment must not reach the playbook's (runner records it in artifacts).
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("K8S_AUTH_API_KEY", TOKEN)
     watcher = DirWatcher(tmp_root)
     runner = AnsibleRunner(tmp_root=tmp_root, progress=watcher)
     kubeconfig = str(kube_emu.kubeconfig_path)
@@ -100,6 +114,7 @@ def test_apply_check_mode_then_apply_then_noop(kube_emu: KubeSandbox, tmp_root: 
     assert watcher.dirs and len(watcher.dirs) == 3  # a fresh dir per run
     assert watcher.modes == {0o700}
     assert watcher.leaks == []
+    assert watcher.vault_files and watcher.commands  # the scan did see the files while playbooks ran
     assert list(tmp_root.iterdir()) == []  # every private dir removed
 
 

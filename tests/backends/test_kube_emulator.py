@@ -248,6 +248,86 @@ def test_server_side_apply_creates_tracks_managers_and_honours_dry_run(
     assert len(kube_emu.log.writes) == writes
 
 
+def _owners(obj: dict[str, Any] | None) -> dict[str, set[str]]:
+    """manager → the ``data`` keys it owns, read from managedFields as the steps read them."""
+    out: dict[str, set[str]] = {}
+    for entry in (obj or {})["metadata"].get("managedFields") or []:
+        fields = (entry.get("fieldsV1") or {}).get("f:data") or {}
+        out[entry["manager"]] = {k[2:] for k in fields if k.startswith("f:")}
+    return out
+
+
+def test_two_field_managers_share_one_object_under_concurrent_applies(
+    kube_emu: KubeSandbox, tmp_path: Any
+) -> None:
+    """argocd-users and github-oauth both server-side apply ``argocd-cm`` (forced, own managers).
+
+    Server-side apply (https://kubernetes.io/docs/reference/using-api/server-side-apply/):
+    each manager owns the fields it applied; applying without a field it owned removes the
+    field unless another manager owns it; other managers' fields are untouched, also when
+    the apply carries an empty ``data`` map (which is how a step drops all of its keys).
+    """
+
+    def cm(data: dict[str, str]) -> dict[str, Any]:
+        meta = {"name": "argocd-cm", "namespace": "default"}
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
+
+    users = {"accounts.deployer": "apiKey", "admin.enabled": "true"}
+    oauth = {"url": "https://argocd.example", "dex.config": "connectors: []"}
+    errors: list[BaseException] = []
+
+    def apply_many(manager: str, data: dict[str, str], start: threading.Barrier) -> None:
+        kc = KubeClient(str(kube_emu.kubeconfig_path), "sandbox")
+        try:
+            start.wait(timeout=120)
+            for i in range(15):
+                # every other round this manager drops all of its keys, as destroy does
+                kc.apply(cm({} if i % 2 else data), manager)
+            kc.apply(cm(data), manager)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            kc.close()
+
+    def concurrently() -> None:
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=apply_many, args=("bootstrap-argocd-users", users, start)),
+            threading.Thread(target=apply_many, args=("bootstrap-github-oauth", oauth, start)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert errors == []
+
+    concurrently()
+    obj = kube_emu.get("v1", "ConfigMap", "default", "argocd-cm")
+    assert obj is not None and obj["data"] == users | oauth
+    owners = _owners(obj)
+    assert owners["bootstrap-argocd-users"] == set(users)
+    assert owners["bootstrap-github-oauth"] == set(oauth)
+
+    kc = KubeClient(str(kube_emu.kubeconfig_path), "sandbox")
+    try:
+        kc.apply(cm({}), "bootstrap-github-oauth")  # github-oauth's destroy
+        obj = kube_emu.get("v1", "ConfigMap", "default", "argocd-cm")
+        assert obj is not None and obj["data"] == users
+        assert _owners(obj)["bootstrap-argocd-users"] == set(users)
+        kc.apply(cm({}), "bootstrap-argocd-users")  # argocd-users' destroy
+        obj = kube_emu.get("v1", "ConfigMap", "default", "argocd-cm")
+        assert obj is not None and not obj.get("data")
+    finally:
+        kc.close()
+
+    concurrently()  # a run after a destroy
+    obj = kube_emu.get("v1", "ConfigMap", "default", "argocd-cm")
+    assert obj is not None and obj["data"] == users | oauth
+    owners = _owners(obj)
+    assert owners["bootstrap-argocd-users"] == set(users)
+    assert owners["bootstrap-github-oauth"] == set(oauth)
+
+
 def test_dry_run_on_every_write_verb_stores_nothing(core: client.CoreV1Api, kube_emu: KubeSandbox) -> None:
     core.create_namespaced_config_map("default", {"metadata": {"name": "c"}, "data": {"a": "1"}})
     before = kube_emu.get("v1", "ConfigMap", "default", "c")
@@ -338,6 +418,8 @@ def test_controller_stand_in_and_hold(
         ("Deployment", "argocd-server"),
     ]
     progress: list[str] = []
+    # Generous bounds: the stand-in marks workloads ready on a timer, which a busy machine delays.
+    kube.wait_available("argocd", workloads[:2], timeout=120, on_progress=progress.append)
     with pytest.raises(RetryableError) as err:
         kube.wait_available("argocd", workloads, timeout=0.5, on_progress=progress.append)
     message = str(err.value)
@@ -346,7 +428,7 @@ def test_controller_stand_in_and_hold(
     assert progress
 
     kube_emu.release("argocd", "Deployment", "argocd-server")
-    kube.wait_available("argocd", workloads, timeout=10, on_progress=progress.append)
+    kube.wait_available("argocd", workloads, timeout=120, on_progress=progress.append)
     server = kube.get("apps/v1", "Deployment", "argocd", "argocd-server")
     assert server is not None
     assert {"type": "Available", "status": "True"}.items() <= server["status"]["conditions"][0].items()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,14 +46,31 @@ class Figures:
     bad_inputs: Tally = field(default_factory=Tally)
     secrets_found: int = 0
     scans: int = 0
+    kills: int = 0
+    orphans: int = 0
+    late_writes: int = 0
+    ctrl_c_seconds: list[float] = field(default_factory=list)
+    live_secrets: int = 0
+    live_scans: int = 0
+    live_scans_in_playbooks: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def ctrl_c_median(self) -> float | None:
+        return statistics.median(self.ctrl_c_seconds) if self.ctrl_c_seconds else None
+
     def line(self) -> str:
+        median = self.ctrl_c_median()
+        ctrl_c = f"{median:.2f} s (median of {len(self.ctrl_c_seconds)})" if median is not None else "n/a"
         return (
             f"crash points converged {self.crash.passed}/{self.crash.total}, "
             f"transient faults recovered {self.faults.passed}/{self.faults.total}, "
             f"bad inputs rejected cleanly {self.bad_inputs.passed}/{self.bad_inputs.total}, "
-            f"secrets found {self.secrets_found} (in {self.scans} scans)"
+            f"secrets found {self.secrets_found} (in {self.scans} scans), "
+            f"orphans after kill {self.orphans} (in {self.kills} process-group kills, "
+            f"{self.late_writes} writes after), "
+            f"Ctrl-C to exit {ctrl_c}, "
+            f"secrets on disk during a run {self.live_secrets} "
+            f"(in {self.live_scans} scans, {self.live_scans_in_playbooks} while playbooks ran)"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -62,6 +80,13 @@ class Figures:
             "bad_inputs": [self.bad_inputs.passed, self.bad_inputs.total],
             "secrets_found": self.secrets_found,
             "scans": self.scans,
+            "kills": self.kills,
+            "orphans_after_kill": self.orphans,
+            "writes_after_kill": self.late_writes,
+            "ctrl_c_seconds": self.ctrl_c_seconds,
+            "ctrl_c_median": self.ctrl_c_median(),
+            "secrets_on_disk_during_run": self.live_secrets,
+            "live_scans": [self.live_scans, self.live_scans_in_playbooks],
             "line": self.line(),
         }
 
@@ -108,7 +133,8 @@ def onboarded_world(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not (FIGURES.crash.total or FIGURES.faults.total or FIGURES.bad_inputs.total or FIGURES.scans):
+    shown = (FIGURES.crash, FIGURES.faults, FIGURES.bad_inputs)
+    if not (any(t.total for t in shown) or FIGURES.scans or FIGURES.kills or FIGURES.ctrl_c_seconds):
         return
     terminalreporter.write_sep("-", "reliability")
     terminalreporter.write_line(FIGURES.line())

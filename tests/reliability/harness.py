@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,22 @@ def kill_tree(pid: int) -> None:
             os.kill(victim, signal.SIGKILL)
 
 
+def _start(world: World, args: tuple[str, ...], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``python -m bootstrap ARGS`` in its own session (a process group to signal), TMPDIR in the world."""
+    tmp = world.dir / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bootstrap", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**world.cli_env(), "TMPDIR": str(tmp), **(env or {})},
+        cwd=world.dir,
+        start_new_session=True,
+    )
+
+
 def run_cli(
     world: World,
     *args: str,
@@ -99,8 +116,6 @@ def run_cli(
 
     ``on_write(n)`` is called (in the server's thread) after the n-th write; returning True kills too.
     """
-    tmp = world.dir / "tmp"
-    tmp.mkdir(exist_ok=True)
     lock = threading.Lock()
     writes: list[str] = []
     killed: list[str] = []
@@ -121,16 +136,7 @@ def run_cli(
     for server in world.servers:
         server.faults.after_write = hook_for(server)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bootstrap", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env={**world.cli_env(), "TMPDIR": str(tmp), **(env or {})},
-            cwd=world.dir,
-            start_new_session=True,
-        )
+        proc = _start(world, args, env)
         holder["proc"] = proc
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -142,6 +148,128 @@ def run_cli(
             server.faults.after_write = None
     with lock:
         return CliRun(args, proc.returncode, out, err, list(writes), killed[0] if killed else None)
+
+
+# -- signals at wall-clock times ------------------------------------------------------------------------
+
+SURVIVOR_GRACE = 60.0
+"""Seconds the processes of a killed run get to die (milliseconds suffice; a busy machine is slow)."""
+QUIET_AFTER = 1.0
+"""Seconds without a write demanded once every process of a killed run is gone."""
+
+
+@dataclass
+class SignalledRun:
+    run: CliRun
+    signalled: bool
+    """False when the run had ended before the signal was due."""
+    exit_seconds: float = 0.0
+    """From the signal to the tool's exit."""
+    survivors: list[str] = field(default_factory=list)
+    """Command lines of processes of the run still alive ``SURVIVOR_GRACE`` after the signal."""
+    writes_after_signal: int = 0
+    """Writes answered after the signal (requests already in flight may land)."""
+    late_writes: list[str] = field(default_factory=list)
+    """Writes answered once every process of the run was gone: a leftover writer."""
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def _mentioning(text: str) -> set[int]:
+    """Live processes whose command line mentions ``text`` (the run's private dirs live under it)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and text in _cmdline(int(entry)) and _start_time(int(entry)):
+            found.add(int(entry))
+    return found
+
+
+def run_cli_signalled(
+    world: World, *args: str, after: float, sig: int = signal.SIGKILL, timeout: float = 300
+) -> SignalledRun:
+    """Run the CLI and send ``sig`` to its process group ``after`` seconds (what a terminal or CI does).
+
+    Unlike ``kill_after``, only the process group is signalled: whatever the tool started in
+    other sessions (ansible-runner's pexpect child, ansible's workers) must go by itself.
+    """
+    tmp = world.dir / "tmp"
+    tmp.mkdir(exist_ok=True)
+    lock = threading.Lock()
+    writes: list[str] = []
+
+    def hook_for(server: Any) -> Any:
+        def after_write(count: int) -> None:
+            call = server.log.writes[count - 1]
+            with lock:
+                writes.append(f"{server.name} {call.method} {call.path}")
+
+        return after_write
+
+    for server in world.servers:
+        server.faults.after_write = hook_for(server)
+    try:
+        proc = _start(world, args)
+        out_err: dict[str, str] = {}
+
+        def read() -> None:
+            out_err["out"], out_err["err"] = proc.communicate()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(timeout=after)
+        if not reader.is_alive():
+            return SignalledRun(CliRun(args, proc.returncode, out_err["out"], out_err["err"], writes), False)
+        tree = {pid: _start_time(pid) for pid in [proc.pid, *_descendants(proc.pid)]}
+        with lock:
+            at_signal = len(writes)
+        signalled = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        reader.join(timeout=timeout)
+        if reader.is_alive():
+            kill_tree(proc.pid)
+            reader.join()
+        exit_seconds = time.monotonic() - signalled
+
+        def alive() -> set[int]:
+            still = {pid for pid, started in tree.items() if started and _start_time(pid) == started}
+            return still | _mentioning(str(tmp))
+
+        deadline = signalled + SURVIVOR_GRACE
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = sorted(alive())
+        survivor_lines = [f"{pid}: {_cmdline(pid)}" for pid in survivors]
+        for pid in survivors:  # clean up for the next run, after noting them
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with lock:
+            gone_at = len(writes)
+        time.sleep(QUIET_AFTER)
+        with lock:
+            late = writes[gone_at:]
+            after_signal = len(writes) - at_signal
+    finally:
+        for server in world.servers:
+            server.faults.after_write = None
+    run = CliRun(args, proc.returncode, out_err.get("out", ""), out_err.get("err", ""), list(writes))
+    return SignalledRun(run, True, exit_seconds, survivor_lines, after_signal, late)
 
 
 # -- end state -------------------------------------------------------------------------------------------
@@ -331,6 +459,28 @@ def _owned_data(obj: dict[str, Any]) -> list[str]:
     return keys
 
 
+def owned_data_keys(world: World) -> dict[tuple[str, str, str], set[str]]:
+    """(kind, namespace, name) → the data keys our field managers own now (record it before a destroy)."""
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for obj in world.kube.objects():
+        meta = obj.get("metadata") or {}
+        keys = set(_owned_data(obj))
+        if keys and obj["kind"] in ("ConfigMap", "Secret"):
+            out[(obj["kind"], meta.get("namespace") or "", meta["name"])] = keys
+    return out
+
+
+def remaining_keys(world: World, recorded: dict[tuple[str, str, str], set[str]]) -> list[str]:
+    """Which of ``recorded`` are still in their objects' data, whoever owns them now."""
+    found: list[str] = []
+    for obj in world.kube.objects():
+        meta = obj.get("metadata") or {}
+        ident = (obj["kind"], meta.get("namespace") or "", meta["name"])
+        left = recorded.get(ident, set()) & set(obj.get("data") or {})
+        found += [f"cluster {ident[0]} {ident[1]}/{ident[2]} key {k}" for k in sorted(left)]
+    return found
+
+
 def decoded_secret(secret: dict[str, Any] | None) -> dict[str, str]:
     """A Secret's data, base64-decoded."""
     return {k: base64.b64decode(v).decode() for k, v in ((secret or {}).get("data") or {}).items()}
@@ -359,6 +509,8 @@ class Reference:
     writes: list[str]
     steps: list[str]
     """The step that was running at each write."""
+    seconds: float = 0.0
+    """How long the clean run took (signals at random times are drawn from this span)."""
 
 
 def running_step(world: World) -> str:
@@ -378,11 +530,32 @@ def reference(world: World) -> Reference:
         steps.append(running_step(world))
         return False
 
+    started = time.monotonic()
     clean = run_cli(world, *RUN, on_write=attribute)
+    seconds = time.monotonic() - started
     assert clean.returncode == 0, clean.describe()
     assert check_invariants(world) == []
     assert len(steps) == len(clean.writes) and "?" not in steps, steps
-    return Reference(snapshot(world), clean.writes, steps)
+    return Reference(snapshot(world), clean.writes, steps, seconds)
+
+
+def resume(world: World, ref: Reference, runs: list[CliRun]) -> list[str]:
+    """Run to the end after a crash; what differs from the clean run ``ref`` (empty = converged).
+
+    A further run must then make no write. Every run is appended to ``runs`` (for the secret scan).
+    """
+    problems: list[str] = []
+    again = run_cli(world, *RUN)
+    runs.append(again)
+    if again.returncode != 0:
+        return [f"re-run exited {again.returncode}: {again.stderr[-1500:]}"]
+    problems += check_invariants(world)
+    problems += diff(ref.snapshot, snapshot(world))
+    third = run_cli(world, *RUN)
+    runs.append(third)
+    if third.returncode != 0 or third.writes:
+        problems.append(f"a third run exited {third.returncode} with writes {third.writes}")
+    return problems
 
 
 def settle(world: World) -> None:

@@ -16,16 +16,19 @@ client id, which customer.yaml itself contains) are not searched for, nor are
 values shorter than ``MIN_LENGTH``, nor PEM lines every key of that type
 shares (the ``openssh-key-v1`` header), which would match by accident. The
 ``/tmp`` places are searched for this world's generated secrets only: the
-sandbox tokens are the same in every world, and other runs on this machine
-(other tests, other people) may legitimately be using them right now.
+sandbox tokens (and the inputs Vault stores as they are, like the OAuth client
+secret) are the same in every world, and other runs on this machine (other
+tests, other people, older versions) may legitimately be using them right now.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import glob
 import json
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +103,15 @@ def scan(
     """Every place a secret of ``world`` shows up: in ``texts`` (label, text) and in files left behind."""
     wanted = secrets if secrets is not None else secrets_of(world)
     needles = [n for name, value in wanted.items() for n in _needles(name, value)]
-    unique = [(name, needle) for name, needle in needles if not name.startswith("env ")]
+    # The sandbox's inputs are the same in every world, also once stored in Vault (the OAuth client
+    # secret given through the environment): in /tmp they may belong to any other run on this machine.
+    shared = set(world.env.values())
+    unique = [
+        n
+        for name, value in wanted.items()
+        if not name.startswith("env ") and value not in shared
+        for n in _needles(name, value)
+    ]
     findings: list[Finding] = []
 
     def search(where: str, text: str, among: list[tuple[str, str]]) -> None:
@@ -129,3 +140,45 @@ def cli_texts(runs: Iterable[harness.CliRun]) -> list[tuple[str, str]]:
         out.append((f"run {i} ({' '.join(run.args)}) stdout", run.stdout))
         out.append((f"run {i} ({' '.join(run.args)}) stderr", run.stderr))
     return out
+
+
+@dataclass
+class Watch:
+    """What ``watching`` saw: scans made while the tool ran, how many caught playbooks running."""
+
+    findings: set[str]
+    scans: int = 0
+    scans_during_playbooks: int = 0
+
+
+@contextlib.contextmanager
+def watching(world: World) -> Iterator[Watch]:
+    """Scan for secrets over and over while the body runs the tool: nothing may be on disk even briefly.
+
+    Each scan re-reads the secrets from Vault (new ones appear as the run goes); a scan that found
+    a playbook's private data dir (its encrypted vars file) counts as made during a playbook.
+    """
+    watch = Watch(set())
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                playbooks = any((world.dir / "tmp").glob("bootstrap-ansible-*/env/secret-vars.vault"))
+                wanted = secrets_of(world)
+                found = scan(world, secrets=wanted)
+            except Exception:  # Vault busy, a directory vanishing under the walk: scan again
+                stop.wait(0.1)
+                continue
+            watch.findings |= {str(f) for f in found}
+            watch.scans += 1
+            watch.scans_during_playbooks += playbooks
+            stop.wait(0.2)  # often enough to catch a file that lives for a second
+
+    thread = threading.Thread(target=loop, name="secret-watch", daemon=True)
+    thread.start()
+    try:
+        yield watch
+    finally:
+        stop.set()
+        thread.join(timeout=120)

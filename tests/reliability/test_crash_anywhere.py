@@ -70,17 +70,7 @@ def _middles(ref: harness.Reference) -> dict[str, int]:
 
 def _settle(world: World, ref: harness.Reference, runs: list[harness.CliRun]) -> tuple[list[str], list[str]]:
     """Run to the end and check the end state; returns (problems, secrets found)."""
-    problems: list[str] = []
-    again = harness.run_cli(world, *RUN)
-    runs.append(again)
-    if again.returncode != 0:
-        problems.append(f"re-run exited {again.returncode}: {again.stderr[-1500:]}")
-    else:
-        problems += harness.check_invariants(world)
-        problems += harness.diff(ref.snapshot, harness.snapshot(world))
-        third = harness.run_cli(world, *RUN)
-        if third.returncode != 0 or third.writes:
-            problems.append(f"a third run exited {third.returncode} with writes {third.writes}")
+    problems = harness.resume(world, ref, runs)
     return problems, [str(f) for f in hygiene.scan(world, hygiene.cli_texts(runs))]
 
 

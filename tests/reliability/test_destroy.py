@@ -6,7 +6,8 @@ nothing; ``destroy`` without ``--yes`` and without a terminal refuses (exit 4);
 customer (``harness.leftovers``: deploy key, argocd/ files — removed by a new
 commit —, the Slack channel archived, the OpsGenie integration, Vault paths
 including the SSO app record, the Alertmanager Secret, Argo CD and its root
-Application, the users' keys in the shared Argo CD objects); one more destroy
+Application, the users' keys in the shared Argo CD objects — removed, not merely
+disowned); one more destroy
 is a no-op.
 """
 
@@ -31,6 +32,8 @@ def test_destroy_removes_everything_resumably(world: World, figures: Figures) ->
     assert run.returncode == 0, run.describe()
     commits_before = len(world.github.repos[("kuvaq", "infra")].commits)
     secrets = hygiene.secrets_of(world)  # Vault is emptied below: collect what to look for now
+    keys = harness.owned_data_keys(world)  # what our steps put into shared Argo CD objects
+    assert keys, "no keys of ours in the cluster after a full run?"
 
     preview = harness.run_cli(world, "destroy", "customer.yaml", "--dry-run")
     assert preview.returncode == 2 and preview.writes == [], preview.describe()
@@ -51,6 +54,7 @@ def test_destroy_removes_everything_resumably(world: World, figures: Figures) ->
     done = harness.run_cli(world, *DESTROY)
     assert done.returncode == 0, done.describe()
     assert harness.leftovers(world) == []
+    assert harness.remaining_keys(world, keys) == []  # gone, not merely disowned
     assert len(world.github.repos[("kuvaq", "infra")].commits) > commits_before  # removal is a new commit
 
     again = harness.run_cli(world, *DESTROY)

@@ -23,7 +23,9 @@ def _dead_pid() -> int:
 
 
 def test_a_second_run_is_refused_naming_the_holder(world: World) -> None:
-    world.github.faults.latency = 0.3  # keeps the first run inside its lock for a few seconds
+    # Keeps the first run inside its lock for many seconds, so a second CLI start (slow on a busy
+    # machine) surely meets it; lifted once the second run has answered.
+    world.github.faults.latency = 3.0
     first = subprocess.Popen(
         [sys.executable, "-m", "bootstrap", *FAST],
         cwd=world.dir,

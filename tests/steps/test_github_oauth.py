@@ -189,7 +189,7 @@ def test_manifest_flow_end_to_end(world: World) -> None:
 
 
 class Patient(GithubOauth):
-    callback_timeout = 30.0  # a broken browser thread fails the test instead of hanging it
+    callback_timeout = 300.0  # a broken browser thread fails the test instead of hanging it
 
 
 class Impatient(GithubOauth):

@@ -10,15 +10,18 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import filelock
 import pytest
 
 from bootstrap import checkpoint
 from bootstrap.checkpoint import FileStore, State, Status, StepRecord
-from bootstrap.errors import LockedError, StateError
+from bootstrap.errors import LockedError, StateError, StateWriteError
 
 
 @pytest.fixture
@@ -102,7 +105,7 @@ def test_crash_during_write_leaves_old_file(
     monkeypatch.setattr(os, fail, crash)
     changed = sample_state()
     changed.record("deploy-key").outputs["key_id"] = 43
-    with pytest.raises(OSError):
+    with pytest.raises(StateWriteError, match="No space left on device"):
         store.save(changed)
     monkeypatch.undo()
     assert store.path.read_bytes() == before
@@ -290,3 +293,52 @@ def test_break_lock(store: FileStore, holder: subprocess.Popen[str]) -> None:
         assert f"broke the lock held by pid {holder.pid}" in notice
         assert json.loads((store.directory / checkpoint.HOLDER_FILE).read_text())["pid"] == os.getpid()
     assert holder.poll() is None  # breaking the lock does not touch the other process
+
+
+def test_loser_of_a_simultaneous_start_names_the_holder(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The winner holds the flock but has not written its record yet: the loser waits for it."""
+    monkeypatch.setattr(checkpoint, "HOLDER_WAIT", 120.0)  # generous: returns as soon as the record lands
+    store.directory.mkdir(parents=True)
+    winner = filelock.FileLock(str(store.directory / checkpoint.LOCK_FILE), timeout=0)
+    winner.acquire()
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
+
+    def write_record_late() -> None:
+        time.sleep(0.2)
+        (store.directory / checkpoint.HOLDER_FILE).write_text(json.dumps(record))
+
+    late = threading.Thread(target=write_record_late)
+    late.start()
+    try:
+        with pytest.raises(LockedError) as info, FileStore(store.directory).lock():
+            pass
+    finally:
+        late.join()
+        winner.release()
+    assert f"locked by pid {os.getpid()} on {socket.gethostname()}" in str(info.value)
+
+
+def test_unwritable_directory_is_found_before_the_lock(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    store = FileStore(blocker / ".bootstrap")
+    with pytest.raises(StateWriteError) as info, store.lock():
+        pytest.fail("the lock must not be taken")
+    assert info.value.exit_code == 1
+    assert str(blocker / ".bootstrap") in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_save_into_a_directory_that_became_unwritable(store: FileStore) -> None:
+    with store.lock():
+        store.save(sample_state())
+        os.chmod(store.directory, 0o500)
+        try:
+            if os.access(store.directory, os.W_OK):
+                pytest.skip("privileged user: permissions do not stop writes here")
+            with pytest.raises(StateWriteError, match=str(store.directory)):
+                store.save(sample_state())
+        finally:
+            os.chmod(store.directory, 0o700)

@@ -284,3 +284,55 @@ def test_json_output_prints_a_document_for_errors_too(customer: Path, args: tupl
     assert result.returncode == 4
     doc = json.loads(result.stdout)
     assert doc["exit_code"] == 4 and doc["error"] and doc["messages"]
+
+
+# -- preview is read-only; an unwritable state dir is found first -------------------------------
+
+
+def test_plan_runs_beside_a_run_and_writes_nothing(customer: Path) -> None:
+    store = FileStore(state_dir(customer))
+    recorded = State(customer="kuvaq")
+    recorded.record("argocd-dir").status = Status.DONE
+    store.save(recorded)
+    before = store.path.read_bytes()
+    with store.lock():  # a run in progress
+        result = bootstrap("plan", str(customer), "--only", "argocd-dir", cwd=customer.parent)
+    assert result.returncode == 4, result.stderr  # past the (absent) lock: the missing GITHUB_TOKEN
+    assert "locked" not in result.stderr
+    assert store.path.read_bytes() == before  # a failing plan records nothing
+
+
+def _read_only(directory: Path) -> list[str] | None:
+    """A command prefix that runs with ``directory`` mounted read-only (None when impossible here)."""
+    if os.geteuid() != 0:
+        directory.chmod(0o500)
+        return []
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    mount = f'mount --bind "{directory}" "{directory}" && mount -o remount,bind,ro "{directory}"'
+    prefix = [unshare, "-rm", "sh", "-c", mount + ' && exec "$@"', "sh"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=60)
+    return prefix if probe.returncode == 0 else None
+
+
+def test_read_only_state_dir_is_one_clear_error_before_anything_else(customer: Path) -> None:
+    directory = state_dir(customer)
+    directory.mkdir()
+    prefix = _read_only(directory)
+    if prefix is None:
+        pytest.skip("cannot make a read-only directory here (root without unshare)")
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", "bootstrap", "run", str(customer), "--only", "argocd-dir"],
+        cwd=customer.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    directory.chmod(0o700)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot write the checkpoint directory {directory}" in result.stderr
+    assert "GITHUB_TOKEN" not in result.stderr  # found before credentials, the lock or any service
+    assert "Traceback" not in result.stderr
+    assert list(directory.iterdir()) == []

@@ -8,6 +8,9 @@ with customer.yaml: plan() compares, apply() writes, verify() re-checks.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from bootstrap import config, engine
 from bootstrap.checkpoint import FileStore, Status
 from bootstrap.config import CustomerConfig
 from bootstrap.engine import Engine, Selection
-from bootstrap.errors import ConfigError, PermanentError, RetryableError, WaitingForHuman
+from bootstrap.errors import ConfigError, Interrupted, PermanentError, RetryableError, WaitingForHuman
 from bootstrap.reporting import Summary
 from bootstrap.secrets import MASK, Redactor, Secrets
 from bootstrap.services import Services
@@ -151,7 +154,12 @@ def h(tmp_path: Path) -> Harness:
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Back-off delays the engine asked for; nothing really sleeps."""
     asked: list[float] = []
-    monkeypatch.setattr(time, "sleep", asked.append)
+
+    def pause(_stopping: threading.Event, seconds: float) -> bool:
+        asked.append(seconds)
+        return False
+
+    monkeypatch.setattr(engine, "pause", pause)
     return asked
 
 
@@ -384,21 +392,88 @@ def test_keyboard_interrupt_in_apply(h: Harness) -> None:
     assert statuses(summary) == [("a", "done"), ("b", "interrupted"), ("c", "skipped")]
     assert summary.exit_code() == 130
     rec = h.store.load("kuvaq").record("b")
-    assert rec.status is Status.FAILED
-    assert rec.error == "interrupted"
+    assert rec.status is Status.INTERRUPTED
+    assert rec.error is not None and rec.error.startswith("interrupted")
+    assert [i["what"] for i in rec.intents] == ["write fake/b"]  # what may exist is kept
     assert "c" not in h.store.load("kuvaq").steps
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the run
 
 
 def test_keyboard_interrupt_during_back_off(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupted(seconds: float) -> None:
+    def interrupted(_stopping: threading.Event, seconds: float) -> bool:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(time, "sleep", interrupted)
+    monkeypatch.setattr(engine, "pause", interrupted)
     h.world.on_apply["a"] = [RetryableError("429", delay=5.0)]
     eng = Engine([StepA(h.world)], h.store, RecordingReporter(), h.redactor, retry_delay_cap=30.0)
     summary = eng.run(h.context())
     assert summary.exit_code() == 130
-    assert h.store.load("kuvaq").record("a").error == "interrupted"
+    assert h.store.load("kuvaq").record("a").status is Status.INTERRUPTED
+
+
+class StepP(FakeStep):
+    id = StepId("p")
+
+
+class StepQ(FakeStep):
+    id = StepId("q")
+
+
+def test_ctrl_c_during_concurrent_steps_stops_the_run_and_records_no_late_finish(h: Harness) -> None:
+    """Ctrl-C while two steps are in their side effects (threads that keep going for a while).
+
+    The run returns at once; both are recorded ``interrupted`` with their intents; nothing
+    about steps is reported after the "run interrupted" notice; when the threads finish
+    later, neither is recorded done, and a further side effect is refused (its intent).
+    """
+    both_in_apply = threading.Barrier(3)
+    release = threading.Event()
+    finished: list[str] = []
+    refused: list[str] = []
+
+    def during_apply(step_id: str, ctx: Context) -> None:
+        both_in_apply.wait(timeout=120)
+        release.wait(timeout=120)
+        try:
+            ctx.intend(f"one more write to fake/{step_id}")
+        except Interrupted:
+            refused.append(step_id)
+            raise
+        finally:
+            finished.append(step_id)
+
+    h.world.during_apply = during_apply
+    reporter = RecordingReporter()
+    eng = Engine([StepP(h.world), StepQ(h.world)], h.store, reporter, h.redactor)
+
+    def press_ctrl_c() -> None:
+        both_in_apply.wait(timeout=120)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    summary = eng.run(h.context(), parallel=2)
+    presser.join(timeout=120)
+    assert summary.exit_code() == 130
+    assert sorted(statuses(summary)) == [("p", "interrupted"), ("q", "interrupted")]
+    notices = [i for i, e in enumerate(reporter.events) if e[0] == "notice" and "interrupted" in e[2]]
+    assert len(notices) == 1
+    after = reporter.events[notices[0] + 1 :]
+
+    release.set()
+    deadline = time.monotonic() + 120  # generous: only a starved machine takes more than milliseconds
+    while any(t.name.startswith("step") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(finished) == ["p", "q"] and sorted(refused) == ["p", "q"]
+    state = h.store.load("kuvaq")
+    for sid in ("p", "q"):
+        rec = state.record(sid)
+        assert rec.status is Status.INTERRUPTED, sid
+        assert [i["what"] for i in rec.intents] == [f"write fake/{sid}"]
+    assert [e[0] for e in after] == ["run_finished"]  # nothing of steps, then or later
+    assert reporter.events[notices[0] + 1 :] == after
+    assert h.world.applies == []  # the refused intent stopped the side effect
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # -- dry run -----------------------------------------------------------------------------------

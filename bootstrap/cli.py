@@ -10,6 +10,7 @@ person · 4 invalid input · 5 locked · 130 interrupted.
 from __future__ import annotations
 
 import enum
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -64,6 +65,12 @@ ParallelOpt = Annotated[
         help="Concurrency: independent steps of one customer, or customers of a fleet. 1 = sequential.",
     ),
 ]
+SkipChecksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-checks", help="Do not run the preflight checks first (for the rare case a check is wrong)."
+    ),
+]
 StateOpt = Annotated[
     str | None,
     typer.Option(
@@ -108,6 +115,7 @@ def run(
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
     break_lock: BreakLockOpt = False,
+    skip_checks: SkipChecksOpt = False,
 ) -> None:
     """Run every step that is not up to date; re-run the same command to resume after a failure."""
     from bootstrap.fleet import Options
@@ -121,6 +129,7 @@ def run(
         json_output=output is Output.json,
         force=force,
         break_lock=break_lock,
+        skip_checks=skip_checks,
     )
     raise typer.Exit(_execute(customers, opts))
 
@@ -134,6 +143,7 @@ def plan(
     output: OutputOpt = Output.text,
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
+    skip_checks: SkipChecksOpt = False,
 ) -> None:
     """Preview every change without making any (exit 2 when there are changes)."""
     from bootstrap.fleet import Options
@@ -145,6 +155,7 @@ def plan(
         state_dir=state_dir,
         state_url=state,
         json_output=output is Output.json,
+        skip_checks=skip_checks,
     )
     raise typer.Exit(_execute(customers, opts))
 
@@ -296,14 +307,79 @@ def forget(
 
 
 @app.command()
-def validate(customer: CustomerArg) -> None:
-    """Check a customer file without contacting any service (exit 4 when invalid)."""
-    from bootstrap import config
+def validate(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
+    """Check customer files without contacting any service: every problem at once (exit 4 if any)."""
+    import json
 
-    cfg = config.load(customer)
+    from bootstrap import config, secrets
+
+    problems: list[dict[str, object]] = []
+    for path in customers:
+        found = config.examine(path)
+        base = path.resolve().parent
+        listed = list(found.problems)
+        for field_, ref, line in found.references:
+            problem = secrets.offline_problem(ref, base, dict(os.environ))
+            if problem is not None:
+                listed.append(config.Problem(field_, problem, line))
+        listed.sort(key=lambda p: (p.line or 0, p.field))
+        problems += [{"file": str(path), **p.to_json()} for p in listed]
+        if output is Output.text:
+            if listed:
+                typer.echo(f"{path}: {len(listed)} problem(s)", err=True)
+                for p in listed:
+                    typer.echo(f"  {p}", err=True)
+            elif found.config is not None:
+                cfg = found.config
+                typer.echo(
+                    f"{path}: valid (customer {cfg.customer.name}, kit {cfg.kit.repo}@{cfg.kit.version})",
+                    err=True,
+                )
     typer.echo(
-        f"{customer}: valid (customer {cfg.customer.name}, kit {cfg.kit.repo}@{cfg.kit.version})", err=True
+        "note: offline, kit.version and kit.addons are not checked against the kit, nor vault: references, "
+        "tokens and permissions; `bootstrap check` does that",
+        err=True,
     )
+    if output is Output.json:
+        print(json.dumps(problems, indent=2))
+    raise typer.Exit(4 if problems else 0)
+
+
+@app.command()
+def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
+    """Contact every service read-only and check each credential, permission and input a run needs.
+
+    Writes nothing (no checkpoint, no lock). Exit 0 when everything holds, 4 for bad input,
+    1 for a missing permission or an unreachable service.
+    """
+    import json
+
+    from bootstrap import fleet, preflight, session
+    from bootstrap.errors import ConfigError
+    from steps import STEPS
+
+    reports: list[preflight.Report] = []
+    for path in customers:
+        try:
+            sess = session.open_session(path)
+        except ConfigError as exc:
+            report = preflight.Report(path.parent.name)
+            report.results.append(
+                preflight.Result(str(path), preflight.Status.INVALID, str(exc), "`bootstrap validate`")
+            )
+            reports.append(report)
+            continue
+        reports.append(preflight.run(sess.context, [cls() for cls in STEPS]))
+    if output is Output.json:
+        from bootstrap import secrets
+
+        doc = {
+            "exit_code": fleet.worst([r.exit_code() for r in reports]),
+            "customers": [r.to_json() for r in reports],
+        }
+        print(json.dumps(secrets.REDACTOR.redact_obj(doc), indent=2))
+    preflight.print_table(reports)
+    raise typer.Exit(fleet.worst([r.exit_code() for r in reports]))
 
 
 @app.command()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from bootstrap import engine, reporting, secrets, session
+from bootstrap import engine, preflight, reporting, secrets, session
 from bootstrap.errors import BootstrapError
 from bootstrap.reporting import Reporter, Summary
 from bootstrap.step import Step
@@ -38,6 +38,8 @@ class Options:
     json_output: bool = False
     force: bool = False
     break_lock: bool = False
+    skip_checks: bool = False
+    """Run and plan start with the preflight checks unless this is set."""
 
 
 @dataclass
@@ -65,7 +67,14 @@ def execute_one(
     """One customer end to end; with ``catch``, bootstrap errors become an Outcome (fleet runs)."""
     try:
         sess = session.open_session(path, opts.state_dir, force=opts.force, state_url=opts.state_url)
-        eng = engine.Engine([cls() for cls in steps], sess.store, reporter, sess.redactor)
+        checked = opts.mode in ("run", "plan") and not opts.skip_checks
+        eng = engine.Engine(
+            [cls() for cls in steps],
+            sess.store,
+            reporter,
+            sess.redactor,
+            preflight=preflight.hook if checked else None,
+        )
         with sess.store.lock(break_lock=opts.break_lock) as notice:
             if notice:
                 reporter.notice(notice)

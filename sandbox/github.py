@@ -173,6 +173,8 @@ class RepoState:
     refs: dict[str, str] = field(default_factory=dict)  # "heads/main" -> commit sha
     keys: list[DeployKeyRecord] = field(default_factory=list)
     pushed_at: str = ""
+    archived: bool = False
+    """Reported as ``archived`` in the repository object (OpenAPI ``repository.archived``)."""
 
     @property
     def full_name(self) -> str:
@@ -354,14 +356,20 @@ class GitHubEmulator(EmulatorServer):
         files: Mapping[str, str] | None = None,
         default_branch: str = "main",
         private: bool = True,
+        empty: bool = False,
     ) -> None:
-        """A repository with one initial commit (of ``files``, or a README like GitHub's auto-init)."""
+        """A repository with one initial commit (of ``files``, or a README like GitHub's auto-init).
+
+        ``empty``: no commit and no branch at all, as a repository created without auto-init.
+        """
         with self.lock:
             if owner not in self._logins():
                 self.orgs.add(owner)
             self._account_id(owner)
             repo = RepoState(next(self._ids), owner, name, private, default_branch, iso(time.time()))
             self.repos[(owner.lower(), name.lower())] = repo
+            if empty:
+                return
             tree = repo.write_tree(self._leaves(repo, files or {"README.md": f"# {name}\n"}))
             repo.refs[f"heads/{default_branch}"] = self._commit(repo, tree, (), "Initial commit")
 
@@ -666,7 +674,7 @@ class GitHubEmulator(EmulatorServer):
             "updated_at": repo.pushed_at,
             "pushed_at": repo.pushed_at,
             "size": sum(len(b) for b in repo.blobs.values()) // 1024,
-            "archived": False,
+            "archived": repo.archived,
             "disabled": False,
             "license": None,
             "topics": [],

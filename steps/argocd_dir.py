@@ -31,26 +31,28 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import re
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 import playbooks
+from bootstrap.clients import kit as kit_catalog
 from bootstrap.errors import ConfigError, DriftError, PermanentError, StepError
-from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Step, StepId
+
+if TYPE_CHECKING:
+    from bootstrap.config import CustomerConfig
 
 BUILTIN_TEMPLATES = playbooks.path("templates", "argocd")
 KIT_TEMPLATES = "templates/customer/argocd"
 """Where a kit branch may carry its own customer template (it then replaces the built-in one)."""
-CATALOG = "catalog.yaml"
+CATALOG = kit_catalog.CATALOG
 ROOT_APP = "root.yaml"
 README = "README.md"
 _GONE = "remove (no longer produced by the template)"
-_RELEASE = re.compile(r"^v\d+(\.\d+)*$")
 
 
 def sha256(text: str) -> str:
@@ -96,6 +98,9 @@ class ArgocdDir(Step):
         "github.path",
         "argocd.namespace",
     )
+
+    def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        return (Need("github", config.github.infra_repo, ("contents:write",)), Need("kit", config.kit.repo))
 
     def plan(self, ctx: Context) -> Plan:
         gh = ctx.config.github
@@ -194,13 +199,8 @@ def render(ctx: Context) -> dict[str, str]:
     github = ctx.services.github
     head = github.branch_head(kit.repo, kit.version)
     if head is None:
-        branches = github.branches(kit.repo)
-        releases = [b for b in branches if _RELEASE.match(b)] or branches
-        raise ConfigError(
-            f"kit.version: {kit.repo} has no branch {kit.version!r}; "
-            f"release branches: {', '.join(sorted(releases, key=_version_key)) or '(none)'}"
-        )
-    addons = _addons(kit.repo, kit.version, kit.addons, github.read_file(kit.repo, head, CATALOG))
+        raise ConfigError(kit_catalog.missing_version(ctx.config, github.branches(kit.repo)))
+    addons = _addons(ctx.config, github.read_file(kit.repo, head, CATALOG))
     templates = {
         path.removeprefix(KIT_TEMPLATES + "/"): text
         for path, text in github.read_tree(kit.repo, head, KIT_TEMPLATES).items()
@@ -317,21 +317,16 @@ def _context(ctx: Context, addons: list[dict[str, str]]) -> dict[str, Any]:
     }
 
 
-def _addons(repo: str, version: str, wanted: tuple[str, ...], catalog: str | None) -> list[dict[str, str]]:
-    """The enabled addons with their kit paths; ConfigError naming every unknown one."""
-    if not wanted:
+def _addons(config: CustomerConfig, catalog: str | None) -> list[dict[str, str]]:
+    """The enabled addons with their kit paths; ConfigError naming every unknown one with its line."""
+    kit = config.kit
+    if not kit.addons:
         return []
-    if catalog is None:
-        raise PermanentError(f"{repo} at {version} has no {CATALOG}, so kit.addons cannot be checked")
-    try:
-        data = yaml.safe_load(catalog)
-        known = {str(a["name"]): str(a.get("path") or f"addons/{a['name']}") for a in data["addons"]}
-    except (yaml.YAMLError, KeyError, TypeError) as exc:
-        raise PermanentError(f"{repo} at {version}: {CATALOG} is malformed ({exc!r})") from None
-    unknown = [f"kit.addons[{i}]: unknown addon {a!r}" for i, a in enumerate(wanted) if a not in known]
+    known = kit_catalog.parse(kit.repo, kit.version, catalog)
+    unknown = kit_catalog.unknown_addons(config, known)
     if unknown:
-        raise ConfigError(f"{'; '.join(unknown)}; kit {version} has: {', '.join(sorted(known))}")
-    return [{"name": a, "path": known[a]} for a in wanted]
+        raise ConfigError(f"{'; '.join(unknown)}; kit {kit.version} has: {', '.join(sorted(known))}")
+    return [{"name": a, "path": known[a]} for a in kit.addons]
 
 
 # -- helpers -------------------------------------------------------------------
@@ -347,10 +342,6 @@ def infra_repo_url(ctx: Context) -> str:
 def _git_host(api_url: str) -> str:
     netloc = urllib.parse.urlsplit(api_url).netloc or "api.github.com"
     return "github.com" if netloc == "api.github.com" else netloc
-
-
-def _version_key(branch: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", branch))
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from bootstrap import engine, fleet
+    from bootstrap import config, engine, fleet
     from bootstrap.reporting import Reporter
     from bootstrap.secrets import Redactor
 
@@ -325,16 +325,7 @@ def validate(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
         listed.sort(key=lambda p: (p.line or 0, p.field))
         problems += [{"file": str(path), **p.to_json()} for p in listed]
         if output is Output.text:
-            if listed:
-                typer.echo(f"{path}: {len(listed)} problem(s)", err=True)
-                for p in listed:
-                    typer.echo(f"  {p}", err=True)
-            elif found.config is not None:
-                cfg = found.config
-                typer.echo(
-                    f"{path}: valid (customer {cfg.customer.name}, kit {cfg.kit.repo}@{cfg.kit.version})",
-                    err=True,
-                )
+            _echo_problems(path, listed, found.config)
     typer.echo(
         "note: offline, kit.version and kit.addons are not checked against the kit, nor vault: references, "
         "tokens and permissions; `bootstrap check` does that",
@@ -343,6 +334,20 @@ def validate(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     if output is Output.json:
         print(json.dumps(problems, indent=2))
     raise typer.Exit(4 if problems else 0)
+
+
+def _echo_problems(path: Path, listed: list[config.Problem], cfg: config.CustomerConfig | None) -> None:
+    if len(listed) == 1 and listed[0].field == "(file)":
+        typer.echo(f"error: {path}: {listed[0].message}", err=True)
+    elif listed:
+        count = len(listed)
+        typer.echo(f"error: {path} is not valid ({count} problem{'s' if count > 1 else ''}):", err=True)
+        for p in listed:
+            typer.echo(f"  {p}", err=True)
+    elif cfg is not None:
+        typer.echo(
+            f"{path}: valid (customer {cfg.customer.name}, kit {cfg.kit.repo}@{cfg.kit.version})", err=True
+        )
 
 
 @app.command()

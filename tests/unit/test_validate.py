@@ -59,7 +59,8 @@ def test_every_problem_in_one_go_with_field_and_line(tmp_path: Path) -> None:
         f"slack.chanel: unknown field (check the spelling; `bootstrap schema` lists the fields) "
         f"(line {line_of(path, 'chanel:')})",
         f"slack.channel: required field is missing (line {line_of(path, 'slack:')})",
-        f"github.token: file {tmp_path}/secrets/github-token does not exist (line {line_of(path, 'file:secrets')})",
+        f"github.token: file {tmp_path}/secrets/github-token does not exist "
+        f"(line {line_of(path, 'file:secrets')})",
         "slack.token: environment variable SLACK_BOT_TOKEN is not set",
     ):
         assert expected in result.stderr, result.stderr

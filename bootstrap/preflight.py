@@ -29,12 +29,15 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from bootstrap.errors import AuthError, BootstrapError, ConfigError, PermanentError
+from bootstrap.errors import AuthError, BootstrapError, ConfigError, PermanentError, RetryableError
 
 if TYPE_CHECKING:
     from bootstrap.clients.github import RepoAccess
     from bootstrap.step import Context, Need, Step
 
+MAX_ATTEMPTS = 3
+MAX_RETRY_DELAY = 5.0
+"""A check waits at most this long before asking again (a longer Retry-After fails the check)."""
 WORKERS = 8
 """Checks (and SelfSubjectAccessReviews) in flight at once: they are independent reads."""
 _VAULT_CAPABILITIES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -215,7 +218,7 @@ def _guarded(
                 Result(service, Status.SKIPPED, f"{credential} does not resolve (see its row)", "", steps)
             ]
         try:
-            return CHECKS[service](ctx, needs)
+            return _retrying(lambda: CHECKS[service](ctx, needs))
         except ConfigError as exc:
             return [Result(service, Status.INVALID, str(exc), "fix customer.yaml", steps)]
         except BootstrapError as exc:
@@ -224,6 +227,22 @@ def _guarded(
             return [Result(service, Status.FAILED, f"unexpected {type(exc).__name__}: {exc}", "", steps)]
 
     return job
+
+
+def _retrying(check: Callable[[], list[Result]]) -> list[Result]:
+    """A check hit by a transient failure (429, 5xx, a dropped connection) is asked again, as a step would be.
+
+    The clients already retry each call a little; this covers a blip that outlasts them, so that a
+    run is not stopped by its preflight for what its steps would have ridden out.
+    """
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return check()
+        except RetryableError as exc:
+            if attempt == MAX_ATTEMPTS:
+                raise
+            time.sleep(min(exc.delay if exc.delay is not None else 0.5 * 2**attempt, MAX_RETRY_DELAY))
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def check_vault(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:

@@ -22,12 +22,13 @@ calls it before the first step.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bootstrap.errors import AuthError, BootstrapError, ConfigError, PermanentError, RetryableError
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from bootstrap.clients.github import RepoAccess
     from bootstrap.step import Context, Need, Step
 
+T = TypeVar("T")
 MAX_ATTEMPTS = 3
 MAX_RETRY_DELAY = 5.0
 """A check waits at most this long before asking again (a longer Retry-After fails the check)."""
@@ -147,6 +149,7 @@ def run(ctx: Context, steps: Sequence[Step]) -> Report:
         by_service.setdefault(need.service, {})[need] = ids
     for service, group in by_service.items():
         jobs.append(_guarded(service, group, ctx, broken))
+    _warm(ctx, [s for s in by_service if not any(b.startswith(_CREDENTIAL.get(s, "-")) for b in broken)])
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="check") as pool:
         for results in pool.map(lambda job: job(), jobs):
             report.results += results
@@ -205,6 +208,24 @@ _CREDENTIAL = {
 }
 
 
+_CLIENT = {"github": "github", "kit": "github", "vault": "vault", "slack": "slack", "opsgenie": "opsgenie"}
+
+
+def _warm(ctx: Context, services: list[str]) -> None:
+    """Build each service's client in this thread before the checks run concurrently.
+
+    The clients import their SDKs on first use, and imports raced from several threads fail
+    half-way (requests' modules import each other: "partially initialized module"). A client
+    that cannot be built is left for its check to report.
+    """
+    for service in services:
+        with contextlib.suppress(BootstrapError):
+            if service in _CLIENT:
+                getattr(ctx.services, _CLIENT[service])
+            elif service == "cluster":
+                ctx.services.kube.connect()
+
+
 def _guarded(
     service: str, needs: dict[Need, list[str]], ctx: Context, broken: set[str]
 ) -> Callable[[], list[Result]]:
@@ -229,7 +250,7 @@ def _guarded(
     return job
 
 
-def _retrying(check: Callable[[], list[Result]]) -> list[Result]:
+def _retrying(check: Callable[[], T]) -> T:
     """A check hit by a transient failure (429, 5xx, a dropped connection) is asked again, as a step would be.
 
     The clients already retry each call a little; this covers a blip that outlasts them, so that a
@@ -241,7 +262,7 @@ def _retrying(check: Callable[[], list[Result]]) -> list[Result]:
         except RetryableError as exc:
             if attempt == MAX_ATTEMPTS:
                 raise
-            time.sleep(min(exc.delay if exc.delay is not None else 0.5 * 2**attempt, MAX_RETRY_DELAY))
+            time.sleep(min(exc.delay if exc.delay is not None else 0.25 * 2**attempt, MAX_RETRY_DELAY))
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -461,12 +482,13 @@ def check_cluster(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
     reviews = sorted({(ns, perm) for need in needs for perm in need.permissions for ns in (need.target,)})
     steps = tuple(sorted({s for ids in needs.values() for s in ids}))
     try:
-        first = kube.can(*_review(*reviews[0]))
+        first = _retrying(lambda: kube.can(*_review(*reviews[0])))
     except BootstrapError as exc:
         fix = "check cluster.kubeconfig and cluster.context, and that the cluster is up"
         return [Result(f"cluster at {context}", Status.FAILED, str(exc), fix, steps)]
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="ssar") as pool:
-        answers = dict(zip(reviews[1:], pool.map(lambda r: kube.can(*_review(*r)), reviews[1:]), strict=True))
+        asked = pool.map(lambda r: _retrying(lambda: kube.can(*_review(*r))), reviews[1:])
+        answers = dict(zip(reviews[1:], asked, strict=True))
     answers[reviews[0]] = first
     out = [Result(f"cluster at {context}", Status.OK, f"reachable ({kube.host})", "", steps)]
     for need, ids in needs.items():

@@ -68,6 +68,10 @@ class KubeClient:
     def close(self) -> None:
         self._cleanup()
 
+    def connect(self) -> None:
+        """Load the kubeconfig and discover the APIs now (the first read would do it anyway)."""
+        self._client()
+
     # -- reads ---------------------------------------------------------------------
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         from kubernetes.dynamic import exceptions

@@ -360,7 +360,9 @@ class GitHubEmulator(EmulatorServer):
     ) -> None:
         """A repository with one initial commit (of ``files``, or a README like GitHub's auto-init).
 
-        ``empty``: no commit and no branch at all, as a repository created without auto-init.
+        ``empty``: no commit and no branch at all, as a repository created without auto-init
+        (its branch list is ``[]``; the Git Data API answers such a repository 409 "Git Repository
+        is empty.", github/rest-api-description#637 — not emulated here, the preflight stops first).
         """
         with self.lock:
             if owner not in self._logins():

@@ -251,7 +251,10 @@ def attribute(sb: Sandbox, customer: str, order: list[Step]) -> dict[str, StepCa
     out: dict[str, StepCalls] = {}
     for step in order:
         sb.clear()
-        run = sb.cli("run", str(sb.customer(customer)), "--only", step.id, "-p", "1", "-o", "json")
+        # --skip-checks: the calls attributed are the step's own (the preflight is measured apart)
+        run = sb.cli(
+            "run", str(sb.customer(customer)), "--only", step.id, "-p", "1", "-o", "json", "--skip-checks"
+        )
         if run.rc != 0:
             raise SystemExit(f"bootstrap run --only {step.id} exited {run.rc}:\n{run.stderr[-3000:]}")
         sc = StepCalls(step.id, run.wall, playbooks=len(run.playbooks), playbook_seconds=run.playbook_seconds)
@@ -438,6 +441,29 @@ def report_steps(first: dict[str, StepCalls], noop: dict[str, StepCalls]) -> Non
     )
 
 
+def report_check(sb: Sandbox, customer: str) -> None:
+    """`bootstrap check` (every preflight check, read-only) vs a `plan` of the same up-to-date customer."""
+    section(f"preflight: `bootstrap check` vs `bootstrap plan` on the up-to-date customer {customer}")
+    path = str(sb.customer(customer))
+    check, plan = sb.measure("check", path), sb.measure("plan", path)
+    bare = sb.measure("plan", path, "--skip-checks")
+    if check.rc != 0 or plan.rc != 0:
+        raise SystemExit(
+            f"check exited {check.rc}, plan {plan.rc}:\n{check.stderr[-3000:]}{plan.stderr[-3000:]}"
+        )
+    writes = sum(c.write and c.status < 400 for c in check.calls)
+    for name, run in (("check", check), ("plan", plan), ("plan --skip-checks", bare)):
+        by = {s: sum(1 for c in run.calls if c.service == s) for s in (*EMULATED, "vault")}
+        detail = ", ".join(f"{s} {n}" for s, n in by.items())
+        print(f"  {name:<18} wall {run.wall:5.2f} s   calls {len(run.calls):3d} ({detail})")
+    calls_ratio, wall_ratio = len(check.calls) / max(1, len(plan.calls)), check.wall / plan.wall
+    print(
+        f"  check / plan: calls {calls_ratio:.2f}, wall {wall_ratio:.2f}   target < 1: "
+        f"{verdict(calls_ratio < 1 and wall_ratio < 1)}   "
+        f"writes by check {writes} (target 0: {verdict(not writes)})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -471,6 +497,7 @@ def main() -> None:
             raise SystemExit(f"the full run exited {full.rc}, the no-op {noop.rc}:\n{full.stderr[-3000:]}")
         report_run(lat, order, first, full, noop)
         report_steps(first, noop_steps)
+        report_check(sb, "c002")
 
         section(f"fleet plan: {len(fleet_names)} fresh customers, `bootstrap plan` --parallel 1 vs 10")
         plan1, plan10 = fleet(sb, "plan", fleet_names, 1), fleet(sb, "plan", fleet_names, 10)

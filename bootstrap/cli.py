@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from bootstrap import engine, fleet
+    from bootstrap import config, engine, fleet
     from bootstrap.reporting import Reporter
     from bootstrap.secrets import Redactor
 
@@ -145,6 +145,12 @@ DiffOpt = Annotated[
         "--diff", metavar="", help="Show whole unified diffs (default: the changed lines, truncated)."
     ),
 ]
+SkipChecksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-checks", metavar="", help="Do not run the preflight checks first (rarely: a check is wrong)."
+    ),
+]
 StateOpt = Annotated[
     str | None,
     typer.Option(
@@ -195,6 +201,7 @@ def run(
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
     break_lock: BreakLockOpt = False,
+    skip_checks: SkipChecksOpt = False,
 ) -> None:
     """Run every step that is not up to date; re-run the same command to resume after a failure."""
     from bootstrap.fleet import Options
@@ -209,6 +216,7 @@ def run(
         full_diff=diff,
         force=force,
         break_lock=break_lock,
+        skip_checks=skip_checks,
     )
     raise typer.Exit(_execute(customers, opts))
 
@@ -223,6 +231,7 @@ def plan(
     diff: DiffOpt = False,
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
+    skip_checks: SkipChecksOpt = False,
 ) -> None:
     """Preview every change without making any (exit 2 when there are changes)."""
     from bootstrap.fleet import Options
@@ -235,6 +244,7 @@ def plan(
         state_url=state,
         json_output=output is Output.json,
         full_diff=diff,
+        skip_checks=skip_checks,
     )
     raise typer.Exit(_execute(customers, opts))
 
@@ -448,14 +458,84 @@ def forget(
 
 
 @app.command()
-def validate(customer: CustomerArg) -> None:
-    """Check a customer file without contacting any service (exit 4 when invalid)."""
-    from bootstrap import config
+def validate(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
+    """Check customer files without contacting any service: every problem at once (exit 4 if any)."""
+    import json
 
-    cfg = config.load(customer)
+    from bootstrap import config, secrets
+
+    problems: list[dict[str, object]] = []
+    for path in customers:
+        found = config.examine(path)
+        base = path.resolve().parent
+        listed = list(found.problems)
+        for field_, ref, line in found.references:
+            problem = secrets.offline_problem(ref, base, dict(os.environ))
+            if problem is not None:
+                listed.append(config.Problem(field_, problem, line))
+        listed.sort(key=lambda p: (p.line or 0, p.field))
+        problems += [{"file": str(path), **p.to_json()} for p in listed]
+        if output is Output.text:
+            _echo_problems(path, listed, found.config)
     typer.echo(
-        f"{customer}: valid (customer {cfg.customer.name}, kit {cfg.kit.repo}@{cfg.kit.version})", err=True
+        "note: offline, kit.version and kit.addons are not checked against the kit, nor vault: references, "
+        "tokens and permissions; `bootstrap check` does that",
+        err=True,
     )
+    if output is Output.json:
+        print(json.dumps(problems, indent=2))
+    raise typer.Exit(4 if problems else 0)
+
+
+def _echo_problems(path: Path, listed: list[config.Problem], cfg: config.CustomerConfig | None) -> None:
+    if len(listed) == 1 and listed[0].field == "(file)":
+        typer.echo(f"error: {path}: {listed[0].message}", err=True)
+    elif listed:
+        count = len(listed)
+        typer.echo(f"error: {path} is not valid ({count} problem{'s' if count > 1 else ''}):", err=True)
+        for p in listed:
+            typer.echo(f"  {p}", err=True)
+    elif cfg is not None:
+        typer.echo(
+            f"{path}: valid (customer {cfg.customer.name}, kit {cfg.kit.repo}@{cfg.kit.version})", err=True
+        )
+
+
+@app.command()
+def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
+    """Contact every service read-only and check each credential, permission and input a run needs.
+
+    Writes nothing (no checkpoint, no lock). Exit 0 when everything holds, 4 for bad input,
+    1 for a missing permission or an unreachable service.
+    """
+    import json
+
+    from bootstrap import fleet, preflight, session
+    from bootstrap.errors import ConfigError
+    from steps import STEPS
+
+    reports: list[preflight.Report] = []
+    for path in customers:
+        try:
+            sess = session.open_session(path)
+        except ConfigError as exc:
+            report = preflight.Report(path.parent.name)
+            report.results.append(
+                preflight.Result(str(path), preflight.Status.INVALID, str(exc), "`bootstrap validate`")
+            )
+            reports.append(report)
+            continue
+        reports.append(preflight.run(sess.context, [cls() for cls in STEPS]))
+    if output is Output.json:
+        from bootstrap import secrets
+
+        doc = {
+            "exit_code": fleet.worst([r.exit_code() for r in reports]),
+            "customers": [r.to_json() for r in reports],
+        }
+        print(json.dumps(secrets.REDACTOR.redact_obj(doc), indent=2))
+    preflight.print_table(reports)
+    raise typer.Exit(fleet.worst([r.exit_code() for r in reports]))
 
 
 @app.command("steps")

@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import core_schema
 
 from bootstrap.errors import ConfigError
@@ -29,6 +38,31 @@ MAX_FILE_BYTES = 256 * 1024
 _REF = re.compile(r"^(?P<kind>env|file|vault):(?P<target>[^\x00-\x1f\x7f]+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAULT_TARGET = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+#[A-Za-z0-9_.-]+$")
+Loc = tuple[str | int, ...]
+"""A field's place in the file: ``("kit", "addons", 1)``."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a customer file, located so a person can go straight to it."""
+
+    field: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" + (f" (line {self.line})" if self.line else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "line": self.line, "message": self.message}
+
+
+class InvalidConfig(ConfigError):
+    """customer.yaml fails validation; ``problems`` holds each problem with its field and line."""
+
+    def __init__(self, message: str, problems: list[Problem]) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
 
 
 @dataclass(frozen=True)
@@ -350,10 +384,24 @@ class CustomerConfig(Model):
     vault: Vault
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
+    """Line of each field in the file it was read from (empty for a config built in code)."""
 
     def vault_path(self, *parts: str) -> str:
         """Where this customer's secrets live: ``<prefix>/<customer>/<parts>`` (in ``vault.mount``)."""
         return "/".join((self.vault.prefix, self.customer.name, *parts))
+
+    def line(self, dotted: str) -> int | None:
+        """The line of ``dotted`` (``kit.addons[1]``) in customer.yaml, or of its nearest parent."""
+        return _nearest_line(parse_dotted(dotted), self._lines)
+
+    def located(self, dotted: str, message: str) -> str:
+        """An error about a field, as every error names one: ``kit.addons[1]: unknown … (line 14)``."""
+        return str(Problem(dotted, message, self.line(dotted)))
+
+    def references(self) -> list[tuple[str, SecretRef]]:
+        """Every secret reference in the file with its dotted field path, in file order."""
+        return _references(self, ())
 
 
 # -- loading -----------------------------------------------------------------
@@ -399,6 +447,17 @@ def _lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | i
             _lines(item, (*path, i), out)
 
 
+def parse_dotted(dotted: str) -> Loc:
+    """``kit.addons[1]`` → ``("kit", "addons", 1)`` (the inverse of ``_dotted``)."""
+    out: list[str | int] = []
+    for part in dotted.split("."):
+        name, *indexes = part.split("[")
+        if name:
+            out.append(name)
+        out.extend(int(i.rstrip("]")) for i in indexes if i.rstrip("]").isdigit())
+    return tuple(out)
+
+
 def _dotted(loc: tuple[str | int, ...]) -> str:
     out = ""
     for part in loc:
@@ -408,6 +467,18 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 
 def parse_text(text: str, source: str = "customer.yaml") -> CustomerConfig:
     """Validate YAML text; errors carry the dotted path and line."""
+    data, lines = _parse_yaml(text, source)
+    try:
+        cfg = CustomerConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems(exc, lines)
+        raise InvalidConfig(_render(problems, source), problems) from None
+    cfg._lines = lines
+    return cfg
+
+
+def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[Loc, int]]:
+    """The document as data and the line of every field; ConfigError for what is not a customer file."""
     try:
         loader = _Loader(text)
         try:
@@ -439,15 +510,19 @@ def parse_text(text: str, source: str = "customer.yaml") -> CustomerConfig:
             f"{source}: apiVersion {str(data.get('apiVersion'))[:60]!r} is not supported "
             f"(line {lines.get(('apiVersion',), 1)}); this bootstrap reads {API_VERSION}"
         )
-    try:
-        return CustomerConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_render(exc, lines, source)) from None
+    return data, lines
 
 
-def _render(exc: ValidationError, lines: dict[tuple[str | int, ...], int], source: str) -> str:
-    """One line per problem: ``kit.addons[2]: <what is wrong> (line 14)``; no input values echoed."""
-    out = [f"{source} is not valid ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
+def _render(problems: list[Problem], source: str) -> str:
+    count = len(problems)
+    return "\n".join(
+        [f"{source} is not valid ({count} problem{'s' if count > 1 else ''}):"] + [f"  {p}" for p in problems]
+    )
+
+
+def _problems(exc: ValidationError, lines: dict[Loc, int]) -> list[Problem]:
+    """One problem per error: ``kit.addons[2]: <what is wrong> (line 14)``; no input values echoed."""
+    out = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = _file_loc(tuple(err["loc"]))
         line = _nearest_line(loc, lines)
@@ -458,8 +533,8 @@ def _render(exc: ValidationError, lines: dict[tuple[str | int, ...], int], sourc
             msg = "required field is missing"
         elif err["type"] == "string_pattern_mismatch":
             msg = f"invalid value: {_pattern_hint(loc)}"
-        out.append(f"  {_dotted(loc)}: {msg}" + (f" (line {line})" if line else ""))
-    return "\n".join(out)
+        out.append(Problem(_dotted(loc), msg, line))
+    return out
 
 
 def _file_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -498,6 +573,10 @@ def _pattern_hint(loc: tuple[str | int, ...]) -> str:
 
 def load(path: Path) -> CustomerConfig:
     """Read and validate a customer file."""
+    return parse_text(_read(path), str(path))
+
+
+def _read(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -520,7 +599,89 @@ def load(path: Path) -> CustomerConfig:
         raise ConfigError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
     if "\x00" in text:
         raise ConfigError(f"{path}: contains NUL bytes; expected YAML text")
-    return parse_text(text, str(path))
+    return text
+
+
+@dataclass
+class Examined:
+    """A customer file as ``bootstrap validate`` sees it: everything wrong with it, not just the first."""
+
+    path: Path
+    config: CustomerConfig | None
+    problems: list[Problem]
+    references: list[tuple[str, SecretRef, int | None]]
+    """Secret references found (field, reference, line), even when the rest of the file is invalid."""
+
+
+def examine(path: Path) -> Examined:
+    """Read and validate ``path``, collecting every problem instead of stopping at the first."""
+    try:
+        data, lines = _parse_yaml(_read(path), str(path))
+    except ConfigError as exc:
+        message = str(exc).removeprefix(f"{path}: ")
+        line = re.search(r"\(line (\d+)", message)
+        return Examined(path, None, [Problem("(file)", message, int(line[1]) if line else None)], [])
+    try:
+        cfg = CustomerConfig.model_validate(data)
+    except ValidationError as exc:
+        refs = [
+            (_dotted(loc), SecretRef.parse(value), lines.get(loc))
+            for loc in SECRET_FIELDS
+            if isinstance(value := _at(data, loc), str) and _REF.match(value.strip())
+            if _parses(value)
+        ]
+        return Examined(path, None, _problems(exc, lines), refs)
+    cfg._lines = lines
+    return Examined(path, cfg, [], [(f, r, cfg.line(f)) for f, r in cfg.references()])
+
+
+def _parses(value: str) -> bool:
+    try:
+        SecretRef.parse(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _at(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _references(obj: Any, loc: Loc) -> list[tuple[str, SecretRef]]:
+    if isinstance(obj, SecretRef):
+        return [(_dotted(loc), obj)]
+    if isinstance(obj, BaseModel):
+        return [r for name in type(obj).model_fields for r in _references(getattr(obj, name), (*loc, name))]
+    if isinstance(obj, tuple):
+        return [r for i, item in enumerate(obj) for r in _references(item, (*loc, i))]
+    return []  # free-form data (kit.values) holds no references
+
+
+def _secret_fields(model: type[BaseModel], loc: Loc) -> list[Loc]:
+    """Where a model (and the models inside it) declares a SecretRef field."""
+    out: list[Loc] = []
+    for name, info in model.model_fields.items():
+        for kind in _leaf_types(info.annotation):
+            if kind is SecretRef:
+                out.append((*loc, name))
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                out += [f for f in _secret_fields(kind, (*loc, name)) if f not in out]
+    return out
+
+
+def _leaf_types(annotation: Any) -> list[Any]:
+    args = typing.get_args(annotation)
+    if not args:
+        return [annotation]
+    return [leaf for arg in args for leaf in _leaf_types(arg)]
+
+
+SECRET_FIELDS: tuple[Loc, ...] = tuple(_secret_fields(CustomerConfig, ()))
+"""Every field that holds a secret reference, found from the models (so a new one is never missed)."""
 
 
 def json_schema() -> dict[str, Any]:

@@ -29,7 +29,7 @@ import functools
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -214,8 +214,11 @@ class Engine:
         reporter: Reporter,
         redactor: Redactor,
         retry_delay_cap: float = MAX_RETRY_DELAY,
+        preflight: Callable[[Context, Sequence[Step]], None] | None = None,
     ) -> None:
         self.steps = list(steps)
+        self.preflight = preflight
+        """Called with the chosen steps before the first one (run and plan); raises to stop the run."""
         self.store = store
         self._stopping = threading.Event()
         self.reporter: Reporter = _Gate(reporter, self._stopping)
@@ -271,6 +274,8 @@ class Engine:
         summary = Summary(customer=customer, mode="plan" if dry_run else "run")
         state = self.store.load(customer)
         self._check_requirements(chosen, state, dry_run)
+        if self.preflight is not None:
+            self.preflight(ctx, chosen)
         ctx.outputs = _OutputsView(state)
         self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
         with self._interruptible():

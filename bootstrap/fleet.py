@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from bootstrap import engine, reporting, secrets, session
+from bootstrap import engine, preflight, reporting, secrets, session
 from bootstrap.errors import BootstrapError
 from bootstrap.reporting import Reporter, Summary
 from bootstrap.step import Step
@@ -40,6 +40,8 @@ class Options:
     force: bool = False
     break_lock: bool = False
     full_diff: bool = False
+    skip_checks: bool = False
+    """Run and plan start with the preflight checks unless this is set."""
 
 
 @dataclass
@@ -67,7 +69,14 @@ def execute_one(
     """One customer end to end; with ``catch``, bootstrap errors become an Outcome (fleet runs)."""
     try:
         sess = session.open_session(path, opts.state_dir, force=opts.force, state_url=opts.state_url)
-        eng = engine.Engine([cls() for cls in steps], sess.store, reporter, sess.redactor)
+        checked = opts.mode in ("run", "plan") and not opts.skip_checks
+        eng = engine.Engine(
+            [cls() for cls in steps],
+            sess.store,
+            reporter,
+            sess.redactor,
+            preflight=preflight.hook if checked else None,
+        )
         # A preview only reads (the checkpoint is replaced atomically), so it runs beside a run.
         preview = opts.mode in ("plan", "destroy-plan")
         lock = contextlib.nullcontext(None) if preview else sess.store.lock(break_lock=opts.break_lock)
@@ -94,7 +103,13 @@ def execute(paths: Sequence[Path], steps: Sequence[type[Step]], opts: Options) -
     """Run ``opts.mode`` for every customer file; returns the process exit code."""
     if len(paths) == 1:
         reporter = _reporter(opts, prefix=None)
-        return execute_one(paths[0], steps, opts, reporter, opts.parallel, catch=False).exit_code
+        try:
+            return execute_one(paths[0], steps, opts, reporter, opts.parallel, catch=False).exit_code
+        except preflight.PreflightFailed as exc:
+            if opts.json_output:  # still one JSON document on stdout (DESIGN.md §7)
+                doc = {**exc.report.to_json(), "mode": opts.mode, "steps": []}
+                sys.stdout.write(json.dumps(secrets.REDACTOR.redact_obj(doc), indent=2) + "\n")
+            raise
     step_parallel = 1 if opts.parallel <= 1 else STEP_PARALLELISM
 
     def one(path: Path) -> Outcome:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,22 @@ class Secrets:
         """Register a value the run created or received (password, key, credential)."""
         return self.redactor.register(value)
 
+    def problem(self, ref: SecretRef, field: str) -> str | None:
+        """What is wrong with ``ref`` (None when it resolves): the preflight's view of ``resolve``.
+
+        env: and file: references are checked without reading their value twice; a vault:
+        reference is read from Vault, whose own failures (unreachable, denied) still raise.
+        """
+        if ref.kind != "vault":
+            found = offline_problem(ref, self.base_dir, self._environ)
+            if found is not None:
+                return found
+        try:
+            self.resolve(ref, field)
+        except ConfigError as exc:
+            return str(exc).removeprefix(f"{field}: ")
+        return None
+
     def _load(self, ref: SecretRef, field: str) -> str:
         if ref.kind == "env":
             if ref.target not in self._environ:
@@ -128,9 +145,7 @@ class Secrets:
                 )
             return self._environ[ref.target].strip()
         if ref.kind == "file":
-            path = Path(os.path.expanduser(ref.target))
-            if not path.is_absolute():
-                path = self.base_dir / path
+            path = file_path(ref, self.base_dir)
             try:
                 return path.read_text(encoding="utf-8").strip()
             except FileNotFoundError:
@@ -148,3 +163,48 @@ class Secrets:
         if key not in data:
             raise ConfigError(f"{field}: Vault secret {mount}/{path_} has no key {key!r}")
         return data[key]
+
+
+def file_path(ref: SecretRef, base_dir: Path) -> Path:
+    """Where a ``file:`` reference points: ``~`` expanded, relative to the customer file's directory."""
+    path = Path(os.path.expanduser(ref.target))
+    return path if path.is_absolute() else base_dir / path
+
+
+def offline_problem(ref: SecretRef, base_dir: Path, environ: Mapping[str, str]) -> str | None:
+    """What is wrong with an ``env:`` or ``file:`` reference, found without any service (None: fine).
+
+    A ``vault:`` reference cannot be judged offline and gives None. A secret file must be a
+    regular, readable, non-empty file that not every user on the machine may read.
+    """
+    if ref.kind == "env":
+        if ref.target not in environ:
+            return f"environment variable {ref.target} is not set (export it and re-run)"
+        if not environ[ref.target].strip():
+            return f"environment variable {ref.target} is empty (export the secret in it and re-run)"
+        return None
+    if ref.kind != "file":
+        return None
+    path = file_path(ref, base_dir)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return f"file {path} does not exist"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or type(exc).__name__}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path} is not a regular file"
+    if info.st_mode & stat.S_IROTH:
+        return (
+            f"file {path} is readable by every user (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"run `chmod 600 {path}`"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except PermissionError:
+        return f"file {path} is not readable by this user"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot read {path}: {type(exc).__name__}"
+    if not text.strip():
+        return f"file {path} is empty"
+    return None

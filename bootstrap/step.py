@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NewType, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NewType, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from bootstrap.config import CustomerConfig
@@ -96,6 +96,35 @@ class Context:
         return self.outputs.get(step, {}).get(key)
 
 
+Service = Literal["github", "kit", "vault", "slack", "opsgenie", "cluster", "manifest"]
+
+
+@dataclass(frozen=True)
+class Need:
+    """Something a step needs from a service before the run writes anything (``bootstrap check``).
+
+    A value, so the same need declared by several steps is checked once per run. What
+    ``permissions`` holds depends on the service: GitHub ``contents:write`` /
+    ``administration:write``; Vault ``read``/``write`` on a KV path of ``vault.mount``;
+    Slack scopes; OpsGenie ``integrations`` for the team ``target``; cluster
+    ``VERB RESOURCE[.GROUP]`` in the namespace ``target`` ("" for cluster-scoped
+    resources); kit: the kit repo; manifest: the URL, with its sha256 pin if any.
+    """
+
+    service: Service
+    target: str = ""
+    permissions: tuple[str, ...] = ()
+
+    @classmethod
+    def cluster(cls, namespace: str, verbs: tuple[str, ...], *resources: str) -> Need:
+        """Every verb on every resource (``secrets``, ``deployments.apps``) in one namespace."""
+        return cls("cluster", namespace, tuple(f"{v} {r}" for r in resources for v in verbs))
+
+
+APPLY = ("get", "create", "patch")
+"""What server-side apply of an object needs, plus the read that observes it first."""
+
+
 def config_slice(config: Any, dotted: str) -> Any:
     """The value at ``dotted`` (``github.infra_repo``) as plain JSON data."""
     value: Any = config
@@ -116,6 +145,10 @@ class Step(abc.ABC):
     requires: ClassVar[tuple[StepId, ...]] = ()
     reads: ClassVar[tuple[str, ...]] = ()
     """Dotted paths of customer.yaml this step reads; hashed into the input digest."""
+
+    def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        """What the step needs of each service; the preflight verifies it before the first write."""
+        return ()
 
     def digest(self, config: CustomerConfig) -> str:
         """Hash of the config slice this step reads: a change makes the step run again."""

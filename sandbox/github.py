@@ -228,6 +228,7 @@ class RepoState:
     keys: list[DeployKeyRecord] = field(default_factory=list)
     pushed_at: str = ""
     archived: bool = False
+    """Reported as ``archived`` in the repository object (OpenAPI ``repository.archived``)."""
 
     @property
     def full_name(self) -> str:

@@ -53,6 +53,7 @@ _WORKLOADS = ("Deployment", "StatefulSet")
 _EVENT_HISTORY = 5000
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _USER = "system:serviceaccount:sandbox:bootstrap"
+_SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 
 
 @dataclass
@@ -220,6 +221,8 @@ class KubeEmulator(EmulatorServer):
         try:
             if self.check_token and req.header("authorization") != f"Bearer {self.token}":
                 raise ko.unauthorized()
+            if req.method == "POST" and req.path.rstrip("/") == _SSAR_PATH:
+                return Response(201, self._access_review(self._body(req)))
             with self.lock:
                 doc = self._discovery(req)
                 if doc is not None:
@@ -343,6 +346,31 @@ class KubeEmulator(EmulatorServer):
         if verb == "patch":
             return self._patch(t, req, body, manager, dry)
         return Response(200, self._delete(t, dry))
+
+    def _access_review(self, body: Any) -> dict[str, Any]:
+        """Answer a SelfSubjectAccessReview from the same RBAC model ``forbid`` feeds (stores nothing).
+
+        Source: Kubernetes API reference, SelfSubjectAccessReview v1 (authorization.k8s.io/v1,
+        ``create`` answers 201 with ``status.allowed`` and, when denied, ``status.reason``);
+        https://kubernetes.io/docs/reference/kubernetes-api/authorization-resources/self-subject-access-review-v1/
+        """
+        attrs = ((body or {}).get("spec") or {}).get("resourceAttributes") or {}
+        verb, resource, ns = attrs.get("verb"), attrs.get("resource"), attrs.get("namespace") or None
+        with self.lock:
+            denied = any(
+                f_verb == verb and f_resource == resource and (f_ns is None or f_ns == ns)
+                for f_verb, f_resource, f_ns in self._forbidden
+            )
+        status: dict[str, Any] = {"allowed": not denied}
+        if denied:
+            status["reason"] = f"RBAC: {_USER} may not {verb} {resource}" + (f" in {ns}" if ns else "")
+        return {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": (body or {}).get("spec") or {},
+            "status": status,
+        }
 
     def _authorize(self, t: _Target, verb: str) -> None:
         for f_verb, f_resource, f_ns in self._forbidden:

@@ -53,7 +53,10 @@ class ForwardingProxy(EmulatorServer):
 
     def is_write(self, method: str, path: str) -> bool:
         # A login changes nothing the tool owns; counting it would make "0 writes on re-run" false.
-        return method not in READ_METHODS and not path.rstrip("/").endswith("/login")
+        # Neither does sys/capabilities-self: a POST that only asks the policy engine (Vault API docs,
+        # https://developer.hashicorp.com/vault/api-docs/system/capabilities-self).
+        path = path.rstrip("/")
+        return method not in READ_METHODS and not path.endswith(("/login", "/sys/capabilities-self"))
 
     def dispatch(self, req: Request) -> Response:
         query = urllib.parse.urlencode(req.query, doseq=True)

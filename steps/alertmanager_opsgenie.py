@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bootstrap.errors import PermanentError, RetryableError
-from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
 
 if TYPE_CHECKING:
     from bootstrap.clients.opsgenie import Integration
@@ -194,6 +194,17 @@ class AlertmanagerOpsgenie(Step):
     title = "Alertmanager → OpsGenie / JSM and Slack"
     requires = (StepId("slack-channel"),)
     reads = ("customer.name", "alerting", "slack.channel", "slack.api_url", "slack.token")
+
+    def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        am = config.alerting.alertmanager
+        needs = [
+            Need("vault", vault_path(config), ("read", "write")),
+            Need.cluster("", APPLY, "namespaces"),
+            Need.cluster(am.namespace, APPLY, "secrets"),
+        ]
+        if config.alerting.provider == "opsgenie":  # a JSM key is the integration's own: nothing to manage
+            needs.append(Need("opsgenie", config.alerting.team, ("integrations",)))
+        return tuple(needs)
 
     # -- plan ------------------------------------------------------------------
     def plan(self, ctx: Context) -> Plan:

@@ -39,29 +39,30 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 import playbooks
+from bootstrap.clients import kit as kit_catalog
 from bootstrap.errors import ConfigError, DriftError, PermanentError, StepError
-from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Step, StepId
+
+if TYPE_CHECKING:
+    from bootstrap.config import CustomerConfig
 
 BUILTIN_TEMPLATES = playbooks.path("templates", "argocd")
 KIT_TEMPLATES = "templates/customer/argocd"
 """Where a kit branch may carry its own customer template (it then replaces the built-in one)."""
-ADDONS = "addons"
-"""The kit section whose ``values.yaml`` is the addon catalog."""
+ADDONS = kit_catalog.ADDONS
 ALERTMANAGER_COMPONENT = "kube-prometheus-stack"
 IN_CLUSTER = "https://kubernetes.default.svc"
 ROOT_APP = "root.yaml"
 PROJECT = "project.yaml"
 README = "README.md"
 _GONE = "remove (no longer produced by the template)"
-_RELEASE = re.compile(r"^v\d+(\.\d+)*$")
 
 
 def sha256(text: str) -> str:
@@ -121,6 +122,9 @@ class ArgocdDir(Step):
         "argocd.namespace",
         "alerting.alertmanager",
     )
+
+    def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        return (Need("github", config.github.infra_repo, ("contents:write",)), Need("kit", config.kit.repo))
 
     def plan(self, ctx: Context) -> Plan:
         gh = ctx.config.github
@@ -223,17 +227,14 @@ def render(ctx: Context) -> dict[str, str]:
     github = ctx.services.github
     head = github.branch_head(kit.repo, kit.version)
     if head is None:
-        branches = github.branches(kit.repo)
-        releases = [b for b in branches if _RELEASE.match(b)] or branches
-        raise ConfigError(
-            f"kit.version: {kit.repo} has no branch {kit.version!r}; "
-            f"release branches: {', '.join(sorted(releases, key=_version_key)) or '(none)'}"
-        )
+        raise ConfigError(kit_catalog.missing_version(ctx.config, github.branches(kit.repo)))
     sections = {
-        s: _section(kit.repo, kit.version, s, github.read_file(kit.repo, head, f"{s}/values.yaml"))
+        s: kit_catalog.section_values(
+            kit.repo, kit.version, s, github.read_file(kit.repo, head, f"{s}/values.yaml")
+        )
         for s in ("base", kit.cloud, ADDONS)
     }
-    addons = _addons(kit.version, kit.addons, sections[ADDONS])
+    addons = _addons(ctx.config, sections[ADDONS])
     templates = {
         path.removeprefix(KIT_TEMPLATES + "/"): text
         for path, text in github.read_tree(kit.repo, head, KIT_TEMPLATES).items()
@@ -422,30 +423,15 @@ def _context(ctx: Context, addons: list[str], sections: Mapping[str, Mapping[str
     }
 
 
-def _section(repo: str, version: str, section: str, text: str | None) -> dict[str, Any]:
-    """A kit section's chart values (``<section>/values.yaml``), checked for the kit contract."""
-    where = f"{repo} at {version}: {section}/values.yaml"
-    if text is None:
-        raise PermanentError(
-            f"{where} is missing; a kit section is a Helm chart whose values.yaml lists its "
-            "components (see README: the kit contract)"
-        )
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PermanentError(f"{where} is not valid YAML ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("components", {}), dict):
-        raise PermanentError(f"{where} must be a mapping with a `components` mapping")
-    return data
-
-
-def _addons(version: str, wanted: tuple[str, ...], addons_values: Mapping[str, Any]) -> list[str]:
-    """The enabled addons; ConfigError naming every unknown one (the catalog: addons/values.yaml)."""
+def _addons(config: CustomerConfig, addons_values: Mapping[str, Any]) -> list[str]:
+    """The enabled addons; ConfigError naming every unknown one with its line (from addons/values.yaml)."""
     known = sorted(addons_values.get("components") or {})
-    unknown = [f"kit.addons[{i}]: unknown addon {a!r}" for i, a in enumerate(wanted) if a not in known]
+    unknown = kit_catalog.unknown_addons(config, known)
     if unknown:
-        raise ConfigError(f"{'; '.join(unknown)}; kit {version} has: {', '.join(known) or '(none)'}")
-    return list(wanted)
+        raise ConfigError(
+            f"{'; '.join(unknown)}; kit {config.kit.version} has: {', '.join(known) or '(none)'}"
+        )
+    return list(config.kit.addons)
 
 
 # -- helpers -------------------------------------------------------------------
@@ -479,10 +465,6 @@ def revision_changes(current: str | None, new: str | None) -> list[str]:
         for n in sorted(before.keys() & after.keys())
         if before[n] != after[n]
     ]
-
-
-def _version_key(branch: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", branch))
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

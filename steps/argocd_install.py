@@ -37,13 +37,16 @@ from __future__ import annotations
 import difflib
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from bootstrap.clients import argocd, kubernetes, manifests
 from bootstrap.errors import PermanentError, RetryableError
-from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
+
+if TYPE_CHECKING:
+    from bootstrap.config import CustomerConfig
 
 MANAGER = argocd.field_manager("argocd-install")
 VERSION_ANNOTATION = "bootstrap.gitops.dev/argocd-version"
@@ -134,6 +137,36 @@ class ArgocdInstall(Step):
         "vault.mount",
         "vault.prefix",
     )
+
+    def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        ns = config.argocd.namespace
+        return (
+            Need("manifest", install_url(config), (config.argocd.sha256,) if config.argocd.sha256 else ()),
+            Need("vault", config.vault_path("deploy-key"), ("read",)),
+            Need.cluster(
+                "",
+                APPLY,
+                "namespaces",
+                "customresourcedefinitions.apiextensions.k8s.io",
+                "clusterroles.rbac.authorization.k8s.io",
+                "clusterrolebindings.rbac.authorization.k8s.io",
+            ),
+            Need.cluster(
+                ns,
+                (*APPLY, "list"),
+                "serviceaccounts",
+                "configmaps",
+                "secrets",
+                "services",
+                "roles.rbac.authorization.k8s.io",
+                "rolebindings.rbac.authorization.k8s.io",
+                "deployments.apps",
+                "statefulsets.apps",
+                "networkpolicies.networking.k8s.io",
+                "applications.argoproj.io",
+            ),
+            Need.cluster(ns, ("delete",), "secrets"),  # the initial admin Secret
+        )
 
     def plan(self, ctx: Context) -> Plan:
         seen = _observe(ctx)
@@ -369,7 +402,11 @@ def _observe(ctx: Context) -> _Observed:
 
 
 def _install_url(ctx: Context) -> str:
-    cfg = ctx.config.argocd
+    return install_url(ctx.config)
+
+
+def install_url(config: CustomerConfig) -> str:
+    cfg = config.argocd
     if cfg.install_url:
         return cfg.install_url
     variant = "manifests/ha/install.yaml" if cfg.ha else "manifests/install.yaml"

@@ -35,11 +35,14 @@ import datetime
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bootstrap.clients import argocd
 from bootstrap.errors import PermanentError
-from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
+
+if TYPE_CHECKING:
+    from bootstrap.config import CustomerConfig
 
 MANAGER = argocd.field_manager("argocd-users")
 COST = 10
@@ -90,6 +93,14 @@ class ArgocdUsers(Step):
         "vault.mount",
         "vault.prefix",
     )
+
+    def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        names = ("admin", *(u.name for u in config.argocd.users))
+        return (
+            *(Need("vault", config.vault_path("argocd", "users", n), ("read", "write")) for n in names),
+            Need.cluster("", APPLY, "namespaces"),
+            Need.cluster(config.argocd.namespace, APPLY, "configmaps", "secrets"),
+        )
 
     def plan(self, ctx: Context) -> Plan:
         state = _observe(ctx)

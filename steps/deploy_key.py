@@ -42,11 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 from bootstrap.clients import github_keys
 from bootstrap.errors import PermanentError, RetryableError
-from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Step, StepId
 
 if TYPE_CHECKING:
     from bootstrap.clients.github_keys import DeployKey as GitHubKey
     from bootstrap.clients.vault import VersionedSecret
+    from bootstrap.config import CustomerConfig
 
 PENDING = "pending"
 """The key id in Vault's metadata between storing the key and registering it on GitHub."""
@@ -104,6 +105,12 @@ class DeployKey(Step):
     )
 
     rotations = ("deploy-key",)
+
+    def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        return (
+            Need("github", config.github.infra_repo, ("administration:write",)),
+            Need("vault", config.vault_path("deploy-key"), ("read", "write")),
+        )
 
     def plan(self, ctx: Context) -> Plan:
         repo, name = ctx.config.github.infra_repo, title(ctx)

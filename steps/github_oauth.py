@@ -23,14 +23,17 @@ Guarantees:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
 from bootstrap.clients import argocd
 from bootstrap.clients.github_manifest import ManifestFlow, web_url
 from bootstrap.errors import ConfigError, PermanentError, WaitingForHuman
-from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
+
+if TYPE_CHECKING:
+    from bootstrap.config import CustomerConfig
 
 MANAGER = argocd.field_manager("github-oauth")
 GRAFANA_NS = "monitoring"
@@ -62,6 +65,14 @@ class GithubOauth(Step):
     )
     callback_timeout: ClassVar[float] = 600.0
     """Seconds the manifest flow waits for the browser to come back."""
+
+    def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        return (
+            Need("vault", config.vault_path("github-oauth"), ("read", "write")),
+            Need.cluster("", APPLY, "namespaces"),
+            Need.cluster(config.argocd.namespace, APPLY, "configmaps", "secrets"),
+            Need.cluster(GRAFANA_NS, APPLY, "secrets"),
+        )
 
     def plan(self, ctx: Context) -> Plan:
         creds = _credentials(ctx)
@@ -249,10 +260,8 @@ def _credentials(ctx: Context) -> _Creds | None:
     if sso.mode == "manual":
         given, reason = None, "argocd.sso.client_id and argocd.sso.client_secret are not set"
         if sso.client_id and sso.client_secret:
-            try:
-                given = ctx.secrets.resolve(sso.client_secret, "argocd.sso.client_secret")
-            except ConfigError as exc:
-                reason = str(exc)
+            # A reference that is given but broken is bad input (exit 4), not a person's task (exit 3).
+            given = ctx.secrets.resolve(sso.client_secret, "argocd.sso.client_secret")
         if given is not None and sso.client_id is not None:
             same = record.get("client_id") == sso.client_id and record.get("client_secret") == given
             return _Creds(sso.client_id, given, slug, not same, version)

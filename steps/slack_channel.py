@@ -22,10 +22,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bootstrap.errors import PermanentError, WaitingForHuman
-from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
+from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Step, StepId
 
 if TYPE_CHECKING:
     from bootstrap.clients.slack import Channel, SlackClient
+    from bootstrap.config import CustomerConfig
 
 MESSAGE_EVENT = "gitops_bootstrap_connected"
 """Slack message-metadata event type of the "connected" message."""
@@ -48,6 +49,19 @@ class SlackChannel(Step):
         "slack.purpose",
         "slack.invite",
     )
+
+    def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        # conversations.list (public and private), create/setTopic/invite, join, history, postMessage
+        kind = (
+            ("groups:write", "groups:history")
+            if config.slack.private
+            else (
+                "channels:manage",
+                "channels:join",
+                "channels:history",
+            )
+        )
+        return (Need("slack", config.slack.channel, ("channels:read", "groups:read", *kind, "chat:write")),)
 
     def plan(self, ctx: Context) -> Plan:
         sl = ctx.config.slack

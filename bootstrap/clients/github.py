@@ -67,6 +67,23 @@ class RepoInfo:
 
 
 @dataclass(frozen=True)
+class RepoAccess:
+    """What a token may do on a repository, observed with reads only (see ``inspect_repo``)."""
+
+    full_name: str
+    archived: bool
+    empty: bool
+    private: bool
+    scopes: frozenset[str] | None
+    """A classic token's scopes (``x-oauth-scopes``); None for a fine-grained token or an App."""
+    admin: bool
+    push: bool
+    """The user's role on the repository (its ``permissions`` object)."""
+    denied: dict[str, str]
+    """Fine-grained: permission area → level a read probe was refused for (403 + header)."""
+
+
+@dataclass(frozen=True)
 class AppCredentials:
     """What the manifest conversion returns; the secrets stay out of ``repr``."""
 
@@ -224,6 +241,48 @@ class GitHubClient:
             # a fine-grained token of an admin may still lack the Administration permission
             next(iter(r.get_keys()), None)
         return info
+
+    def inspect_repo(self, repo: str) -> RepoAccess:
+        """The repository and what the token may do there, with reads only (the preflight).
+
+        Sources, by token kind (GitHub documents both headers as the way to learn permissions):
+        a classic token's scopes come from the ``x-oauth-scopes`` header and the user's role
+        from the repository's ``permissions`` object; a fine-grained token (or App) has no
+        scopes header, so read probes stand in: a 403 carrying ``x-accepted-github-permissions``
+        names the permission area it lacks (Contents through the tree, Administration through
+        the deploy keys). A write level cannot be observed without writing: for fine-grained
+        tokens only the read level and the user's role are verified.
+        """
+        with self._calling(f"read {repo}", repo, CONTENTS_READ):
+            r = self._repo(repo)
+            archived = bool(r.archived)
+            scopes = self._gh.oauth_scopes
+            perms = r.permissions
+            branches = [b.name for b in r.get_branches()]
+        denied: dict[str, str] = {}
+        probes = [("administration", f"{r.url}/keys")]
+        if branches:  # an empty repository has no tree to read
+            probes.append(("contents", f"{r.url}/contents/"))
+        for area, url in probes if scopes is None else []:
+            try:
+                self._gh.requester.requestJsonAndCheck("GET", url)
+            except GithubException as exc:
+                headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+                accepted = headers.get("x-accepted-github-permissions", "")
+                if exc.status == 403 and accepted:
+                    denied[area] = accepted.split(";")[0].strip().partition("=")[2] or "read"
+                elif exc.status not in (403, 404):
+                    raise self._translate(exc, f"read {repo}", repo, None) from exc
+        return RepoAccess(
+            full_name=r.full_name,
+            archived=archived,
+            empty=not branches,
+            private=bool(r.private),
+            scopes=frozenset(s.strip() for s in scopes if s.strip()) if scopes is not None else None,
+            admin=bool(perms and perms.admin),
+            push=bool(perms and perms.push),
+            denied=denied,
+        )
 
     def branch_head(self, repo: str, branch: str) -> str | None:
         """The commit SHA at the tip of ``branch``; None if the branch does not exist."""

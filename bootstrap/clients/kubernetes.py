@@ -68,6 +68,10 @@ class KubeClient:
     def close(self) -> None:
         self._cleanup()
 
+    def connect(self) -> None:
+        """Load the kubeconfig and discover the APIs now (the first read would do it anyway)."""
+        self._client()
+
     # -- reads ---------------------------------------------------------------------
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         from kubernetes.dynamic import exceptions
@@ -106,6 +110,28 @@ class KubeClient:
             return None
         data = secret.get("data") or {}
         return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in data.items()}
+
+    def can(self, verb: str, resource: str, group: str, namespace: str | None) -> tuple[bool, str]:
+        """Whether the credentials may ``verb`` ``resource``: a SelfSubjectAccessReview (writes nothing).
+
+        The API server answers from its authorizers (RBAC) for exactly the user the kubeconfig
+        authenticates as; ``(allowed, reason)``.
+        """
+        from kubernetes import client
+
+        attributes = client.V1ResourceAttributes(
+            verb=verb, resource=resource, group=group, namespace=namespace
+        )
+        review = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
+        )
+        api = client.AuthorizationV1Api(self._client().client)
+        try:
+            result = api.create_self_subject_access_review(review)
+        except Exception as exc:
+            raise self._error(exc, "create", "selfsubjectaccessreviews", None) from None
+        status = result.status
+        return bool(status and status.allowed), str((status and status.reason) or "")
 
     # -- writes (tests, plans via dry_run) --------------------------------------------
     def apply(self, obj: dict[str, Any], field_manager: str, dry_run: bool = False) -> dict[str, Any]:

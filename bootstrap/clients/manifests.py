@@ -34,8 +34,13 @@ class Manifest:
     """True when the text came from the cache (no download)."""
 
 
-def fetch(url: str, pin: str | None, cache_dir: Path, url_field: str, pin_field: str) -> Manifest:
-    """The manifest at ``url`` (http, https or file), verified against ``pin`` when given."""
+def fetch(
+    url: str, pin: str | None, cache_dir: Path, url_field: str, pin_field: str, store: bool = True
+) -> Manifest:
+    """The manifest at ``url`` (http, https or file), verified against ``pin`` when given.
+
+    ``store=False`` reads the cache but never writes it (the preflight writes nothing).
+    """
     key = hashlib.sha256(f"{url}\n{pin or ''}".encode()).hexdigest()[:32]
     cached = cache_dir / f"{key}.yaml"
     if cached.is_file():
@@ -54,6 +59,8 @@ def fetch(url: str, pin: str | None, cache_dir: Path, url_field: str, pin_field:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PermanentError(f"{url_field}: {url} is not UTF-8 text") from None
+    if not store:
+        return Manifest(url, text, digest, False)
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".download-")
     with os.fdopen(fd, "wb") as f:

@@ -225,6 +225,26 @@ class SlackClient:
             url=data.get("url") or "",
         )
 
+    def scopes(self) -> frozenset[str]:
+        """The scopes Slack reports for this token: the ``x-oauth-scopes`` header of auth.test.
+
+        Slack sends that header with Web API responses to list the token's scopes
+        (https://api.slack.com/legacy/oauth-scopes, "Working with scopes";
+        https://api.slack.com/methods/auth.test); auth.test needs no scope itself.
+        """
+        try:
+            response = self._web.api_call("auth.test")
+        except SlackApiError as exc:
+            raise _SlackFailure("auth.test", exc).error from None
+        except OSError as exc:
+            raise errors.RetryableError(
+                f"Slack auth.test: cannot reach Slack ({type(exc).__name__})"
+            ) from None
+        headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+        raw = headers.get("x-oauth-scopes", "")
+        value = raw[0] if isinstance(raw, list) else str(raw)
+        return frozenset(s.strip() for s in value.split(",") if s.strip())
+
     def find_channel(self, name: str) -> Channel | None:
         """The channel called ``name`` among public, private (the bot is in) and archived ones."""
         for page in self._pages(

@@ -249,6 +249,25 @@ class VaultClient:
 
         return self._call(_Op("list", self._api("metadata", path)), call)
 
+    def capabilities(self, api_paths: tuple[str, ...]) -> dict[str, frozenset[str]]:
+        """The token's capabilities on each API path (``secret/data/x``): ``sys/capabilities-self``.
+
+        A read-only question to Vault's policy engine; it also proves the token is valid.
+        """
+
+        def call() -> dict[str, frozenset[str]]:
+            response = self._client.sys.get_capabilities(paths=[*api_paths])
+            body = response.get("data", response) if isinstance(response, dict) else {}
+            if len(api_paths) == 1 and api_paths[0] not in body:
+                return {api_paths[0]: frozenset(body.get("capabilities") or ())}
+            return {p: frozenset(body.get(p) or ()) for p in api_paths}
+
+        return self._call(_Op("update", "sys/capabilities-self"), call)
+
+    def api_path(self, kind: str, path: str) -> str:
+        """The API path of a KV v2 operation on ``path`` (``kind``: data, metadata, destroy)."""
+        return self._api(kind, path)
+
     # -- internals -------------------------------------------------------------
 
     def _write(self, path: str, data: Mapping[str, str], cas: int | None) -> int:

@@ -233,12 +233,19 @@ def test_kit_template_that_breaks_yaml_commits_nothing(world: World) -> None:
     assert commits(world) == 0
 
 
+def line_of(world: World, text: str) -> int:
+    """The line of customer.yaml that starts with ``text`` (errors name it)."""
+    assert world.path is not None
+    lines = world.path.read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line.startswith(text))
+
+
 def test_unknown_addon_names_what_the_kit_version_has(world: World) -> None:
     world.customer(kit={"addons": ["cert-manager", "externl-dns"]})
     with pytest.raises(ConfigError) as exc:
         ArgocdDir().plan(world.session().context)
     assert str(exc.value) == (
-        "kit.addons[1]: unknown addon 'externl-dns'; "
+        f"kit.addons[1]: unknown addon 'externl-dns' (line {line_of(world, '  - externl-dns')}); "
         "kit v1.4 has: cert-manager, external-dns, ingress-nginx, loki"
     )
     world.customer(kit={"version": "v1.5", "addons": ["velero"]})
@@ -251,7 +258,8 @@ def test_unknown_kit_version_lists_release_branches(world: World) -> None:
     failed, summary = result(world)
     assert summary.exit_code() == 4  # invalid input, found while observing the kit
     assert (
-        failed.message == "kit.version: acme-sre/kit-core has no branch 'v9.9'; release branches: v1.4, v1.5"
+        failed.message == "kit.version: acme-sre/kit-core has no branch 'v9.9'; release branches: v1.4, v1.5 "
+        f"(line {line_of(world, '  version: v9.9')})"
     )
     with pytest.raises(ConfigError):
         ArgocdDir().plan(world.session().context)

@@ -8,6 +8,7 @@ to the local listener (tests/backends/test_manifest_browser.py does it in chromi
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
@@ -47,7 +48,11 @@ def cluster_secrets(world: World) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def test_manual_gate_waits_then_continues(world: World) -> None:
+    doc = world.document()
     secret = world.env.pop("GITHUB_OAUTH_CLIENT_SECRET")
+    gate = copy.deepcopy(doc)
+    del gate["argocd"]["sso"]["client_id"], gate["argocd"]["sso"]["client_secret"]
+    world.customer(gate)
     waiting = run(world, (GithubOauth,))
     assert waiting.summary.exit_code() == 3 and waiting.result.status == "waiting"
     message = waiting.result.message or ""
@@ -56,13 +61,20 @@ def test_manual_gate_waits_then_continues(world: World) -> None:
         "argocd-kuvaq",
         f"https://argocd.{DOMAIN}/api/dex/callback",
         f"https://grafana.{DOMAIN}/login/github",
-        "GITHUB_OAUTH_CLIENT_SECRET",
+        "argocd.sso.client_secret",
     ):
         assert expected in message
     # one OAuth App cannot carry both callback hosts: the gate asks for a GitHub App only
     assert "settings/applications/new" not in message and "Members: read" in message
     assert world.state()["steps"]["github-oauth"]["status"] == "waiting"
     assert world.kube.log.writes == []
+
+    # The credentials are named in the file but the reference does not resolve: bad input, not a wait.
+    world.customer(doc)
+    broken = run(world, (GithubOauth,))
+    assert broken.summary.exit_code() == 4, broken.result.message
+    assert "argocd.sso.client_secret" in (broken.result.message or "")
+    assert "GITHUB_OAUTH_CLIENT_SECRET" in (broken.result.message or "")
 
     world.env["GITHUB_OAUTH_CLIENT_SECRET"] = "not-the-right-secret-000000"
     wrong = run(world, (GithubOauth,))
@@ -101,8 +113,11 @@ def test_manual_gate_waits_then_continues(world: World) -> None:
     again = run(world, (GithubOauth,))
     assert again.result.status == "up-to-date" and world.writes() == 0 and again.scans == 0
 
-    # Once stored, Vault is the source: the env var is no longer needed.
+    # A reference the file still names must resolve (as `bootstrap check` demands): invalid input.
     del world.env["GITHUB_OAUTH_CLIENT_SECRET"]
+    assert run(world, (GithubOauth,)).summary.exit_code() == 4
+    # Once stored, Vault is the source: a file without the client secret reference runs on Vault's.
+    world.customer(gate)
     assert run(world, (GithubOauth,)).result.status == "up-to-date"
 
 

@@ -615,7 +615,7 @@ def main() -> NoReturn:
     try:
         code = app(standalone_mode=False)
     except BootstrapError as exc:
-        _fail(exc.exit_code, _redact_for_exit(str(exc)))
+        _fail(exc.exit_code, _redact_for_exit(str(exc)), exc.details())
     except KeyboardInterrupt:
         _fail(130, "interrupted; the checkpoint is saved — run the same command again to resume")
     except typer.Exit as exc:
@@ -650,10 +650,10 @@ def _exit(code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _fail(code: int, message: str) -> NoReturn:
+def _fail(code: int, message: str, details: dict[str, object] | None = None) -> NoReturn:
     typer.echo(message if code == 130 else f"error: {message}", err=True)
     if _json_requested():
-        _print_error_document(code, message)
+        _print_error_document(code, message, details)
     _exit(code)
 
 
@@ -665,10 +665,18 @@ def _json_requested(argv: list[str] | None = None) -> bool:
     )
 
 
-def _print_error_document(code: int, message: str) -> None:
+def _print_error_document(code: int, message: str, details: dict[str, object] | None = None) -> None:
     import json
 
-    print(json.dumps({"exit_code": code, "error": message.splitlines()[0], "messages": message.splitlines()}))
+    from bootstrap import secrets
+
+    doc = {
+        **(details or {}),
+        "exit_code": code,
+        "error": message.splitlines()[0],
+        "messages": message.splitlines(),
+    }
+    print(json.dumps(secrets.REDACTOR.redact_obj(doc), indent=2))
 
 
 def _redact_for_exit(text: str) -> str:

@@ -7,11 +7,17 @@ every message through the redaction registry as a second line of defence).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BootstrapError(Exception):
     """Base of every error the tool reports as a message rather than a traceback."""
 
     exit_code = 1
+
+    def details(self) -> dict[str, Any]:
+        """Structured facts for ``--output json`` beyond the message (e.g. each failed check)."""
+        return {}
 
 
 class ConfigError(BootstrapError):

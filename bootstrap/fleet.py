@@ -103,13 +103,9 @@ def execute(paths: Sequence[Path], steps: Sequence[type[Step]], opts: Options) -
     """Run ``opts.mode`` for every customer file; returns the process exit code."""
     if len(paths) == 1:
         reporter = _reporter(opts, prefix=None)
-        try:
-            return execute_one(paths[0], steps, opts, reporter, opts.parallel, catch=False).exit_code
-        except preflight.PreflightFailed as exc:
-            if opts.json_output:  # still one JSON document on stdout (DESIGN.md §7)
-                doc = {**exc.report.to_json(), "mode": opts.mode, "steps": []}
-                sys.stdout.write(json.dumps(secrets.REDACTOR.redact_obj(doc), indent=2) + "\n")
-            raise
+        # Errors propagate to the CLI's one handler, which prints them (and, with --output json,
+        # one document with their details).
+        return execute_one(paths[0], steps, opts, reporter, opts.parallel, catch=False).exit_code
     step_parallel = 1 if opts.parallel <= 1 else STEP_PARALLELISM
 
     def one(path: Path) -> Outcome:

@@ -120,6 +120,9 @@ class PreflightFailed(BootstrapError):
         self.report = report
         self.exit_code = report.exit_code()
 
+    def details(self) -> dict[str, Any]:
+        return self.report.to_json()
+
 
 def hook(ctx: Context, steps: Sequence[Step]) -> None:
     """What the engine calls before the first step of a run or plan: raise if any check fails."""

@@ -111,6 +111,7 @@ PRELOAD = (
     "cryptography.hazmat.primitives.asymmetric.ed25519",
     "cryptography.hazmat.primitives.serialization",
     "jinja2.sandbox",
+    "yaml",
 )
 """Every module a step may import lazily, SDKs first."""
 

@@ -13,6 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EXAMPLE_PATH = Path(__file__).resolve().parents[2] / "inventory" / "example" / "customer.yaml"
+EXAMPLE_ENV = {
+    "GITHUB_TOKEN": "ghp_example",
+    "KIT_TOKEN": "github_pat_example",
+    "SLACK_BOT_TOKEN": "xoxb-example",
+    "OPSGENIE_API_KEY": "og-example",
+    "VAULT_TOKEN": "hvs.example",
+}
+"""What the example's env: references need to resolve (validate checks them)."""
 EXAMPLE = EXAMPLE_PATH.read_text(encoding="utf-8")
 
 

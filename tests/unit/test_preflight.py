@@ -91,6 +91,7 @@ def test_needs_are_merged_and_unresolved_credentials_mean_not_checked(
         "SLACK_BOT_TOKEN": "xoxb-1",
         "GITHUB_TOKEN": "ghp-1",
         "OPSGENIE_API_KEY": "o",
+        "KIT_TOKEN": "k",
         "VAULT_TOKEN": "v",
     }
     report = preflight.run(ctx, [Needy(h.world), AlsoNeedy(h.world)])

@@ -10,14 +10,9 @@ from pathlib import Path
 
 from bootstrap import config, secrets
 from bootstrap.config import SecretRef
+from tests.unit.bad_inputs import EXAMPLE_ENV as ENV
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory" / "example" / "customer.yaml"
-ENV = {
-    "GITHUB_TOKEN": "ghp_example",
-    "SLACK_BOT_TOKEN": "xoxb-example",
-    "OPSGENIE_API_KEY": "og-example",
-    "VAULT_TOKEN": "hvs.example",
-}
 
 
 def validate(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -106,7 +101,9 @@ def test_secret_files_must_be_private_readable_and_non_empty(tmp_path: Path) -> 
 def test_secret_fields_are_found_from_the_models() -> None:
     dotted = {".".join(map(str, loc)) for loc in config.SECRET_FIELDS}
     assert dotted == {
+        "kit.credentials.token",
         "github.token",
+        "slack.user_token",
         "slack.token",
         "alerting.api_key",
         "argocd.sso.client_secret",
@@ -122,6 +119,7 @@ def test_a_config_knows_the_line_of_each_field() -> None:
         f"kit.version: no such branch (line {line_of(EXAMPLE, 'version: v1.4')})"
     )
     assert [f for f, _ in cfg.references()] == [
+        "kit.credentials.token",
         "github.token",
         "slack.token",
         "alerting.api_key",

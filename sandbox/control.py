@@ -76,6 +76,7 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0) -> Iterator[st
         vault=bao.url,
         kubeconfig=endpoints["kubeconfig"],
         argocd_manifest=endpoints["argocd_manifest"],
+        jsm=endpoints["jsm"],
     )
     _write_customer(directory / "customer.yaml", ep, "kuvaq", endpoints["argocd_sha256"])
     for name, cluster in endpoints["customers"].items():
@@ -88,7 +89,7 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0) -> Iterator[st
     env_path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
     os.chmod(env_path, 0o600)
     yield (
-        f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, "
+        f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, JSM {ep.jsm}, "
         f"Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
     )
     yield f"next: source {env_path} && bootstrap run {directory / 'customer.yaml'}"

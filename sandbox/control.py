@@ -89,8 +89,8 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0) -> Iterator[st
     env_path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
     os.chmod(env_path, 0o600)
     yield (
-        f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, JSM {ep.jsm}, "
-        f"Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
+        f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, "
+        f"JSM {ep.jsm}, Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
     )
     yield f"next: source {env_path} && bootstrap run {directory / 'customer.yaml'}"
     if endpoints["customers"]:

@@ -4,7 +4,8 @@ Shared by ``bootstrap sandbox up`` and the tests' ``world`` fixture, so the
 demo a newcomer runs and the end-to-end tests start from the same state:
 tokens with the permissions the steps need, the kit repository with two
 release branches, the customer's infra repository, Slack people, an OpsGenie
-team (and the same team plus an admin account on JSM Ops), a hand-made OAuth app for the manual SSO gate, and an Argo CD manifest.
+team (and the same team plus an admin account on JSM Ops), a hand-made OAuth
+app for the manual SSO gate, and an Argo CD manifest.
 """
 
 from __future__ import annotations

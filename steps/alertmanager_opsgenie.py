@@ -53,6 +53,10 @@ if TYPE_CHECKING:
     from bootstrap.config import CustomerConfig
 
 MASK = "********"
+RETIRING = "retiring_integration_id"
+"""Vault metadata: the integration a rotation replaces; it works until the Secret carries the new key."""
+STAGED_FROM = "rotation_from_version"
+"""Vault metadata: the data version a rotation started from (still current: the new key is not stored)."""
 INTEGRATION_TYPE = "API"
 FIELD_MANAGER = "bootstrap-alertmanager-opsgenie"
 CONFIG_KEY = "alertmanager.yaml"
@@ -249,12 +253,11 @@ class AlertmanagerOpsgenie(Step):
     def _observe(self, ctx: Context, provider: AlertingProvider, stored: VersionedSecret | None) -> _Observed:
         cfg = ctx.config
         found = provider.find_integrations(integration_name(cfg), INTEGRATION_TYPE, cfg.alerting.team)
-        recorded = (
-            stored.custom_metadata.get("integration_id") if stored and stored.data.get("api_key") else None
-        )
+        recorded, retiring = _recorded(stored)
         keep = next((i for i in found if i.id == recorded), None)
         heartbeat = provider.find_heartbeat(heartbeat_name(cfg), cfg.alerting.team)
-        return _Observed(found, stored, keep, heartbeat)
+        # A rotation's old integration keeps working until retire(): it is no duplicate.
+        return _Observed([i for i in found if i.id != retiring], stored, keep, heartbeat)
 
     def _integration_changes(self, ctx: Context, provider: AlertingProvider, obs: _Observed) -> list[Change]:
         cfg = ctx.config
@@ -607,6 +610,86 @@ class AlertmanagerOpsgenie(Step):
                 ctx.services.vault.delete(vault_path(cfg))
         self._retire(ctx, retiring)
 
+    # -- rotation (Rotatable: ``bootstrap rotate CUSTOMER alerting-key``) ------
+    rotations = ("alerting-key",)
+
+    def plan_rotate(self, ctx: Context, what: str) -> Plan:
+        cfg = ctx.config
+        path = vault_path(cfg)
+        stored = ctx.services.vault.read_version(path)
+        recorded, retiring = _recorded(stored)
+        if retiring is not None:
+            return Plan()  # staged by a rotate that did not finish: roll that key out, no new one
+        if stored is None or recorded is None:
+            raise PermanentError(f"Vault {path} records no integration to rotate; run `bootstrap run` first")
+        provider = cfg.alerting.provider
+        summary = (
+            f"create a new integration {integration_name(cfg)} and store its key in Vault {path}; the "
+            f"Alertmanager Secret is rolled to it and a test alert sent, then the old integration "
+            f"{recorded} is deleted"
+        )
+        target = f"{provider} integration {integration_name(cfg)} (team {cfg.alerting.team})"
+        return Plan((Change(Action.REPLACE, target, summary, data={"cas": stored.version, "old": recorded}),))
+
+    def rotate(self, ctx: Context, plan: Plan) -> Outputs:
+        """Create the new integration and stage its key; the old one stays until ``retire``.
+
+        Metadata first, then the key: killed in between, the metadata names a data
+        version that is still the current one, which reads as "not staged" (the new
+        integration, whose key is lost, is then an ordinary duplicate).
+        """
+        cfg = ctx.config
+        data = plan.changes[0].data
+        provider = provider_for(ctx, cfg.alerting.provider)
+        path, name = vault_path(cfg), integration_name(cfg)
+        ctx.intend(f"create a new {provider.provider} integration {name} (rotation of {data['old']})")
+        created = provider.create_integration(name, INTEGRATION_TYPE, cfg.alerting.team)
+        key = ctx.secrets.generated(created.api_key)
+        meta = {"integration_id": created.id, RETIRING: str(data["old"]), STAGED_FROM: str(data["cas"])}
+        ctx.intend(f"record the rotation {data['old']} → {created.id} in the Vault metadata of {path}")
+        ctx.services.vault.set_metadata(path, meta)
+        ctx.intend(f"store the key of {provider.provider} integration {created.id} in Vault at {path}")
+        ctx.services.vault.write(path, {"api_key": key}, cas=int(data["cas"]))
+        if not created.enabled:
+            ctx.intend(f"enable {provider.provider} integration {created.id}")
+            provider.enable_integration(created.id)
+        return {"integration_id": created.id, RETIRING: str(data["old"]), "vault_path": path}
+
+    def plan_retire(self, ctx: Context) -> Plan:
+        cfg = ctx.config
+        stored = ctx.services.vault.read_version(vault_path(cfg))
+        recorded, retiring = _recorded(stored)
+        if stored is None or retiring is None or recorded is None:
+            return Plan()
+        am = cfg.alerting.alertmanager
+        deployed = _parse((ctx.services.kube.secret_data(am.namespace, am.secret_name) or {}).get(CONFIG_KEY))
+        if stored.data.get("api_key") not in _keys(deployed):
+            return Plan()  # the Secret does not carry the new key yet: the old integration stays
+        provider = provider_for(ctx, cfg.alerting.provider)
+        present = any(
+            i.id == retiring
+            for i in provider.find_integrations(integration_name(cfg), INTEGRATION_TYPE, cfg.alerting.team)
+        )
+        summary = (
+            f"delete the old integration {retiring}" if present else f"forget retired integration {retiring}"
+        )
+        target = f"{provider.provider} integration {integration_name(cfg)}"
+        return Plan((Change(Action.DELETE, target, summary, data={"old": retiring, "present": present}),))
+
+    def retire(self, ctx: Context, plan: Plan) -> None:
+        cfg = ctx.config
+        path = vault_path(cfg)
+        data = plan.changes[0].data
+        if data["present"]:
+            ctx.intend(f"delete the retired integration {data['old']}")
+            provider_for(ctx, cfg.alerting.provider).delete_integration(str(data["old"]))
+        stored = ctx.services.vault.read_version(path)
+        meta = stored.custom_metadata if stored else {}
+        ctx.intend(f"clear {RETIRING} {data['old']} from the Vault metadata of {path}")
+        ctx.services.vault.set_metadata(
+            path, {k: v for k, v in meta.items() if k not in (RETIRING, STAGED_FROM)}
+        )
+
     # -- helpers ---------------------------------------------------------------
     def _key(self, ctx: Context) -> str:
         """The integration key Alertmanager uses, from Vault (where apply stored it)."""
@@ -620,6 +703,22 @@ class AlertmanagerOpsgenie(Step):
 
     def _slack_token(self, ctx: Context) -> str:
         return ctx.secrets.resolve(ctx.config.slack.token, "slack.token")
+
+
+def _recorded(stored: VersionedSecret | None) -> tuple[str | None, str | None]:
+    """(the integration whose key Vault holds, the one a staged rotation retires) per Vault."""
+    if stored is None or not stored.data.get("api_key"):
+        return None, None
+    meta = stored.custom_metadata
+    if meta.get(RETIRING) and meta.get(STAGED_FROM) == str(stored.version):
+        return meta[RETIRING], None  # killed before the new key was stored: the old key is still Vault's
+    return meta.get("integration_id"), meta.get(RETIRING) or None
+
+
+def _keys(config: dict[str, Any] | None) -> list[str]:
+    """The integration keys an Alertmanager config sends alerts with."""
+    receivers = (config or {}).get("receivers") or []
+    return [str(c.get("api_key")) for r in receivers for c in r.get("opsgenie_configs") or []]
 
 
 def _parse(text: str | None) -> dict[str, Any] | None:

@@ -14,15 +14,35 @@ from typing import Any
 import pytest
 import yaml
 
+from bootstrap import engine
 from bootstrap.errors import RetryableError
-from bootstrap.reporting import StepResult
+from bootstrap.reporting import StepResult, Summary
 from bootstrap.step import Action, Plan
 from sandbox import customer as sandbox_customer
 from steps.alertmanager_opsgenie import AlertmanagerOpsgenie
 from tests.fixtures.world import World
-from tests.steps.switch_over import HEARTBEAT, NAME, NAMESPACE, SECRET, STEPS, TEAM, opsgenie_baseline
+from tests.steps.switch_over import (
+    HEARTBEAT,
+    NAME,
+    NAMESPACE,
+    SECRET,
+    STEPS,
+    TEAM,
+    Killer,
+    opsgenie_baseline,
+)
+from tests.unit.recording import RecordingReporter
 
 JSM = {"alerting": {"provider": "jsm"}}
+
+
+def rotate(world: World) -> Summary:
+    sess = world.session()
+    eng = engine.Engine(
+        [s() for s in STEPS], sess.store, RecordingReporter(), sess.redactor, retry_delay_cap=0.2
+    )
+    with sess.store.lock():
+        return eng.rotate(sess.context, "alerting-key")
 
 
 def run(world: World, dry_run: bool = False) -> StepResult:
@@ -110,6 +130,30 @@ def test_jsm_create_adopt_replace_destroy(world: World) -> None:
     [fresh] = jsm_ours(world)
     assert fresh.id != integration.id
     assert receiver(deployed(world), "opsgenie", "opsgenie_configs")["api_key"] == fresh.api_key
+
+    # rotate alerting-key, killed right after the rotation was recorded in Vault but before the new key
+    # was stored: the new integration (its key lost) is a plain duplicate; the old one keeps working.
+    killer = Killer(at=r"proxy .* /v1/secret/metadata/")
+    killer.arm(world)
+    assert rotate(world).results[0].status == "failed"
+    killer.disarm(world)
+    assert len(jsm_ours(world)) == 2
+    healed = run(world, dry_run=True)
+    assert healed.plan is not None
+    assert [(c.action, c.data["op"]) for c in healed.plan.changes] == [(Action.DELETE, "delete")]
+    assert run(world).status == "done"
+    assert [i.id for i in jsm_ours(world)] == [fresh.id]
+
+    # A whole rotation: the new key is in the Secret and has carried a test alert before the old goes.
+    rotated = rotate(world)
+    assert [r.status for r in rotated.results] == ["staged", "done"], [r.message for r in rotated.results]
+    [newest] = jsm_ours(world)
+    assert newest.id != fresh.id
+    assert receiver(deployed(world), "opsgenie", "opsgenie_configs")["api_key"] == newest.api_key
+    assert vault(world, "jsm").custom_metadata == {"integration_id": newest.id}
+    assert world.jsm.alerts[-1].api_key == newest.api_key
+    world.reset_logs()
+    assert run(world).status == "up-to-date" and world.writes() == 0
 
     # The dead-man's switch: once JSM reports the heartbeat unpinged for longer than its interval,
     # verify fails and says where to look.

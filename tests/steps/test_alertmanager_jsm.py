@@ -213,3 +213,5 @@ def test_switch_over_from_opsgenie(world: World) -> None:
     first_delete = min(c.at for c in world.opsgenie.log.calls if c.method == "DELETE")
     assert first_alert < first_delete
     assert old.id not in world.opsgenie.integrations
+    world.reset_logs()
+    assert run(world).status == "up-to-date" and world.writes() == 0

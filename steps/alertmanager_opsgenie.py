@@ -235,6 +235,9 @@ class AlertmanagerOpsgenie(Step):
         }
         if observed.keep is not None:
             outputs["integration_id"] = observed.keep.id
+        created_at = ctx.output_of(self.id, "heartbeat_created_at")
+        if observed.heartbeat is not None and created_at is not None:
+            outputs["heartbeat_created_at"] = created_at  # carried, so a later verify can tell "never pinged"
         changes = self._integration_changes(ctx, provider, observed)
         if observed.heartbeat is None:
             changes.append(
@@ -422,6 +425,7 @@ class AlertmanagerOpsgenie(Step):
             elif op == "heartbeat":
                 ctx.intend(f"create {provider.provider} heartbeat {heartbeat_name(cfg)}")
                 provider.create_heartbeat(heartbeat_name(cfg), al.team, al.heartbeat_minutes)
+                outputs["heartbeat_created_at"] = round(time.time())
         if any(c.data["op"] == "apply" for c in plan.changes):
             self._apply_secret(ctx, provider, key or self._key(ctx))
         retiring = [c for c in plan.changes if str(c.data["op"]).startswith("retire-")]
@@ -542,12 +546,24 @@ class AlertmanagerOpsgenie(Step):
                 f"{al.provider} heartbeat {name} is missing or disabled: run `bootstrap run` again to "
                 "create it (or enable it by hand)"
             )
+        where = (
+            "Check that the Watchdog rule fires (kube-prometheus-stack defaultRules), that Alertmanager "
+            "loaded "
+            f"Secret {al.alertmanager.namespace}/{al.alertmanager.secret_name} and can reach the ping URL"
+        )
         if heartbeat.expired:
             raise RetryableError(
                 f"{al.provider} heartbeat {name} has had no ping for over {heartbeat.interval_minutes} min: "
-                "Alertmanager is not delivering its Watchdog alert. Check that the Watchdog rule fires "
-                f"(kube-prometheus-stack defaultRules) and that Alertmanager loaded Secret "
-                f"{al.alertmanager.namespace}/{al.alertmanager.secret_name}"
+                f"Alertmanager is not delivering its Watchdog alert. {where}"
+            )
+        # A heartbeat that was never pinged may never count as expired (JSM's status before the first
+        # ping is unverified), so the age recorded at creation decides: two intervals is plenty.
+        created_at = ctx.output_of(self.id, "heartbeat_created_at")
+        age = time.time() - float(created_at) if created_at is not None else 0.0
+        if not heartbeat.pinged and age > 2 * 60 * heartbeat.interval_minutes:
+            raise RetryableError(
+                f"{al.provider} heartbeat {name} was created {round(age / 60)} min ago and has never been "
+                f"pinged, so it may never page. {where}"
             )
 
     # -- destroy ---------------------------------------------------------------

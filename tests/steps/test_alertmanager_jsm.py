@@ -166,6 +166,18 @@ def test_jsm_create_adopt_replace_destroy(world: World) -> None:
     with pytest.raises(RetryableError, match=r"no ping for over 10 min.*Watchdog"):
         step.verify(ctx)
 
+    # Never pinged at all (e.g. the ping endpoint refuses Alertmanager's POST: unverified) is caught too,
+    # once two intervals have passed since the heartbeat was created.
+    heartbeat.last_ping = None
+    assert heartbeat.status(world.jsm.clock()) == "Unknown"
+    recorded = dict(world.state()["steps"]["alertmanager-opsgenie"]["outputs"])
+    assert recorded["heartbeat_created_at"]  # recorded at creation, carried through the later runs
+    ctx.outputs = {
+        "alertmanager-opsgenie": {**recorded, "heartbeat_created_at": recorded["heartbeat_created_at"] - 1260}
+    }
+    with pytest.raises(RetryableError, match=r"never been pinged, so it may never page"):
+        step.verify(ctx)
+
     # Destroy removes the integration, the heartbeat and the Vault record (the Secret's deletion, an
     # Ansible run, is exercised by tests/e2e/test_alert_delivery.py).
     plan = step.plan_destroy(ctx)
@@ -215,3 +227,16 @@ def test_switch_over_from_opsgenie(world: World) -> None:
     assert old.id not in world.opsgenie.integrations
     world.reset_logs()
     assert run(world).status == "up-to-date" and world.writes() == 0
+
+
+def test_unfinished_switch_over_without_the_opsgenie_key_says_what_to_do(world: World) -> None:
+    opsgenie_baseline(world)
+    doc = world.document(alerting={"provider": "jsm"})
+    del doc["alerting"]["api_key"]
+    world.customer(doc)
+    summary, _, _ = world.run(steps=STEPS, dry_run=True)
+    failed = summary.results[-1]
+    assert failed.status == "failed" and failed.message is not None
+    assert "alerting.api_key" in failed.message
+    assert "switch-over from OpsGenie is not finished" in failed.message
+    assert og_ours(world)  # nothing of OpsGenie was touched

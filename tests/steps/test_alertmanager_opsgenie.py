@@ -70,6 +70,7 @@ def test_integration_secret_and_zero_write_rerun(world: World, amtool_check: Cal
     stored = vault_record(world)
     assert stored.data == {"api_key": integration.api_key}
     assert stored.custom_metadata == {"integration_id": integration.id}
+    assert done.outputs.pop("heartbeat_created_at") > 0
     assert done.outputs == {
         "provider": "opsgenie",
         "secret": f"{NAMESPACE}/{SECRET}",

@@ -24,6 +24,7 @@ import pytest
 from bootstrap.clients import budget
 from tests.fixtures.vault import OpenBao
 from tests.fixtures.world import open_world
+from tests.reliability.conftest import Figures
 from tests.steps.switch_over import STEPS, Killer, delivery_problems, leftovers, opsgenie_baseline
 
 pytestmark = pytest.mark.reliability
@@ -50,16 +51,23 @@ def _crash_and_converge(directory: Path, openbao: OpenBao, killer: Killer) -> li
 
 
 def test_switch_over_converges_after_a_crash(
-    tmp_path: Path, openbao: OpenBao, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, openbao: OpenBao, monkeypatch: pytest.MonkeyPatch, figures: Figures
 ) -> None:
     for service in ("jsm", "opsgenie"):  # the process-wide budgets would only pace this test
         monkeypatch.setitem(budget._budgets, service, budget.Budget(0))
     stride = os.environ.get("BOOTSTRAP_CRASH_STRIDE")
     failures: list[str] = []
+
+    def crash(directory: Path, killer: Killer) -> None:
+        problems = _crash_and_converge(directory, openbao, killer)
+        with figures.lock:
+            figures.crash.add(not problems, "; ".join(problems))
+        failures.extend(problems)
+
     if stride is None:
         for n, pattern in enumerate(DEFAULT_POINTS):
             killer = Killer(at=pattern)
-            failures += _crash_and_converge(tmp_path / f"p{n}", openbao, killer)
+            crash(tmp_path / f"p{n}", killer)
             assert killer.flag.is_set(), f"no write matched {pattern}"
     else:
         with open_world(tmp_path / "reference", openbao) as world:
@@ -71,5 +79,5 @@ def test_switch_over_converges_after_a_crash(
             assert leftovers(world) == []
             total = len(counter.writes)
         for k in range(1, total + 1, max(1, int(stride))):
-            failures += _crash_and_converge(tmp_path / f"k{k}", openbao, Killer(after=k))
+            crash(tmp_path / f"k{k}", Killer(after=k))
     assert not failures, "\n".join(failures)

@@ -300,12 +300,15 @@ def destroy(
 class Rotation(enum.StrEnum):
     deploy_key = "deploy-key"
     passwords = "passwords"
+    alerting_key = "alerting-key"
 
 
 @app.command()
 def rotate(
     customer: CustomerArg,
-    what: Annotated[Rotation, typer.Argument(help="deploy-key, or passwords (Argo CD admin and users).")],
+    what: Annotated[
+        Rotation, typer.Argument(help="deploy-key, passwords (Argo CD admin and users), or alerting-key.")
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", metavar="", help="Show what would change and stop.")
     ] = False,

@@ -333,18 +333,67 @@ class AlertmanagerTarget(Model):
         return self
 
 
+AtlassianSite = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([a-z0-9][a-z0-9-]{0,62}(\.[a-z0-9-]{1,63})*|https?://[^\s/]+)$", max_length=253
+    ),
+]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+
+class JsmAccess(Model):
+    """How the tool reaches Jira Service Management Operations (provider ``jsm``)."""
+
+    site: AtlassianSite = Field(
+        description="The Atlassian site: 'kuvaq' for kuvaq.atlassian.net; its cloudId is looked up from it."
+    )
+    email: Email = Field(description="The Atlassian account the API token belongs to (a JSM admin).")
+    api_token: SecretRef = Field(
+        description="API token of that account (id.atlassian.com → Security → API tokens)."
+    )
+    api_url: HttpUrl | None = Field(
+        default=None, description="Override https://api.atlassian.com (sandbox, proxies)."
+    )
+
+
 class Alerting(Model):
     provider: Literal["opsgenie", "jsm"] = "opsgenie"
     region: Literal["us", "eu"] = "us"
-    api_url: HttpUrl | None = Field(default=None, description="Override the API host (sandbox, proxies).")
-    api_key: SecretRef = Field(
-        description="opsgenie: API key with Configuration access; jsm: the integration's own key."
+    api_url: HttpUrl | None = Field(
+        default=None, description="Override the OpsGenie API host (sandbox, proxies)."
     )
-    team: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    api_key: SecretRef | None = Field(
+        default=None,
+        description=(
+            "OpsGenie API key with Configuration access. Required for provider opsgenie; with provider "
+            "jsm only while a switch-over from OpsGenie still has to remove the OpsGenie integration."
+        ),
+    )
+    jsm: JsmAccess | None = Field(default=None, description="Required for provider jsm.")
+    team: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="The team (by name) that owns the integration and the heartbeat."
+    )
+    heartbeat_minutes: int = Field(
+        default=10,
+        ge=2,
+        le=1440,
+        description="Minutes without a Watchdog ping before the heartbeat pages (the dead-man's switch).",
+    )
     priority: Literal["P1", "P2", "P3", "P4", "P5"] = "P3"
     responders: tuple[Responder, ...] = ()
     tags: tuple[Annotated[str, StringConstraints(min_length=1, max_length=50)], ...] = ()
     alertmanager: AlertmanagerTarget = AlertmanagerTarget()
+
+    @model_validator(mode="after")
+    def _credentials_for_provider(self) -> Alerting:
+        if self.provider == "opsgenie" and self.api_key is None:
+            raise ValueError(
+                "provider opsgenie needs api_key (an OpsGenie API key with Configuration access)"
+            )
+        if self.provider == "jsm" and self.jsm is None:
+            raise ValueError("provider jsm needs jsm: {site, email, api_token}")
+        return self
 
 
 class TokenAuth(Model):
@@ -561,6 +610,8 @@ _HINTS = {
     "invite": "Slack user ids such as U024BE7LH",
     "path": "a relative path inside the repo, without '..'",
     "sha256": "64 lowercase hex digits",
+    "site": "the Atlassian site name, e.g. kuvaq for kuvaq.atlassian.net",
+    "email": "an email address, e.g. sre@kuvaq.example",
 }
 
 

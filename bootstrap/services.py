@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bootstrap.config import AppRoleAuth, CustomerConfig
+from bootstrap.errors import ConfigError
 
 if TYPE_CHECKING:
     from bootstrap.clients.ansible import AnsibleRunner
     from bootstrap.clients.github import GitHubClient
+    from bootstrap.clients.jsm import JsmClient
     from bootstrap.clients.kubernetes import KubeClient
     from bootstrap.clients.opsgenie import OpsGenieClient
     from bootstrap.clients.slack import SlackClient
@@ -58,8 +60,23 @@ class Services:
         from bootstrap.clients import opsgenie
 
         al = self.config.alerting
-        url = al.api_url or opsgenie.api_url_for(al.provider, al.region)
+        if al.api_key is None:
+            raise ConfigError(
+                "alerting.api_key: an OpsGenie API key is needed here (provider opsgenie, or to finish a "
+                "switch-over from OpsGenie: removing its integration and heartbeat)"
+            )
+        url = al.api_url or opsgenie.api_url_for("opsgenie", al.region)
         return opsgenie.OpsGenieClient(url, self.secrets.resolve(al.api_key, "alerting.api_key"))
+
+    @cached_property
+    def jsm(self) -> JsmClient:
+        from bootstrap.clients.jsm import JsmClient
+
+        access = self.config.alerting.jsm
+        if access is None:
+            raise ConfigError("alerting.jsm: {site, email, api_token} is needed for provider jsm")
+        token = self.secrets.resolve(access.api_token, "alerting.jsm.api_token")
+        return JsmClient(access.site, access.email, token, api_url=access.api_url)
 
     @cached_property
     def vault(self) -> VaultClient:

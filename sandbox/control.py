@@ -88,6 +88,7 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0, replace: bool 
         vault=bao.url,
         kubeconfig=endpoints["kubeconfig"],
         argocd_manifest=endpoints["argocd_manifest"],
+        jsm=endpoints["jsm"],
     )
     _write_customer(directory / "customer.yaml", ep, "kuvaq", endpoints["argocd_sha256"])
     for name, cluster in endpoints["customers"].items():
@@ -101,7 +102,7 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0, replace: bool 
     os.chmod(env_path, 0o600)
     yield (
         f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, "
-        f"Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
+        f"JSM {ep.jsm}, Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
     )
     file = shlex.quote(str(directory / "customer.yaml"))
     yield f"next: source {shlex.quote(str(env_path))} && {command()} run {file}"

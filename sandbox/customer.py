@@ -15,6 +15,8 @@ from sandbox import argocd_manifest
 GITHUB_TOKEN = "ghp_sandboxAdminToken0000000000000000000"
 SLACK_TOKEN = "xoxb-sandbox-0000000000-bot"
 OPSGENIE_KEY = "og-sandbox-config-key-00000000"
+JSM_EMAIL = "sre-bot@kuvaq.example"
+JSM_TOKEN = "ATATT3xSandboxJsmApiToken000000000000"
 KIT_REPO = "acme-sre/kit-core"
 INFRA_REPO = "kuvaq/infra"
 TEAM = "kuvaq-sre"
@@ -37,6 +39,8 @@ class Endpoints:
     kubeconfig: str
     argocd_manifest: str
     """URL of the Argo CD install manifest the sandbox serves (file:// or http://)."""
+    jsm: str = ""
+    """The JSM Ops emulator (it serves both api.atlassian.com and the site's tenant_info)."""
 
 
 def env(
@@ -45,6 +49,7 @@ def env(
     slack_token: str = SLACK_TOKEN,
     opsgenie_key: str = OPSGENIE_KEY,
     kit_token: str = KIT_TOKEN,
+    jsm_token: str = JSM_TOKEN,
 ) -> dict[str, str]:
     """The environment the customer file's ``env:`` references expect."""
     return {
@@ -52,6 +57,7 @@ def env(
         "KIT_TOKEN": kit_token,
         "SLACK_BOT_TOKEN": slack_token,
         "OPSGENIE_API_KEY": opsgenie_key,
+        "JSM_API_TOKEN": jsm_token,
         "VAULT_TOKEN": vault_token,
     }
 
@@ -109,6 +115,19 @@ def document(ep: Endpoints, name: str = "kuvaq", vault_prefix: str = "bootstrap"
             "priority": "P2",
             "responders": [{"type": "team", "name": TEAM}],
             "tags": [name],
+            # Flip provider to jsm to switch this customer over (see README, "Alerting").
+            **(
+                {
+                    "jsm": {
+                        "site": ep.jsm,
+                        "email": JSM_EMAIL,
+                        "api_token": "env:JSM_API_TOKEN",
+                        "api_url": ep.jsm,
+                    }
+                }
+                if ep.jsm
+                else {}
+            ),
         },
         "vault": {
             "url": ep.vault,

@@ -196,6 +196,8 @@ class OpsGenieEmulator(EmulatorServer):
         self.requests: dict[str, RequestRecord] = {}
         self.heartbeats: dict[str, int] = {}
         """Heartbeat name → number of pings received."""
+        self.heartbeat_settings: dict[str, dict[str, Any]] = {}
+        """Heartbeat name → what the Heartbeat API stored (interval, intervalUnit, enabled, ownerTeam, …)."""
         self.request_lag = 0
         """How many polls of a new request's status answer 404 before it is visible."""
         self._tiny = itertools.count(1)
@@ -216,8 +218,11 @@ class OpsGenieEmulator(EmulatorServer):
             r("PUT", prefix + "/v2/alerts/{identifier}/message")(self._update_alert)
             r("PUT", prefix + "/v2/alerts/{identifier}/description")(self._update_alert)
             r("GET", prefix + "/v2/alerts/{identifier}")(self._get_alert)
-        for method in ("GET", "POST", "PUT"):
+        for method in ("GET", "POST", "PUT", "PATCH"):
             r(method, "/v2/heartbeats/{name}/ping")(self._ping)
+        r("POST", "/v2/heartbeats")(self._create_heartbeat)
+        r("GET", "/v2/heartbeats/{name}")(self._get_heartbeat)
+        r("DELETE", "/v2/heartbeats/{name}")(self._delete_heartbeat)
 
     # -- seeding and inspection ------------------------------------------------
     def add_api_key(self, key: str, team: str | None = None, rights: Iterable[str] = RIGHTS) -> None:
@@ -636,11 +641,66 @@ class OpsGenieEmulator(EmulatorServer):
         return _envelope(200, data=alert.to_json())
 
     # -- heartbeats ------------------------------------------------------------
+    # Heartbeat API: https://docs.opsgenie.com/docs/heartbeat-api (interval, intervalUnit and enabled are
+    # mandatory on create; the answer's fields are opsgenie-sdk 2.1.5's Heartbeat/HeartbeatMeta models).
+    def _create_heartbeat(self, req: Request) -> Response:
+        try:
+            self._configure(req, "create")
+            body = self._body(req)
+        except Refused as refused:
+            return refused.response
+        errors = {
+            k: f"{k} can not be empty"
+            for k in ("name", "interval", "intervalUnit", "enabled")
+            if body.get(k) in (None, "")
+        }
+        if body.get("intervalUnit") not in (None, "minutes", "hours", "days"):
+            errors["intervalUnit"] = "intervalUnit should be one of [minutes, hours, days]"
+        if not errors and body["name"] in self.heartbeat_settings:
+            errors["name"] = "Heartbeat with name already exists"
+        if errors:
+            return _unprocessable(errors)
+        self.heartbeats.setdefault(body["name"], 0)
+        self.heartbeat_settings[body["name"]] = {**body, "lastPing": None}
+        return _envelope(201, data={"name": body["name"], "enabled": bool(body["enabled"]), "expired": False})
+
+    def _get_heartbeat(self, req: Request) -> Response:
+        try:
+            self._configure(req, "read")
+        except Refused as refused:
+            return refused.response
+        found = self.heartbeat_settings.get(req.params["name"])
+        if found is None:
+            return _error(404, f"Heartbeat with name [{req.params['name']}] does not exist")
+        seconds = (
+            int(found["interval"]) * {"minutes": 60, "hours": 3600, "days": 86400}[found["intervalUnit"]]
+        )
+        last = found["lastPing"]
+        data = {k: found.get(k) for k in ("name", "description", "interval", "intervalUnit", "enabled")}
+        data["expired"] = (
+            last is not None and datetime.datetime.now(datetime.UTC).timestamp() - last > seconds
+        )
+        if last is not None:
+            data["lastPingTime"] = datetime.datetime.fromtimestamp(last, datetime.UTC).isoformat()
+        return _envelope(200, data=data)
+
+    def _delete_heartbeat(self, req: Request) -> Response:
+        try:
+            self._configure(req, "delete")
+        except Refused as refused:
+            return refused.response
+        if self.heartbeat_settings.pop(req.params["name"], None) is None:
+            return _error(404, f"Heartbeat with name [{req.params['name']}] does not exist")
+        self.heartbeats.pop(req.params["name"], None)
+        return _envelope(200, result="Deleted")
+
     def _ping(self, req: Request) -> Response:
         name = req.params["name"]
         if name not in self.heartbeats:
             return _error(404, f"Heartbeat with name [{name}] does not exist")
         self.heartbeats[name] += 1
+        if name in self.heartbeat_settings:
+            self.heartbeat_settings[name]["lastPing"] = datetime.datetime.now(datetime.UTC).timestamp()
         return Response(
             202, {"result": "PONG - Heartbeat received", "took": 0.01, "requestId": str(uuid.uuid4())}
         )

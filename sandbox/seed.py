@@ -4,7 +4,8 @@ Shared by ``bootstrap sandbox up`` and the tests' ``world`` fixture, so the
 demo a newcomer runs and the end-to-end tests start from the same state:
 tokens with the permissions the steps need, the kit repository with two
 release branches, the customer's infra repository, Slack people, an OpsGenie
-team, a hand-made OAuth app for the manual SSO gate, and an Argo CD manifest.
+team (and the same team plus an admin account on JSM Ops), a hand-made OAuth
+app for the manual SSO gate, and an Argo CD manifest.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Seeds:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def seed_all(github: Any, slack: Any, opsgenie: Any, workdir: Path) -> Seeds:
+def seed_all(github: Any, slack: Any, opsgenie: Any, workdir: Path, jsm: Any = None) -> Seeds:
     owner, name = sandbox_customer.INFRA_REPO.split("/")
     github.add_token(sandbox_customer.GITHUB_TOKEN, "kuvaq-bootstrap", scopes=("repo", "read:org"))
     if (owner, name) not in getattr(github, "repos", {}):
@@ -57,6 +58,9 @@ def seed_all(github: Any, slack: Any, opsgenie: Any, workdir: Path) -> Seeds:
 
     opsgenie.add_api_key(sandbox_customer.OPSGENIE_KEY)
     opsgenie.add_team(sandbox_customer.TEAM)
+    if jsm is not None:
+        jsm.add_user(sandbox_customer.JSM_EMAIL, sandbox_customer.JSM_TOKEN)
+        jsm.add_team(sandbox_customer.TEAM)
 
     url, digest = argocd_manifest.write(workdir / "manifests")
     return Seeds(

@@ -1,4 +1,4 @@
-"""The sandbox's emulator process: GitHub, Slack, OpsGenie and Kubernetes on loopback.
+"""The sandbox's emulator process: GitHub, Slack, OpsGenie, JSM Ops and Kubernetes on loopback.
 
 ``bootstrap sandbox up`` starts this module detached; it seeds the emulators,
 writes ``endpoints.json`` into the sandbox directory (the signal that it is
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sandbox import seed
 from sandbox.github import GitHubEmulator
+from sandbox.jsm import JsmEmulator
 from sandbox.kube import KubeEmulator
 from sandbox.opsgenie import OpsGenieEmulator
 from sandbox.slack import SlackEmulator
@@ -37,13 +38,14 @@ def main() -> None:
     directory: Path = args.dir.resolve()
 
     github, slack, opsgenie, kube = GitHubEmulator(), SlackEmulator(), OpsGenieEmulator(), KubeEmulator()
+    jsm = JsmEmulator()
     names = seed.customer_names(args.customers)
     clusters = {name: KubeEmulator() for name in names}
-    emulators = (github, slack, opsgenie, kube, *clusters.values())
+    emulators = (github, slack, opsgenie, jsm, kube, *clusters.values())
     for emu in emulators:
         emu.start()
         emu.faults.latency = args.latency
-    seeds = seed.seed_all(github, slack, opsgenie, directory)
+    seeds = seed.seed_all(github, slack, opsgenie, directory, jsm=jsm)
     seed.seed_customers(github, names)
     kubeconfig = kube.write_kubeconfig(directory / "kubeconfig", context="sandbox")
     customers = {
@@ -60,6 +62,7 @@ def main() -> None:
         "github": github.url,
         "slack": slack.url,
         "opsgenie": opsgenie.url,
+        "jsm": jsm.url,
         "kube": kube.url,
         "kubeconfig": str(kubeconfig),
         "argocd_manifest": seeds.argocd_manifest,

@@ -1,33 +1,43 @@
-"""alertmanager-opsgenie: an OpsGenie (or JSM) integration and the Alertmanager config that uses it.
+"""alertmanager-opsgenie: an OpsGenie or JSM Ops integration, a heartbeat, and the Alertmanager config.
 
-What it guarantees:
+What it guarantees, for provider ``opsgenie`` and ``jsm`` alike (the provider
+specific calls sit behind ``bootstrap.clients.alerting.AlertingProvider``):
 
-- one OpsGenie integration per customer, found by name ``alertmanager-<customer>``
-  + type ``API`` + owner team ``alerting.team`` (OpsGenie names are not unique).
+- one integration per customer, found by name ``alertmanager-<customer>``
+  + type ``API`` + owner team ``alerting.team`` (names are not unique).
   ``API`` rather than ``Prometheus``: Alertmanager's opsgenie notifier speaks the
   plain Alert API, which is what an API integration receives, and the type
   exists on both OpsGenie and JSM Ops;
 - the integration's key (returned only when it is created) is in Vault at
-  ``alertmanager/opsgenie`` {api_key} with metadata {integration_id} the moment
+  ``alertmanager/<provider>`` {api_key} with metadata {integration_id} the moment
   it is returned. An integration whose key is missing from Vault, or whose id is
   not the one Vault records (a crash between create and store, a hand-made
   twin), cannot be used: it is *replaced* (every integration with our name is
   deleted, one is created), so no orphan keys are left behind;
-- provider ``jsm`` uses the key the user supplies (``alerting.api_key``) with the
-  JSM ingestion URL; it manages no integration but stores the key in Vault too;
-- the Alertmanager config (OpsGenie receiver, Slack receiver for the channel,
-  route tree, inhibit rules) is rendered from customer.yaml and applied as
-  bootstrap's own Secret (``alerting.alertmanager.secret_name``, never the chart's
-  ``alertmanager-<crname>``, which Argo CD would keep putting back); argocd-dir's
-  ``values/base.yaml`` points kube-prometheus-stack at it
-  (``alertmanagerSpec.useExistingSecret`` + ``configSecret``). Routes as the chart's
-  defaults intend: InfoInhibitor and Watchdog to null, critical to OpsGenie (and
+- the Alertmanager config (provider receiver, heartbeat webhook, Slack receiver
+  for the channel, route tree, inhibit rules) is rendered from customer.yaml and
+  applied as bootstrap's own Secret (``alerting.alertmanager.secret_name``, never
+  the chart's ``alertmanager-<crname>``, which Argo CD would keep putting back);
+  argocd-dir's ``values/base.yaml`` points kube-prometheus-stack at it
+  (``alertmanagerSpec.useExistingSecret`` + ``configSecret``). Routes as the
+  chart's defaults intend: InfoInhibitor to null, critical to the provider (and
   the channel), everything else to Slack; the chart's inhibit rules are kept.
   Applied through playbooks/apply.yml (server-side apply, own field manager);
   the plan compares it with the Secret in the cluster and shows the diff with
-  the OpsGenie key and the Slack token masked;
+  credentials masked;
+- a dead-man's switch: the heartbeat ``<customer>-alertmanager`` (interval
+  ``alerting.heartbeat_minutes``) exists, and Alertmanager's always-firing
+  ``Watchdog`` is routed to a webhook that pings it; when alerting goes silent
+  the provider pages. verify() fails once the provider reports it expired;
+- switch-over (``opsgenie`` → ``jsm`` in customer.yaml): the JSM integration and
+  heartbeat are created, the Secret is rolled to JSM, a test alert must be
+  accepted by JSM, and only then the OpsGenie heartbeat, integration and Vault
+  record are deleted (the Vault record last: while it exists, the next run
+  knows the switch-over is unfinished). The Secret always points at an enabled
+  integration, so alerts reach one provider at every moment, whatever a crash
+  interrupts;
 - verify() proves delivery: a test alert sent with the integration's key is
-  accepted by OpsGenie (request status) and then closed.
+  accepted (OpsGenie: request status; JSM: 202 from the ingestion API) and closed.
 """
 
 from __future__ import annotations
@@ -40,15 +50,20 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from bootstrap.errors import PermanentError, RetryableError
+from bootstrap.errors import ConfigError, PermanentError, RetryableError
 from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
 
 if TYPE_CHECKING:
+    from bootstrap.clients.alerting import AlertingProvider, Heartbeat
     from bootstrap.clients.opsgenie import Integration
     from bootstrap.clients.vault import VersionedSecret
     from bootstrap.config import CustomerConfig
 
 MASK = "********"
+RETIRING = "retiring_integration_id"
+"""Vault metadata: the integration a rotation replaces; it works until the Secret carries the new key."""
+STAGED_FROM = "rotation_from_version"
+"""Vault metadata: the data version a rotation started from (still current: the new key is not stored)."""
 INTEGRATION_TYPE = "API"
 FIELD_MANAGER = "bootstrap-alertmanager-opsgenie"
 CONFIG_KEY = "alertmanager.yaml"
@@ -68,19 +83,48 @@ def integration_name(config: CustomerConfig) -> str:
     return f"alertmanager-{config.customer.name}"
 
 
-def vault_path(config: CustomerConfig) -> str:
-    return config.vault_path("alertmanager", "opsgenie")
+def heartbeat_name(config: CustomerConfig) -> str:
+    return f"{config.customer.name}-alertmanager"
+
+
+def vault_path(config: CustomerConfig, provider: str | None = None) -> str:
+    """Where the integration key of ``provider`` (default: the configured one) is kept."""
+    return config.vault_path("alertmanager", provider or config.alerting.provider)
 
 
 def alertmanager_api_url(config: CustomerConfig) -> str:
     """Where Alertmanager sends alerts: it appends ``v2/alerts`` to this, so it ends in '/'."""
-    from bootstrap.clients import opsgenie
+    from bootstrap.clients import jsm, opsgenie
 
     al = config.alerting
+    if al.provider == "jsm":
+        return jsm.ingestion_url(al.jsm.api_url if al.jsm else None)
     return (al.api_url or opsgenie.api_url_for(al.provider, al.region)).rstrip("/") + "/"
 
 
-def render(config: CustomerConfig, api_key: str, slack_token: str) -> dict[str, Any]:
+WATCHDOG_TO_NULL: dict[str, Any] = {"receiver": "null", "matchers": ['alertname = "Watchdog"']}
+"""The chart's default for Watchdog, kept only where there is no heartbeat to ping."""
+
+
+def heartbeat_route() -> dict[str, Any]:
+    """Watchdog always fires: send it every minute to the heartbeat receiver instead of paging on it."""
+    return {
+        "receiver": "heartbeat",
+        "matchers": ['alertname = "Watchdog"'],
+        "group_wait": "0s",
+        "group_interval": "1m",
+        "repeat_interval": "1m",
+    }
+
+
+def heartbeat_receiver(webhook: dict[str, Any]) -> dict[str, Any]:
+    """The receiver that pings the heartbeat (``webhook`` from ``AlertingProvider.heartbeat_webhook``)."""
+    return {"name": "heartbeat", "webhook_configs": [webhook]}
+
+
+def render(
+    config: CustomerConfig, api_key: str, slack_token: str, heartbeat: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The whole alertmanager.yaml as data (production timings)."""
     al, sl = config.alerting, config.slack
     responders = [{"type": r.type, "name": r.name} for r in al.responders] or [
@@ -106,7 +150,7 @@ def render(config: CustomerConfig, api_key: str, slack_token: str) -> dict[str, 
         "channel": f"#{sl.channel}",
         "send_resolved": True,
     }
-    return {
+    rendered: dict[str, Any] = {
         "global": {"resolve_timeout": RESOLVE_TIMEOUT},
         "route": {
             # Whatever no rule below claims goes to the channel: visible, nobody is paged.
@@ -119,7 +163,7 @@ def render(config: CustomerConfig, api_key: str, slack_token: str) -> dict[str, 
                 # kube-prometheus-stack's defaults send both to its null receiver: InfoInhibitor only
                 # exists to inhibit info alerts, Watchdog fires all the time to prove the pipeline works.
                 {"receiver": "null", "matchers": ['alertname = "InfoInhibitor"']},
-                {"receiver": "null", "matchers": ['alertname = "Watchdog"']},
+                dict(WATCHDOG_TO_NULL),
                 # Only critical alerts page; they are shown in the channel too.
                 {"receiver": "opsgenie", "matchers": ['severity = "critical"'], "continue": True},
                 {"receiver": "slack"},
@@ -132,6 +176,12 @@ def render(config: CustomerConfig, api_key: str, slack_token: str) -> dict[str, 
             {"name": "slack", "slack_configs": [slack_config]},
         ],
     }
+    if heartbeat is not None:
+        # The dead-man's switch: Watchdog pings the heartbeat instead of going to the null receiver.
+        routes = rendered["route"]["routes"]
+        routes[routes.index(WATCHDOG_TO_NULL)] = heartbeat_route()
+        rendered["receivers"].append(heartbeat_receiver(heartbeat))
+    return rendered
 
 
 INHIBIT_RULES: list[dict[str, Any]] = [
@@ -186,7 +236,13 @@ class _Observed:
     integrations: list[Integration]
     stored: VersionedSecret | None
     keep: Integration | None
-    """The integration whose key Vault holds (opsgenie only)."""
+    """The integration whose key Vault holds."""
+    heartbeat: Heartbeat | None
+
+
+def provider_for(ctx: Context, name: str) -> AlertingProvider:
+    """The adapter of ``name`` (``opsgenie``/``jsm``); both implement ``AlertingProvider``."""
+    return ctx.services.jsm if name == "jsm" else ctx.services.opsgenie
 
 
 class AlertmanagerOpsgenie(Step):
@@ -210,52 +266,52 @@ class AlertmanagerOpsgenie(Step):
     def plan(self, ctx: Context) -> Plan:
         cfg = ctx.config
         al = cfg.alerting
+        provider = provider_for(ctx, al.provider)
         path = vault_path(cfg)
         stored = ctx.services.vault.read_version(path)
-        changes: list[Change] = []
+        observed = self._observe(ctx, provider, stored)
+        key = stored.data["api_key"] if observed.keep is not None and stored is not None else None
+        if key is not None:
+            ctx.secrets.generated(key)
         outputs: Outputs = {
             "provider": al.provider,
             "secret": f"{al.alertmanager.namespace}/{al.alertmanager.secret_name}",
             "vault_path": path,
+            "heartbeat": heartbeat_name(cfg),
         }
-        key: str | None
-        if al.provider == "jsm":
-            key = ctx.secrets.resolve(al.api_key, "alerting.api_key")
-            if stored is None or stored.data.get("api_key") != key:
-                changes.append(
-                    Change(
-                        Action.CREATE if stored is None else Action.UPDATE,
-                        f"vault {cfg.vault.mount}/{path}",
-                        "store the JSM integration key given by alerting.api_key (value hidden)",
-                        data={"op": "store-jsm-key", "cas": stored.version if stored else 0},
-                    )
+        if observed.keep is not None:
+            outputs["integration_id"] = observed.keep.id
+        created_at = ctx.output_of(self.id, "heartbeat_created_at")
+        if observed.heartbeat is not None and created_at is not None:
+            outputs["heartbeat_created_at"] = created_at  # carried, so a later verify can tell "never pinged"
+        changes = self._integration_changes(ctx, provider, observed)
+        if observed.heartbeat is None:
+            changes.append(
+                Change(
+                    Action.CREATE,
+                    f"{provider.provider} heartbeat {heartbeat_name(cfg)} (team {al.team})",
+                    f"create, expiring after {al.heartbeat_minutes} min without a ping from Alertmanager's "
+                    "Watchdog (the dead-man's switch)",
+                    data={"op": "heartbeat"},
                 )
-        else:
-            observed = self._observe(ctx, stored)
-            key = stored.data["api_key"] if observed.keep is not None and stored is not None else None
-            changes += self._integration_changes(ctx, observed)
-            if observed.keep is not None:
-                outputs["integration_id"] = observed.keep.id
-        if key is not None:
-            ctx.secrets.generated(key)
-        changes += self._cluster_changes(ctx, key)
+            )
+        changes += self._cluster_changes(ctx, provider, key)
+        changes += self._switch_over_changes(ctx)
         return Plan(tuple(changes), outputs=outputs)
 
-    def _observe(self, ctx: Context, stored: VersionedSecret | None) -> _Observed:
-        al = ctx.config.alerting
-        found = ctx.services.opsgenie.find_integrations(
-            integration_name(ctx.config), INTEGRATION_TYPE, al.team
-        )
-        recorded = (
-            stored.custom_metadata.get("integration_id") if stored and stored.data.get("api_key") else None
-        )
+    def _observe(self, ctx: Context, provider: AlertingProvider, stored: VersionedSecret | None) -> _Observed:
+        cfg = ctx.config
+        found = provider.find_integrations(integration_name(cfg), INTEGRATION_TYPE, cfg.alerting.team)
+        recorded, retiring = _recorded(stored)
         keep = next((i for i in found if i.id == recorded), None)
-        return _Observed(found, stored, keep)
+        heartbeat = provider.find_heartbeat(heartbeat_name(cfg), cfg.alerting.team)
+        # A rotation's old integration keeps working until retire(): it is no duplicate.
+        return _Observed([i for i in found if i.id != retiring], stored, keep, heartbeat)
 
-    def _integration_changes(self, ctx: Context, obs: _Observed) -> list[Change]:
+    def _integration_changes(self, ctx: Context, provider: AlertingProvider, obs: _Observed) -> list[Change]:
         cfg = ctx.config
         name, team = integration_name(cfg), cfg.alerting.team
-        target = f"opsgenie integration {name} (team {team})"
+        target = f"{provider.provider} integration {name} (team {team})"
         cas = obs.stored.version if obs.stored else 0
         if obs.keep is None:
             doomed = [i.id for i in obs.integrations]
@@ -294,7 +350,66 @@ class AlertmanagerOpsgenie(Step):
             )
         return changes
 
-    def _cluster_changes(self, ctx: Context, key: str | None) -> list[Change]:
+    def _switch_over_changes(self, ctx: Context) -> list[Change]:
+        """What is left of OpsGenie after ``alerting.provider`` became ``jsm`` (read-only).
+
+        The OpsGenie Vault record is deleted last, so while it exists a switch-over
+        is unfinished, whatever the checkpoint says.
+        """
+        cfg = ctx.config
+        al = cfg.alerting
+        if al.provider != "jsm":
+            return []
+        path = vault_path(cfg, "opsgenie")
+        stored = ctx.services.vault.read_version(path)
+        if al.api_key is None:
+            if stored is not None:
+                raise ConfigError(
+                    "alerting.api_key: the switch-over from OpsGenie is not finished (Vault still records "
+                    f"the OpsGenie integration at {path}); keep the OpsGenie API key in alerting.api_key "
+                    "until a run has removed it, or delete the integration and heartbeat "
+                    f"{heartbeat_name(cfg)} in OpsGenie by hand and then the Vault path"
+                )
+            return []
+        why = "switch-over to JSM: once JSM has accepted a test alert"
+        changes = self._removals(ctx, ctx.services.opsgenie, f"{why}, ", "retire-")
+        if stored is not None:
+            changes.append(
+                Change(
+                    Action.DELETE,
+                    f"vault {cfg.vault.mount}/{path}",
+                    f"{why}, delete the OpsGenie key (last: it marks the switch-over as unfinished)",
+                    data={"op": "retire-vault"},
+                )
+            )
+        return changes
+
+    def _removals(self, ctx: Context, provider: AlertingProvider, why: str, op: str) -> list[Change]:
+        """Deleting ``provider``'s heartbeat and integrations (ops ``<op>heartbeat``/``<op>integration``)."""
+        cfg = ctx.config
+        team, name = cfg.alerting.team, heartbeat_name(cfg)
+        changes = []
+        if provider.find_heartbeat(name, team) is not None:
+            changes.append(
+                Change(
+                    Action.DELETE,
+                    f"{provider.provider} heartbeat {name}",
+                    f"{why}delete the heartbeat",
+                    data={"op": f"{op}heartbeat"},
+                )
+            )
+        for i in provider.find_integrations(integration_name(cfg), INTEGRATION_TYPE, team):
+            changes.append(
+                Change(
+                    Action.DELETE,
+                    f"{provider.provider} integration {i.name} (team {team})",
+                    f"{why}delete {i.id}",
+                    data={"op": f"{op}integration", "id": i.id},
+                )
+            )
+        return changes
+
+    def _cluster_changes(self, ctx: Context, provider: AlertingProvider, key: str | None) -> list[Change]:
         """Namespace and Secret; ``key`` None means a new integration key will be created."""
         am = ctx.config.alerting.alertmanager
         kube = ctx.services.kube
@@ -309,7 +424,7 @@ class AlertmanagerOpsgenie(Step):
             )
         current_text = (current_data or {}).get(CONFIG_KEY)
         current = _parse(current_text)
-        desired = render(ctx.config, key or MASK, self._slack_token(ctx))
+        desired = self._render(ctx, provider, key or MASK)
         if current == desired:
             return changes
         before = dump(masked(current)).splitlines() if current_text is not None else []
@@ -317,7 +432,7 @@ class AlertmanagerOpsgenie(Step):
         diff = "\n".join(difflib.unified_diff(before, after, "current", "rendered", lineterm=""))
         hidden = []
         if key is None:
-            hidden.append("the OpsGenie key will be the new integration's")
+            hidden.append(f"the {provider.provider} key will be the new integration's")
         elif current is not None and masked(current) == masked(desired):
             hidden.append("only credentials differ (values hidden)")
         target = f"secret {am.namespace}/{am.secret_name}"
@@ -328,63 +443,89 @@ class AlertmanagerOpsgenie(Step):
         )
         return changes
 
+    def _render(self, ctx: Context, provider: AlertingProvider, key: str) -> dict[str, Any]:
+        cfg = ctx.config
+        webhook = provider.heartbeat_webhook(heartbeat_name(cfg), cfg.alerting.team, key)
+        return render(cfg, key, self._slack_token(ctx), webhook)
+
     # -- apply -----------------------------------------------------------------
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
         cfg = ctx.config
         al = cfg.alerting
+        provider = provider_for(ctx, al.provider)
         outputs = dict(plan.outputs)
         key: str | None = None
         for change in plan.changes:
             op = change.data["op"]
             if op == "create":
-                created_id, key = self._create(ctx, list(change.data["delete"]), int(change.data["cas"]))
+                created_id, key = self._create(
+                    ctx, provider, list(change.data["delete"]), int(change.data["cas"])
+                )
                 outputs["integration_id"] = created_id
             elif op == "delete":
-                ctx.intend(f"delete duplicate OpsGenie integration {change.data['id']}")
-                ctx.services.opsgenie.delete_integration(str(change.data["id"]))
+                ctx.intend(f"delete duplicate {provider.provider} integration {change.data['id']}")
+                provider.delete_integration(str(change.data["id"]))
             elif op == "enable":
-                ctx.intend(f"enable OpsGenie integration {change.data['id']}")
-                ctx.services.opsgenie.enable_integration(str(change.data["id"]))
-            elif op == "store-jsm-key":
-                key = ctx.secrets.resolve(al.api_key, "alerting.api_key")
-                ctx.intend(f"store the JSM integration key in Vault at {vault_path(cfg)}")
-                ctx.services.vault.write(
-                    vault_path(cfg),
-                    {"api_key": key},
-                    cas=int(change.data["cas"]),
-                    metadata={"provider": "jsm"},
-                )
+                ctx.intend(f"enable {provider.provider} integration {change.data['id']}")
+                provider.enable_integration(str(change.data["id"]))
+            elif op == "heartbeat":
+                ctx.intend(f"create {provider.provider} heartbeat {heartbeat_name(cfg)}")
+                provider.create_heartbeat(heartbeat_name(cfg), al.team, al.heartbeat_minutes)
+                outputs["heartbeat_created_at"] = round(time.time())
         if any(c.data["op"] == "apply" for c in plan.changes):
-            if key is None:
-                key = (
-                    ctx.secrets.resolve(al.api_key, "alerting.api_key")
-                    if al.provider == "jsm"
-                    else self._key(ctx)
-                )
-            self._apply_secret(ctx, key)
+            self._apply_secret(ctx, provider, key or self._key(ctx))
+        retiring = [c for c in plan.changes if str(c.data["op"]).startswith("retire-")]
+        if retiring:
+            # Only a provider that has accepted an alert through the deployed key may take over.
+            self._prove_delivery(ctx, key or self._key(ctx))
+            self._retire(ctx, retiring)
         return outputs
 
-    def _create(self, ctx: Context, doomed: list[str], cas: int) -> tuple[str, str]:
+    def _create(
+        self, ctx: Context, provider: AlertingProvider, doomed: list[str], cas: int
+    ) -> tuple[str, str]:
         cfg = ctx.config
-        og = ctx.services.opsgenie
         name, team, path = integration_name(cfg), cfg.alerting.team, vault_path(cfg)
         for old in doomed:
-            ctx.intend(f"delete OpsGenie integration {old} ({name}), whose key is lost")
-            og.delete_integration(old)
-        ctx.intend(f"create OpsGenie {INTEGRATION_TYPE} integration {name} for team {team}")
-        created = og.create_integration(name, INTEGRATION_TYPE, team)
+            ctx.intend(f"delete {provider.provider} integration {old} ({name}), whose key is lost")
+            provider.delete_integration(old)
+        ctx.intend(f"create {provider.provider} {INTEGRATION_TYPE} integration {name} for team {team}")
+        created = provider.create_integration(name, INTEGRATION_TYPE, team)
         key = ctx.secrets.generated(created.api_key)
-        # Store the key before anything else can fail: OpsGenie never shows it again.
-        ctx.intend(f"store the key of OpsGenie integration {created.id} in Vault at {path}")
+        # Store the key before anything else can fail: it is never shown again.
+        ctx.intend(f"store the key of {provider.provider} integration {created.id} in Vault at {path}")
         ctx.services.vault.write(path, {"api_key": key}, cas=cas, metadata={"integration_id": created.id})
         if not created.enabled:
-            ctx.intend(f"enable OpsGenie integration {created.id}")
-            og.enable_integration(created.id)
+            ctx.intend(f"enable {provider.provider} integration {created.id}")
+            provider.enable_integration(created.id)
         return created.id, key
 
-    def _apply_secret(self, ctx: Context, key: str) -> None:
+    def _prove_delivery(self, ctx: Context, key: str) -> None:
+        """A test alert JSM accepts with the key the Secret carries, then closed."""
+        cfg = ctx.config
+        alias = f"gitops-bootstrap-switch-over-{cfg.customer.name}"
+        ctx.intend(f"send a test alert to JSM ({alias}) before removing OpsGenie")
+        ctx.services.jsm.send_test_alert(
+            key, alias, f"gitops-bootstrap: {cfg.customer.name} now alerts through JSM (closed automatically)"
+        )
+        ctx.services.jsm.close_test_alert(key, alias)
+
+    def _retire(self, ctx: Context, changes: list[Change]) -> None:
+        cfg = ctx.config
+        og = ctx.services.opsgenie
+        for change in changes:
+            ctx.intend(f"{change.summary}: {change.target}")
+            op = change.data["op"]
+            if op == "retire-heartbeat":
+                og.delete_heartbeat(heartbeat_name(cfg), cfg.alerting.team)
+            elif op == "retire-integration":
+                og.delete_integration(str(change.data["id"]))
+            elif op == "retire-vault":
+                ctx.services.vault.delete(vault_path(cfg, "opsgenie"))
+
+    def _apply_secret(self, ctx: Context, provider: AlertingProvider, key: str) -> None:
         am = ctx.config.alerting.alertmanager
-        text = dump(render(ctx.config, key, self._slack_token(ctx)))
+        text = dump(self._render(ctx, provider, key))
         manifests: list[dict[str, Any]] = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": am.namespace}},
             {
@@ -417,13 +558,18 @@ class AlertmanagerOpsgenie(Step):
             raise PermanentError(
                 f"Secret {am.namespace}/{am.secret_name} has no {CONFIG_KEY}; run `bootstrap run` again"
             )
-        og = ctx.services.opsgenie
         alias = f"gitops-bootstrap-verify-{cfg.customer.name}"
         message = f"gitops-bootstrap: test alert for {cfg.customer.name} (closed automatically)"
         if cfg.alerting.provider == "jsm":
-            og.ingest_alert(alias, message)
-            og.ingest_close(alias)
-            return
+            key = self._key(ctx)
+            ctx.services.jsm.send_test_alert(key, alias, message)
+            ctx.services.jsm.close_test_alert(key, alias)
+        else:
+            self._verify_opsgenie(ctx, alias, message)
+        self._verify_heartbeat(ctx)
+
+    def _verify_opsgenie(self, ctx: Context, alias: str, message: str) -> None:
+        og = ctx.services.opsgenie
         key = self._key(ctx)
         request_id = og.send_test_alert(key, alias, message)
         for _ in range(VERIFY_POLLS):
@@ -433,13 +579,46 @@ class AlertmanagerOpsgenie(Step):
             time.sleep(VERIFY_POLL_SECONDS)
         raise RetryableError(
             f"OpsGenie has not confirmed the test alert (request {request_id}) of integration "
-            f"{integration_name(cfg)}; check it is enabled, then run again"
+            f"{integration_name(ctx.config)}; check it is enabled, then run again"
         )
+
+    def _verify_heartbeat(self, ctx: Context) -> None:
+        """The dead-man's switch exists, is enabled, and the provider does not report it expired."""
+        cfg = ctx.config
+        al = cfg.alerting
+        name = heartbeat_name(cfg)
+        heartbeat = provider_for(ctx, al.provider).find_heartbeat(name, al.team)
+        if heartbeat is None or not heartbeat.enabled:
+            raise PermanentError(
+                f"{al.provider} heartbeat {name} is missing or disabled: run `bootstrap run` again to "
+                "create it (or enable it by hand)"
+            )
+        where = (
+            "Check that the Watchdog rule fires (kube-prometheus-stack defaultRules), that Alertmanager "
+            "loaded "
+            f"Secret {al.alertmanager.namespace}/{al.alertmanager.secret_name} and can reach the ping URL"
+        )
+        if heartbeat.expired:
+            raise RetryableError(
+                f"{al.provider} heartbeat {name} has had no ping for over {heartbeat.interval_minutes} min: "
+                f"Alertmanager is not delivering its Watchdog alert. {where}"
+            )
+        # A heartbeat that was never pinged may never count as expired (JSM's status before the first
+        # ping is unverified), so the age recorded at creation decides: two intervals is plenty.
+        created_at = ctx.output_of(self.id, "heartbeat_created_at")
+        age = time.time() - float(created_at) if created_at is not None else 0.0
+        if not heartbeat.pinged and age > 2 * 60 * heartbeat.interval_minutes:
+            raise RetryableError(
+                f"{al.provider} heartbeat {name} was created {round(age / 60)} min ago and has never been "
+                f"pinged, so it may never page. {where}"
+            )
 
     # -- destroy ---------------------------------------------------------------
     def plan_destroy(self, ctx: Context) -> Plan:
         cfg = ctx.config
-        am = cfg.alerting.alertmanager
+        al = cfg.alerting
+        am = al.alertmanager
+        provider = provider_for(ctx, al.provider)
         changes: list[Change] = []
         if ctx.services.kube.get("v1", "Secret", am.namespace, am.secret_name) is not None:
             changes.append(
@@ -450,18 +629,7 @@ class AlertmanagerOpsgenie(Step):
                     data={"op": "secret"},
                 )
             )
-        if cfg.alerting.provider == "opsgenie":
-            for i in ctx.services.opsgenie.find_integrations(
-                integration_name(cfg), INTEGRATION_TYPE, cfg.alerting.team
-            ):
-                changes.append(
-                    Change(
-                        Action.DELETE,
-                        f"opsgenie integration {i.name}",
-                        f"delete {i.id}",
-                        data={"op": "integration", "id": i.id},
-                    )
-                )
+        changes += self._removals(ctx, provider, "", "")
         if ctx.services.vault.read_version(vault_path(cfg)) is not None:
             changes.append(
                 Change(
@@ -471,14 +639,19 @@ class AlertmanagerOpsgenie(Step):
                     data={"op": "vault"},
                 )
             )
-        return Plan(tuple(changes))
+        return Plan(tuple(changes + self._switch_over_changes(ctx)))
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
         cfg = ctx.config
-        am = cfg.alerting.alertmanager
+        al = cfg.alerting
+        am = al.alertmanager
+        provider = provider_for(ctx, al.provider)
+        retiring = [c for c in plan.changes if str(c.data["op"]).startswith("retire-")]
         for change in plan.changes:
-            ctx.intend(f"{change.summary}: {change.target}")
             op = change.data["op"]
+            if op.startswith("retire-"):
+                continue
+            ctx.intend(f"{change.summary}: {change.target}")
             if op == "secret":
                 ctx.services.ansible.delete(
                     [
@@ -492,10 +665,93 @@ class AlertmanagerOpsgenie(Step):
                     ctx.services.kubeconfig,
                     cfg.cluster.context,
                 )
+            elif op == "heartbeat":
+                provider.delete_heartbeat(heartbeat_name(cfg), al.team)
             elif op == "integration":
-                ctx.services.opsgenie.delete_integration(str(change.data["id"]))
+                provider.delete_integration(str(change.data["id"]))
             elif op == "vault":
                 ctx.services.vault.delete(vault_path(cfg))
+        self._retire(ctx, retiring)
+
+    # -- rotation (Rotatable: ``bootstrap rotate CUSTOMER alerting-key``) ------
+    rotations = ("alerting-key",)
+
+    def plan_rotate(self, ctx: Context, what: str) -> Plan:
+        cfg = ctx.config
+        path = vault_path(cfg)
+        stored = ctx.services.vault.read_version(path)
+        recorded, retiring = _recorded(stored)
+        if retiring is not None:
+            return Plan()  # staged by a rotate that did not finish: roll that key out, no new one
+        if stored is None or recorded is None:
+            raise PermanentError(f"Vault {path} records no integration to rotate; run `bootstrap run` first")
+        provider = cfg.alerting.provider
+        summary = (
+            f"create a new integration {integration_name(cfg)} and store its key in Vault {path}; the "
+            f"Alertmanager Secret is rolled to it and a test alert sent, then the old integration "
+            f"{recorded} is deleted"
+        )
+        target = f"{provider} integration {integration_name(cfg)} (team {cfg.alerting.team})"
+        return Plan((Change(Action.REPLACE, target, summary, data={"cas": stored.version, "old": recorded}),))
+
+    def rotate(self, ctx: Context, plan: Plan) -> Outputs:
+        """Create the new integration and stage its key; the old one stays until ``retire``.
+
+        Metadata first, then the key: killed in between, the metadata names a data
+        version that is still the current one, which reads as "not staged" (the new
+        integration, whose key is lost, is then an ordinary duplicate).
+        """
+        cfg = ctx.config
+        data = plan.changes[0].data
+        provider = provider_for(ctx, cfg.alerting.provider)
+        path, name = vault_path(cfg), integration_name(cfg)
+        ctx.intend(f"create a new {provider.provider} integration {name} (rotation of {data['old']})")
+        created = provider.create_integration(name, INTEGRATION_TYPE, cfg.alerting.team)
+        key = ctx.secrets.generated(created.api_key)
+        meta = {"integration_id": created.id, RETIRING: str(data["old"]), STAGED_FROM: str(data["cas"])}
+        ctx.intend(f"record the rotation {data['old']} → {created.id} in the Vault metadata of {path}")
+        ctx.services.vault.set_metadata(path, meta)
+        ctx.intend(f"store the key of {provider.provider} integration {created.id} in Vault at {path}")
+        ctx.services.vault.write(path, {"api_key": key}, cas=int(data["cas"]))
+        if not created.enabled:
+            ctx.intend(f"enable {provider.provider} integration {created.id}")
+            provider.enable_integration(created.id)
+        return {"integration_id": created.id, RETIRING: str(data["old"]), "vault_path": path}
+
+    def plan_retire(self, ctx: Context) -> Plan:
+        cfg = ctx.config
+        stored = ctx.services.vault.read_version(vault_path(cfg))
+        recorded, retiring = _recorded(stored)
+        if stored is None or retiring is None or recorded is None:
+            return Plan()
+        am = cfg.alerting.alertmanager
+        deployed = _parse((ctx.services.kube.secret_data(am.namespace, am.secret_name) or {}).get(CONFIG_KEY))
+        if stored.data.get("api_key") not in _keys(deployed):
+            return Plan()  # the Secret does not carry the new key yet: the old integration stays
+        provider = provider_for(ctx, cfg.alerting.provider)
+        present = any(
+            i.id == retiring
+            for i in provider.find_integrations(integration_name(cfg), INTEGRATION_TYPE, cfg.alerting.team)
+        )
+        summary = (
+            f"delete the old integration {retiring}" if present else f"forget retired integration {retiring}"
+        )
+        target = f"{provider.provider} integration {integration_name(cfg)}"
+        return Plan((Change(Action.DELETE, target, summary, data={"old": retiring, "present": present}),))
+
+    def retire(self, ctx: Context, plan: Plan) -> None:
+        cfg = ctx.config
+        path = vault_path(cfg)
+        data = plan.changes[0].data
+        if data["present"]:
+            ctx.intend(f"delete the retired integration {data['old']}")
+            provider_for(ctx, cfg.alerting.provider).delete_integration(str(data["old"]))
+        stored = ctx.services.vault.read_version(path)
+        meta = stored.custom_metadata if stored else {}
+        ctx.intend(f"clear {RETIRING} {data['old']} from the Vault metadata of {path}")
+        ctx.services.vault.set_metadata(
+            path, {k: v for k, v in meta.items() if k not in (RETIRING, STAGED_FROM)}
+        )
 
     # -- helpers ---------------------------------------------------------------
     def _key(self, ctx: Context) -> str:
@@ -510,6 +766,22 @@ class AlertmanagerOpsgenie(Step):
 
     def _slack_token(self, ctx: Context) -> str:
         return ctx.secrets.resolve(ctx.config.slack.token, "slack.token")
+
+
+def _recorded(stored: VersionedSecret | None) -> tuple[str | None, str | None]:
+    """(the integration whose key Vault holds, the one a staged rotation retires) per Vault."""
+    if stored is None or not stored.data.get("api_key"):
+        return None, None
+    meta = stored.custom_metadata
+    if meta.get(RETIRING) and meta.get(STAGED_FROM) == str(stored.version):
+        return meta[RETIRING], None  # killed before the new key was stored: the old key is still Vault's
+    return meta.get("integration_id"), meta.get(RETIRING) or None
+
+
+def _keys(config: dict[str, Any] | None) -> list[str]:
+    """The integration keys an Alertmanager config sends alerts with."""
+    receivers = (config or {}).get("receivers") or []
+    return [str(c.get("api_key")) for r in receivers for c in r.get("opsgenie_configs") or []]
 
 
 def _parse(text: str | None) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.github",
     "tests.fixtures.slack",
     "tests.fixtures.opsgenie",
+    "tests.fixtures.jsm",
     "tests.fixtures.kube",
     "tests.fixtures.vault",
     "tests.fixtures.alertmanager",

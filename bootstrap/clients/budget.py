@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-DEFAULT_RATES = {"github": 20.0, "slack": 5.0, "opsgenie": 10.0}
+DEFAULT_RATES = {"github": 20.0, "slack": 5.0, "opsgenie": 10.0, "jsm": 10.0}
 """Calls per second; the burst is twice the rate."""
 
 

@@ -28,6 +28,7 @@ import tenacity
 
 from bootstrap import errors
 from bootstrap.clients import budget
+from bootstrap.clients.alerting import Heartbeat
 
 Provider = Literal["opsgenie", "jsm"]
 Region = Literal["us", "eu"]
@@ -81,6 +82,8 @@ class CreatedIntegration:
 @budget.metered("opsgenie")
 class OpsGenieClient:
     """Integration management with an API key; alerts with an integration key."""
+
+    provider = "opsgenie"
 
     def __init__(
         self,
@@ -177,6 +180,60 @@ class OpsGenieClient:
         body = {"source": "gitops-bootstrap", "note": "test alert closed"}
         self._json("POST", f"/v2/alerts/{alias}/close", params={"identifierType": "alias"}, body=body)
 
+    # -- heartbeats (opsgenie-sdk HeartbeatApi; https://docs.opsgenie.com/docs/heartbeat-api) ---------
+    def find_heartbeat(self, name: str, team: str) -> Heartbeat | None:
+        api = self._heartbeats()
+        found = self._sdk("read heartbeat", lambda: api.get_heartbeat(name=name), missing_ok=True)
+        if found is None:
+            return None
+        data = found.data
+        factor = {"minutes": 1, "hours": 60, "days": 1440}.get(str(data.interval_unit), 1)
+        return Heartbeat(
+            name=str(data.name),
+            enabled=bool(data.enabled),
+            interval_minutes=int(data.interval or 0) * factor,
+            expired=bool(data.expired),
+            pinged=data.last_ping_time is not None,
+        )
+
+    def create_heartbeat(self, name: str, team: str, interval_minutes: int) -> Heartbeat:
+        payload = opsgenie_sdk.CreateHeartbeatPayload(
+            name=name,
+            description="Alertmanager's Watchdog pings this; silence means alerting is broken.",
+            interval=interval_minutes,
+            interval_unit="minutes",
+            enabled=True,
+            owner_team=opsgenie_sdk.CreateHeartbeatPayloadAllOfOwnerTeam(name=team),
+            alert_message=f"{name}: Alertmanager stopped sending its Watchdog heartbeat",
+            alert_tags=["gitops-bootstrap", "dead-mans-switch"],
+            alert_priority="P1",
+        )
+        api = self._heartbeats()
+        created = self._sdk(
+            "create heartbeat", lambda: api.create_heartbeat(create_heartbeat_payload=payload)
+        ).data
+        return Heartbeat(str(created.name), bool(created.enabled), interval_minutes, False, False)
+
+    def delete_heartbeat(self, name: str, team: str) -> None:
+        api = self._heartbeats()
+        self._sdk("delete heartbeat", lambda: api.delete_heartbeat(name=name), missing_ok=True)
+
+    def heartbeat_webhook(self, name: str, team: str, integration_key: str) -> dict[str, Any]:
+        """Ping with the integration's own key, which the Heartbeat API allows for pings."""
+        return {
+            "url": f"{self._url}/v2/heartbeats/{name}/ping",
+            "send_resolved": False,
+            "http_config": {"authorization": {"type": "GenieKey", "credentials": integration_key}},
+        }
+
+    def alertmanager_url(self) -> str:
+        return self._url + "/"
+
+    def _heartbeats(self) -> Any:
+        return opsgenie_sdk.HeartbeatApi(
+            api_client=opsgenie_sdk.ApiClient(configuration=self._conf(self._api_key))
+        )
+
     # -- plumbing: raw HTTP ----------------------------------------------------
     def _json(
         self,
@@ -262,6 +319,9 @@ class OpsGenieClient:
 
     # -- plumbing: opsgenie-sdk ------------------------------------------------
     def _alerts(self, key: str) -> Any:
+        return opsgenie_sdk.AlertApi(api_client=opsgenie_sdk.ApiClient(configuration=self._conf(key)))
+
+    def _conf(self, key: str) -> Any:
         conf = opsgenie_sdk.Configuration()
         conf.host = self._url
         # Configuration() is a shallow copy of a process-wide default: mutating its api_key
@@ -271,7 +331,7 @@ class OpsGenieClient:
         conf.back_off = self._backoff
         conf.retry_delay = self._backoff * 2**self._retries
         conf.retry_max_delay = self._max_retry_after * (self._retries + 1)
-        return opsgenie_sdk.AlertApi(api_client=opsgenie_sdk.ApiClient(configuration=conf))
+        return conf
 
     def _sdk(self, what: str, call: Callable[[], Any], missing_ok: bool = False) -> Any:
         """Run one SDK call, mapping its exceptions (never using their text: it dumps headers).

@@ -195,3 +195,25 @@ def test_team_scoped_api_keys_reach_only_their_team(opsgenie_emu: OpsGenieEmulat
     with pytest.raises(errors.AuthError, match="another team") as exc:
         make(opsgenie_emu, "og-team-key").create_integration(NAME, "API", "other-team")
     assert "og-team-key" not in str(exc.value)
+
+
+def test_heartbeat_create_find_ping_delete(opsgenie_emu: OpsGenieEmulator) -> None:
+    """Heartbeat API through opsgenie-sdk; the ping webhook uses an integration's key, as the docs allow."""
+    import requests
+
+    client = make(opsgenie_emu)
+    assert client.find_heartbeat("kuvaq-alertmanager", TEAM) is None
+    created = client.create_heartbeat("kuvaq-alertmanager", TEAM, 10)
+    assert created.enabled and not created.pinged
+    assert opsgenie_emu.heartbeat_settings["kuvaq-alertmanager"]["ownerTeam"] == {"name": TEAM}
+    integration = client.create_integration(NAME, "API", TEAM)
+    client.enable_integration(integration.id)
+    hook = client.heartbeat_webhook("kuvaq-alertmanager", TEAM, integration.api_key)
+    auth = hook["http_config"]["authorization"]
+    headers = {"Authorization": f"{auth['type']} {auth['credentials']}"}
+    assert requests.post(hook["url"], headers=headers, timeout=10).status_code == 202
+    found = client.find_heartbeat("kuvaq-alertmanager", TEAM)
+    assert found is not None and found.pinged and not found.expired and found.interval_minutes == 10
+    client.delete_heartbeat("kuvaq-alertmanager", TEAM)
+    client.delete_heartbeat("kuvaq-alertmanager", TEAM)  # gone already: fine
+    assert client.find_heartbeat("kuvaq-alertmanager", TEAM) is None

@@ -80,7 +80,7 @@ def test_alert_reaches_opsgenie_and_slack_then_closes(
     text = yaml.safe_dump(config)
     path = tmp_path / "am.yml"
     path.write_text(text)
-    assert routes_to(path, "alertname=Watchdog") == "null"
+    assert routes_to(path, "alertname=Watchdog") == "heartbeat"
     assert routes_to(path, "alertname=DiskFull", "namespace=shop", "severity=critical") == "opsgenie,slack"
     assert routes_to(path, "alertname=DiskFull", "namespace=shop", "severity=warning") == "slack"
 

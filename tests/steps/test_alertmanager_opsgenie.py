@@ -54,10 +54,11 @@ def deployed_config(world: World) -> dict[str, Any]:
 def test_integration_secret_and_zero_write_rerun(world: World, amtool_check: Callable[[str], None]) -> None:
     planned, plan_reporter = run(world, dry_run=True)
     assert planned.plan is not None
-    assert [(c.action, c.target.split()[0]) for c in planned.plan.changes] == [
-        (Action.CREATE, "opsgenie"),
-        (Action.CREATE, "namespace"),
-        (Action.CREATE, "secret"),
+    assert [(c.action, " ".join(c.target.split()[:2])) for c in planned.plan.changes] == [
+        (Action.CREATE, "opsgenie integration"),
+        (Action.CREATE, "opsgenie heartbeat"),
+        (Action.CREATE, "namespace monitoring"),
+        (Action.CREATE, f"secret {NAMESPACE}/{SECRET}"),
     ]
     assert world.writes() == 0
 
@@ -69,12 +70,16 @@ def test_integration_secret_and_zero_write_rerun(world: World, amtool_check: Cal
     stored = vault_record(world)
     assert stored.data == {"api_key": integration.api_key}
     assert stored.custom_metadata == {"integration_id": integration.id}
+    assert done.outputs.pop("heartbeat_created_at") > 0
     assert done.outputs == {
         "provider": "opsgenie",
         "secret": f"{NAMESPACE}/{SECRET}",
         "vault_path": f"{world.vault.prefix}/kuvaq/alertmanager/opsgenie",
         "integration_id": integration.id,
+        "heartbeat": "kuvaq-alertmanager",
     }
+    # The dead-man's switch: a heartbeat, and Watchdog routed to a webhook that pings it with the key.
+    assert world.opsgenie.heartbeat_settings["kuvaq-alertmanager"]["interval"] == 10
 
     config = deployed_config(world)
     amtool_check(yaml.safe_dump(config))
@@ -87,6 +92,10 @@ def test_integration_secret_and_zero_write_rerun(world: World, amtool_check: Cal
     assert slack["channel"] == "#alerts-kuvaq"
     assert slack["http_config"]["authorization"]["credentials"] == sandbox_customer.SLACK_TOKEN
     assert world.kube.get("v1", "Namespace", None, NAMESPACE) is not None
+    assert config["route"]["routes"][0]["receiver"] == "heartbeat"
+    [ping] = next(r for r in config["receivers"] if r["name"] == "heartbeat")["webhook_configs"]
+    assert ping["url"] == f"{world.opsgenie.url}/v2/heartbeats/kuvaq-alertmanager/ping"
+    assert ping["http_config"]["authorization"] == {"type": "GenieKey", "credentials": integration.api_key}
     # verify() sent a test alert with the integration's key and closed it.
     [test_alert] = world.opsgenie.alerts
     assert test_alert.api_key == integration.api_key and test_alert.status == "closed"
@@ -181,25 +190,3 @@ def test_wrong_api_key_fails_naming_the_access_right(world: World) -> None:
     assert failed.status == "failed"
     assert failed.message is not None and "Configuration access" in failed.message
     assert ours(world) == []
-
-
-def test_jsm_uses_the_supplied_key_and_ingestion_url(world: World) -> None:
-    jsm = world.opsgenie.add_integration("jsm-alertmanager", "API", TEAM)
-    world.env["JSM_KEY"] = jsm.api_key
-    ingestion = world.opsgenie.url.rstrip("/") + "/jsm/ops/integration"
-    world.customer(alerting={"provider": "jsm", "api_url": ingestion, "api_key": "env:JSM_KEY"})
-
-    done, reporter = run(world)
-    assert done.status == "done", done.message
-    assert "integration_id" not in done.outputs and done.outputs["provider"] == "jsm"
-    assert [i.name for i in world.opsgenie.integrations.values()] == ["jsm-alertmanager"]
-    [opsgenie] = next(r for r in deployed_config(world)["receivers"] if r["name"] == "opsgenie")[
-        "opsgenie_configs"
-    ]
-    assert opsgenie["api_key"] == jsm.api_key and opsgenie["api_url"] == ingestion + "/"
-    assert vault_record(world).data == {"api_key": jsm.api_key}
-    # verify() posted a test alert to the ingestion path with the JSM key and closed it.
-    [test_alert] = world.opsgenie.alerts
-    assert test_alert.path.startswith("/jsm/ops/integration/") and test_alert.api_key == jsm.api_key
-    assert test_alert.status == "closed"
-    assert jsm.api_key not in repr(reporter.events) + (world.dir / ".bootstrap" / "state.json").read_text()

@@ -359,10 +359,17 @@ def test_schema_is_json_with_every_section() -> None:
 
 @pytest.mark.parametrize(
     ("section", "field"),
-    [("GitHub", "token"), ("Slack", "token"), ("Alerting", "api_key"), ("TokenAuth", "token")],
+    [
+        ("GitHub", "token"),
+        ("Slack", "token"),
+        ("Alerting", "api_key"),
+        ("JsmAccess", "api_token"),
+        ("TokenAuth", "token"),
+    ],
 )
 def test_schema_secret_fields_have_the_reference_pattern(section: str, field: str) -> None:
     prop = config.json_schema()["$defs"][section]["properties"][field]
+    prop = next((p for p in prop.get("anyOf", []) if "pattern" in p), prop)  # optional: {ref} | null
     pattern = re.compile(prop["pattern"])
     assert pattern.match("env:GITHUB_TOKEN")
     assert pattern.match("vault:secret/a/b#key")
@@ -372,3 +379,25 @@ def test_schema_secret_fields_have_the_reference_pattern(section: str, field: st
 def test_example_is_valid_against_the_schema() -> None:
     data = yaml.safe_load(EXAMPLE)
     jsonschema.Draft202012Validator(config.json_schema()).validate(data)
+
+
+def test_alerting_credentials_follow_the_provider() -> None:
+    from sandbox import customer as sandbox_customer
+
+    ep = sandbox_customer.Endpoints("http://g", "http://s", "http://o", "http://v", "k", "file:///m")
+    doc = sandbox_customer.document(ep)
+    del doc["alerting"]["api_key"]
+    with pytest.raises(ConfigError, match=r"alerting: .*provider opsgenie needs api_key"):
+        config.parse_text(yaml.safe_dump(doc))
+    doc["alerting"]["provider"] = "jsm"
+    with pytest.raises(ConfigError, match=r"alerting: .*provider jsm needs jsm"):
+        config.parse_text(yaml.safe_dump(doc))
+    doc["alerting"]["jsm"] = {"site": "kuvaq", "email": "sre@kuvaq.example", "api_token": "env:JSM_API_TOKEN"}
+    loaded = config.parse_text(yaml.safe_dump(doc))
+    assert loaded.alerting.jsm is not None and loaded.alerting.api_key is None
+    doc["alerting"]["jsm"]["api_token"] = "ATATT3xLiteralToken"
+    with pytest.raises(ConfigError, match=r"alerting\.jsm\.api_token: a literal secret is not allowed"):
+        config.parse_text(yaml.safe_dump(doc))
+    doc["alerting"]["jsm"] = {"site": "Not A Site", "email": "x@y.z", "api_token": "env:T"}
+    with pytest.raises(ConfigError, match=r"alerting\.jsm\.site: invalid value: the Atlassian site name"):
+        config.parse_text(yaml.safe_dump(doc))

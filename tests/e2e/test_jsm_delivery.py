@@ -23,7 +23,7 @@ from tests.fixtures.alertmanager import AlertmanagerFactory
 from tests.fixtures.world import World
 
 NAMESPACE = "monitoring"
-SECRET = "alertmanager-kube-prometheus-stack-alertmanager"
+SECRET = "alertmanager-gitops-bootstrap"
 
 
 def test_alert_and_watchdog_heartbeat_reach_jsm(
@@ -46,7 +46,8 @@ def test_alert_and_watchdog_heartbeat_reach_jsm(
     path = tmp_path / "am.yml"
     path.write_text(text)
     assert routes_to(path, "alertname=Watchdog") == "heartbeat"
-    assert routes_to(path, "alertname=DiskFull", "namespace=shop") == "opsgenie,slack"
+    assert routes_to(path, "alertname=DiskFull", "namespace=shop", "severity=critical") == "opsgenie,slack"
+    assert routes_to(path, "alertname=DiskFull", "namespace=shop", "severity=warning") == "slack"
 
     am = alertmanager_factory.start(text)
     watchdog = {"labels": {"alertname": "Watchdog", "severity": "none"}, "startsAt": now(-60)}

@@ -29,7 +29,7 @@ NAME = "alertmanager-kuvaq"
 HEARTBEAT = "kuvaq-alertmanager"
 TEAM = sandbox_customer.TEAM
 NAMESPACE = "monitoring"
-SECRET = "alertmanager-kube-prometheus-stack-alertmanager"
+SECRET = "alertmanager-gitops-bootstrap"
 STEPS = (SlackChannel, AlertmanagerOpsgenie)
 
 

@@ -92,7 +92,8 @@ def test_integration_secret_and_zero_write_rerun(world: World, amtool_check: Cal
     assert slack["channel"] == "#alerts-kuvaq"
     assert slack["http_config"]["authorization"]["credentials"] == sandbox_customer.SLACK_TOKEN
     assert world.kube.get("v1", "Namespace", None, NAMESPACE) is not None
-    assert config["route"]["routes"][0]["receiver"] == "heartbeat"
+    [watchdog] = [r for r in config["route"]["routes"] if r.get("matchers") == ['alertname = "Watchdog"']]
+    assert watchdog["receiver"] == "heartbeat"
     [ping] = next(r for r in config["receivers"] if r["name"] == "heartbeat")["webhook_configs"]
     assert ping["url"] == f"{world.opsgenie.url}/v2/heartbeats/kuvaq-alertmanager/ping"
     assert ping["http_config"]["authorization"] == {"type": "GenieKey", "credentials": integration.api_key}

@@ -68,6 +68,9 @@ class StepRecord:
     attempts: int = 0
     started: str | None = None
     finished: str | None = None
+    """When the step last became done (applied, or adopted as already in place)."""
+    checked: str | None = None
+    """When the step was last observed up to date (every run that finds nothing to change)."""
     error: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     intents: list[dict[str, str]] = field(default_factory=list)
@@ -80,6 +83,7 @@ class StepRecord:
             attempts=int(data.get("attempts", 0)),
             started=data.get("started"),
             finished=data.get("finished"),
+            checked=data.get("checked"),
             error=data.get("error"),
             outputs=dict(data.get("outputs") or {}),
             intents=list(data.get("intents") or []),

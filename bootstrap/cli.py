@@ -383,6 +383,7 @@ def _status_of(
             "status": str(rec.status),
             "attempts": rec.attempts,
             "finished": rec.finished,
+            "checked": rec.checked,
             "error": rec.error,
             "outputs": rec.outputs,
         }
@@ -412,20 +413,21 @@ def _print_status(doc: dict[str, object]) -> None:
     from rich.table import Table
 
     steps = _steps_of(doc)
-    cells = [(str(r["id"]), str(r["status"]), str(r["attempts"]), str(r["finished"] or "-")) for r in steps]
+    columns = ("id", "status", "attempts", "finished", "checked")
+    cells = [tuple(str("-" if r[k] is None else r[k]) for k in columns) for r in steps]
     notes = [str(r.get("problem") or r["error"] or ("verified" if r.get("verified") else "")) for r in steps]
     console = Console(highlight=False, soft_wrap=True)
     title = f"{doc['customer']} — {doc['state']}"
     if sys.stdout.isatty():
         table = Table(title=escape(title))
-        for col in ("step", "status", "attempts", "finished"):
+        for col in ("step", "status", "attempts", "done since", "last checked"):
             table.add_column(col, no_wrap=True)
         table.add_column("note", overflow="fold")
         for row, note in zip(cells, notes, strict=True):
             table.add_row(*(escape(c) for c in row), escape(note))
         console.print(table)
         return
-    header = ("step", "status", "attempts", "finished")
+    header = ("step", "status", "attempts", "done since", "last checked")
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
     print(title)
     for row, note in zip([header, *cells], ["", *notes], strict=True):

@@ -385,7 +385,7 @@ class Engine:
                         # a crashed run, new inputs): check its post-condition before calling it done.
                         step.verify(ctx)
                     reason = "up to date" if up_to_date else "adopted"
-                    self._finish(state, step.id, digest, plan.outputs)
+                    self._finish(state, step.id, digest, plan.outputs, changed=not up_to_date)
                     self.reporter.step_skipped(step.id, reason)
                     return StepResult(
                         step.id, "up-to-date", plan, dict(plan.outputs), seconds=time.monotonic() - started
@@ -398,7 +398,7 @@ class Engine:
                     self._save(state)
                 outputs = step.apply(ctx, plan)
                 step.verify(ctx)
-                self._finish(state, step.id, digest, outputs)
+                self._finish(state, step.id, digest, outputs, changed=True)
                 self.reporter.step_applied(step.id, outputs)
                 return StepResult(step.id, "done", plan, dict(outputs), seconds=time.monotonic() - started)
             except WaitingForHuman as exc:
@@ -463,18 +463,29 @@ class Engine:
         del state.record(step_id).intents[:-20]  # keep the file small on long-lived customers
         self._save(state)
 
-    def _finish(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
+    def _finish(
+        self, state: State, step_id: str, digest: str, outputs: dict[str, object], changed: bool = True
+    ) -> None:
         with self._lock:
             if self._stopping.is_set():
                 # Finished after Ctrl-C: it stays recorded as interrupted, the next run re-observes it.
                 raise Interrupted("interrupted")
-            self._finish_locked(state, step_id, digest, outputs)
+            self._finish_locked(state, step_id, digest, outputs, changed)
 
-    def _finish_locked(self, state: State, step_id: str, digest: str, outputs: dict[str, object]) -> None:
+    def _finish_locked(
+        self, state: State, step_id: str, digest: str, outputs: dict[str, object], changed: bool = True
+    ) -> None:
+        """Record a step done. ``finished`` is when it last became done (applied or adopted);
+        ``checked`` is when it was last observed up to date, so a no-op run does not rewrite history."""
         rec = state.record(step_id)
+        stamp = checkpoint.now()
+        if changed or rec.status != Status.DONE or rec.finished is None:
+            if rec.status != Status.DONE and rec.attempts == 0:
+                rec.attempts = 1  # adopted: observed done without an apply of ours, still one attempt
+            rec.finished = stamp
         rec.status = Status.DONE
         rec.digest = digest
-        rec.finished = checkpoint.now()
+        rec.checked = stamp
         rec.error = None
         rec.outputs = dict(self.redactor.redact_obj(dict(outputs)))
         self._save(state)

@@ -236,6 +236,8 @@ class KubeClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 detail = "; ".join(f"{k}/{n}: {w}" for (k, n), w in pending.items())
+                if timeout <= 0:  # a check of the moment (status --verify), not a wait
+                    raise RetryableError(f"workloads in namespace {namespace} are not ready: {detail}")
                 raise RetryableError(
                     f"timed out after {timeout:g}s waiting for workloads in namespace {namespace}: {detail}"
                 )

@@ -18,6 +18,7 @@ EXAMPLE_ENV = {
     "KIT_TOKEN": "github_pat_example",
     "SLACK_BOT_TOKEN": "xoxb-example",
     "OPSGENIE_API_KEY": "og-example",
+    "JSM_API_TOKEN": "atlassian-example",
     "VAULT_TOKEN": "hvs.example",
 }
 """What the example's env: references need to resolve (validate checks them)."""

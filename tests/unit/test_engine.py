@@ -7,6 +7,7 @@ with customer.yaml: plan() compares, apply() writes, verify() re-checks.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bootstrap import config, engine
+from bootstrap import checkpoint, config, engine
 from bootstrap.checkpoint import FileStore, Status
 from bootstrap.config import CustomerConfig
 from bootstrap.engine import Engine, Selection
@@ -658,3 +659,24 @@ def test_a_waiting_step_blocks_only_its_dependents(tmp_path: Path) -> None:
     assert summary.results[2].message == "not started: needs b (waiting)"
     assert summary.exit_code() == 3
     assert sum(summary.counts().values()) == 4
+
+
+def test_a_no_op_run_keeps_when_a_step_became_done_and_records_when_it_was_checked(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stamps = itertools.count()
+    monkeypatch.setattr(checkpoint, "now", lambda: f"2026-11-29T10:{next(stamps):05d}")
+    h.run()
+    first = h.store.load("kuvaq").record("a")
+    h.run()
+    again = h.store.load("kuvaq").record("a")
+    assert again.finished == first.finished and again.checked is not None
+    assert again.checked > (first.checked or "")
+    assert again.attempts == first.attempts == 1
+
+
+def test_an_adopted_step_counts_one_attempt(h: Harness) -> None:
+    h.world.remote["a"] = "a:Kuvaq Oy"  # already in place: the plan is empty, the step is adopted
+    h.run(Selection(only=("a",)))
+    rec = h.store.load("kuvaq").record("a")
+    assert rec.status is Status.DONE and rec.attempts == 1 and rec.finished == rec.checked

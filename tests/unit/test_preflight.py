@@ -92,6 +92,7 @@ def test_needs_are_merged_and_unresolved_credentials_mean_not_checked(
         "GITHUB_TOKEN": "ghp-1",
         "OPSGENIE_API_KEY": "o",
         "KIT_TOKEN": "k",
+        "JSM_API_TOKEN": "j",
         "VAULT_TOKEN": "v",
     }
     report = preflight.run(ctx, [Needy(h.world), AlsoNeedy(h.world)])

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import yaml
 
 from bootstrap.clients import argocd
-from bootstrap.clients.github_manifest import ManifestFlow, web_url
+from bootstrap.clients.github_manifest import ManifestFlow, remote_hint, web_url
 from bootstrap.errors import ConfigError, PermanentError, WaitingForHuman
 from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
 
@@ -163,8 +163,17 @@ class GithubOauth(Step):
                 f"open {flow.url} in a browser signed in to GitHub as an owner of {org} to create the App "
                 f"{manifest['name']} (waiting up to {self.callback_timeout:g}s)"
             )
+            hint = remote_hint(flow.url)
+            if hint:
+                ctx.progress(hint)
             try:
-                code = flow.wait(self.callback_timeout, ctx.services.cancelled)
+                code = flow.wait(
+                    self.callback_timeout,
+                    ctx.services.cancelled,
+                    remaining=lambda left: ctx.progress(
+                        f"waiting for the browser at {flow.url}: {left:.0f}s left"
+                    ),
+                )
             except TimeoutError:
                 raise WaitingForHuman(
                     f"nobody completed the GitHub App creation at {flow.url} "

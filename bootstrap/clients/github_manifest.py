@@ -18,15 +18,38 @@ from __future__ import annotations
 import hmac
 import html
 import json
+import os
 import secrets
+import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bootstrap.errors import Interrupted
+
+COUNTDOWN_EVERY = 10.0
+"""Seconds between two "time left" reports while waiting for the browser."""
+
+
+def remote_hint(url: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """How to reach the loopback listener from a remote shell, or None on a local display.
+
+    The listener binds to 127.0.0.1 only (nothing else may post a code to it), so a person
+    working over SSH must forward its port to the machine where their browser runs.
+    """
+    env = os.environ if environ is None else environ
+    local_display = bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")) and not env.get("SSH_CONNECTION")
+    if local_display or (sys.platform == "darwin" and not env.get("SSH_CONNECTION")):
+        return None
+    port = urllib.parse.urlsplit(url).port
+    host = env.get("SSH_CONNECTION", "").split(" ")[2:3] or ["THIS-HOST"]
+    return (
+        f"no local display: forward the port from the machine with your browser, "
+        f"`ssh -L {port}:127.0.0.1:{port} {host[0]}`, then open http://127.0.0.1:{port}/ there"
+    )
 
 
 def web_url(api_url: str) -> str:
@@ -101,19 +124,31 @@ class ManifestFlow:
         self._server.shutdown()
         self._server.server_close()
 
-    def wait(self, timeout: float, cancelled: threading.Event | None = None) -> str:
+    def wait(
+        self,
+        timeout: float,
+        cancelled: threading.Event | None = None,
+        remaining: Callable[[float], None] | None = None,
+        every: float = COUNTDOWN_EVERY,
+    ) -> str:
         """The code GitHub sent back; ``TimeoutError`` after ``timeout`` seconds.
 
         ``cancelled`` (the run's Ctrl-C) ends the wait within a fraction of a second with
         ``Interrupted``: a step thread blocked here would otherwise hold the process for the
-        whole timeout after the person pressed Ctrl-C.
+        whole timeout after the person pressed Ctrl-C. ``remaining`` hears the seconds left
+        every ``every`` seconds, so a person at the terminal sees the deadline come.
         """
         deadline = time.monotonic() + timeout
+        next_tick = time.monotonic() + every
         while not self._got.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
             if cancelled is not None and cancelled.is_set():
                 raise Interrupted("stopped waiting for the GitHub App creation: the run is interrupted")
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 raise TimeoutError
+            if remaining is not None and now >= next_tick:
+                remaining(deadline - now)
+                next_tick = now + every
         assert self._code is not None
         return self._code
 

@@ -39,6 +39,8 @@ class Outcome(StrEnum):
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"
     """Not started: a step it requires did not succeed in this run."""
+    STAGED = "staged"
+    """``rotate``: a new credential is in place beside the old one, rolled out by the steps that follow."""
 
 
 _WORDS = {
@@ -49,7 +51,12 @@ _WORDS = {
     Outcome.WAITING: "waiting",
     Outcome.INTERRUPTED: "interrupted",
     Outcome.SKIPPED: "skipped",
+    Outcome.STAGED: "staged",
 }
+
+
+_DESTROYED = {"removed": Outcome.DONE, "absent": Outcome.UP_TO_DATE}
+"""destroy's records in the shared words: what it removed is done, nothing left to remove is up to date."""
 
 
 @dataclass
@@ -67,7 +74,7 @@ class StepResult:
         """``status`` in the shared vocabulary: a plan result says whether it found changes."""
         if self.status == "planned":
             return Outcome.CHANGED if self.plan is not None and not self.plan.empty else Outcome.UP_TO_DATE
-        return Outcome(self.status)
+        return _DESTROYED.get(self.status) or Outcome(self.status)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bootstrap.reporting import ConsoleReporter, JsonReporter, StepResult, Summary
+from bootstrap.reporting import ConsoleReporter, JsonReporter, Outcome, StepResult, Summary
 from bootstrap.secrets import MASK, Redactor
 from bootstrap.step import Action, Change, Plan
 
@@ -133,3 +133,18 @@ def test_diffs_show_changed_lines_unless_asked_for_all(redactor: Redactor) -> No
     assert "18 more changed line(s); --diff shows the whole diff" in short.getvalue()
     assert " context" not in short.getvalue()
     assert "+line 29" in full.getvalue() and " context" in full.getvalue()
+
+
+def test_every_status_the_engine_records_has_an_outcome() -> None:
+    """The engine's StepResult statuses (read from its source) all map into the one vocabulary."""
+    import re
+    from pathlib import Path
+
+    import bootstrap.engine
+
+    source = Path(bootstrap.engine.__file__).read_text()
+    calls = re.findall(r'StepResult\(\s*[^,]+,\s*("[a-z-]+"(?:\s+if [^"]+ else "[a-z-]+")?)', source)
+    statuses = {word for call in calls for word in re.findall(r'"([a-z-]+)"', call)}
+    assert statuses >= {"done", "failed", "staged", "planned", "removed", "absent"}
+    for status in statuses:
+        assert StepResult("x", status, Plan()).outcome in Outcome  # raises for a status without one

@@ -1,12 +1,11 @@
-"""kube-apiserver behaviours FIDELITY.md lists that the emulator does not (yet) get right.
+"""kube-apiserver behaviours FIDELITY.md lists, held against the emulator.
 
 Deletion with finalizers: the real apiserver answers a DELETE of an object that
 has ``metadata.finalizers`` by setting ``deletionTimestamp`` and keeping the
 object until every finalizer is removed
 (https://kubernetes.io/docs/concepts/overview/working-with-objects/finalizers/).
 Argo CD's ``resources-finalizer.argocd.argoproj.io`` on an Application relies on
-it. The emulator removes the object at once; this test is strict-xfail so that
-the day the emulator keeps such objects, it fails and the table is updated.
+it, and ``bootstrap destroy`` waits for exactly that.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ def core(kube_emu: KubeSandbox) -> Iterator[client.CoreV1Api]:
     api.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the kube emulator deletes objects with finalizers at once")
 def test_delete_with_a_finalizer_only_marks_the_object(core: client.CoreV1Api) -> None:
     body = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}, "data": {"a": "1"}}
     core.create_namespaced_config_map("default", body)

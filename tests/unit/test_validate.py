@@ -106,6 +106,7 @@ def test_secret_fields_are_found_from_the_models() -> None:
         "slack.user_token",
         "slack.token",
         "alerting.api_key",
+        "alerting.jsm.api_token",
         "argocd.sso.client_secret",
         "vault.auth.token",
         "vault.auth.secret_id",
@@ -123,5 +124,6 @@ def test_a_config_knows_the_line_of_each_field() -> None:
         "github.token",
         "slack.token",
         "alerting.api_key",
+        "alerting.jsm.api_token",
         "vault.auth.token",
     ]

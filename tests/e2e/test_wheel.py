@@ -97,4 +97,4 @@ def test_the_installed_wheel_runs_the_sandbox_end_to_end(installed: Path, tmp_pa
     finally:
         _sh(bootstrap, "sandbox", "down", "--dir", "sb", cwd=work, env=env)
     assert run.returncode == 0, run.stderr[-4000:]
-    assert "run finished (7 done)" in run.stderr
+    assert "kuvaq: run 7 done" in run.stderr

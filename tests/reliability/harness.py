@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -297,6 +298,9 @@ def _shape(value: str) -> str:
     return "<set>" if value else "<empty>"
 
 
+_LOOPBACK = re.compile(r"127\.0\.0\.1:\d+")
+
+
 def snapshot(world: World) -> dict[str, Any]:
     """What the onboarding left behind, comparable between runs (see the module docstring)."""
     owner, repo = sandbox_customer.INFRA_REPO.split("/")
@@ -333,7 +337,10 @@ def snapshot(world: World) -> dict[str, Any]:
         if obj["kind"] == "Secret":
             objects[ident] = sorted(obj.get("data") or {})
         elif obj["kind"] == "ConfigMap":
-            objects[ident] = dict(sorted((obj.get("data") or {}).items()))
+            # Values may name this world's emulators (e.g. Slack's API URL in the notifications
+            # config): the loopback port is the only part that differs between worlds.
+            data = (obj.get("data") or {}).items()
+            objects[ident] = {k: _LOOPBACK.sub("127.0.0.1:PORT", v) for k, v in sorted(data)}
         else:
             objects[ident] = None
     return {

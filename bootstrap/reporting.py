@@ -346,8 +346,14 @@ class ConsoleReporter:
 
     def run_finished(self, summary: Summary) -> None:
         with self._lock:
+            # Blocks still open belong to steps that never finished: after an interruption they are
+            # dropped (nothing of a step may follow "run interrupted"; the summary names them).
+            interrupted = any(r.outcome is Outcome.INTERRUPTED for r in summary.results)
             for step in list(self._blocks):
-                self._flush(step)
+                if interrupted:
+                    self._blocks.pop(step)
+                else:
+                    self._flush(step)
             if self._live is not None:
                 self._live.stop()
                 self._live = None
@@ -361,6 +367,8 @@ class ConsoleReporter:
             130: "[red]interrupted[/]",
         }.get(code, str(code))
         self._print(f"[bold]{escape(self.redactor.redact(summary.line()))}[/] — {word}")
+        if any(r.outcome is Outcome.INTERRUPTED for r in summary.results):
+            return  # what did not start is plain after an interruption; nothing of a step follows it
         for r in summary.results:
             if r.outcome is Outcome.SKIPPED and r.message:
                 self._print(f"  [dim]{r.step}: {self._safe(r.message)}[/]")

@@ -238,8 +238,13 @@ class ArgocdInstall(Step):
     def plan_destroy(self, ctx: Context) -> Plan:
         present = _present_for_destroy(ctx)
         where = [f"{o['namespace']}/{o['name']}" if "namespace" in o else o["name"] for o in present]
+        ns = ctx.config.argocd.namespace
         return Plan(
             tuple(Change(Action.DELETE, f"{o['kind']} {w}") for o, w in zip(present, where, strict=True))
+            + tuple(
+                Change(Action.UPDATE, f"{kind} {ns}/{name}", "remove the install's keys; other steps' stay")
+                for kind, name in _shared_with_our_keys(ctx)
+            )
         )
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
@@ -270,6 +275,29 @@ class ArgocdInstall(Step):
         if rest:
             ctx.intend(f"delete the project, the repo Secrets and {len(rest)} Argo CD objects")
             ctx.services.ansible.delete(rest, ctx.services.kubeconfig, cluster)
+        shared = _shared_with_our_keys(ctx)
+        if shared:
+            # Applying an object with no data as our manager makes the API server drop every key we
+            # own there (server-side apply); keys other steps own stay until their own destroy.
+            ns = ctx.config.argocd.namespace
+            empty = [
+                argocd.secret(name, ns, {}) if kind == "Secret" else argocd.config_map(name, ns, {})
+                for kind, name in shared
+            ]
+            ctx.intend(f"remove the install's keys from {', '.join(name for _, name in shared)}")
+            ctx.services.ansible.apply(empty, MANAGER, {}, ctx.services.kubeconfig, cluster)
+
+
+def _shared_with_our_keys(ctx: Context) -> list[tuple[str, str]]:
+    """The shared Argo CD objects (argocd-cm, …) in which the install's field manager still owns data."""
+    ns = ctx.config.argocd.namespace
+    found = []
+    for kind, name in sorted(SHARED):
+        obj = ctx.services.kube.get("v1", kind, ns, name)
+        entries = ((obj or {}).get("metadata") or {}).get("managedFields") or []
+        if any(e.get("manager") == MANAGER and (e.get("fieldsV1") or {}).get("f:data") for e in entries):
+            found.append((kind, name))
+    return found
 
 
 def _observe(ctx: Context) -> _Observed:

@@ -207,11 +207,19 @@ _CREDENTIAL = {
     "kit": "github.token",
     "slack": "slack.token",
     "opsgenie": "alerting.api_key",
+    "jsm": "alerting.jsm.api_token",
     "vault": "vault.auth",
 }
 
 
-_CLIENT = {"github": "github", "kit": "github", "vault": "vault", "slack": "slack", "opsgenie": "opsgenie"}
+_CLIENT = {
+    "github": "github",
+    "kit": "github",
+    "vault": "vault",
+    "slack": "slack",
+    "opsgenie": "opsgenie",
+    "jsm": "jsm",
+}
 
 
 def _warm(ctx: Context, services: list[str]) -> None:
@@ -478,6 +486,34 @@ def check_opsgenie(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
     return out
 
 
+def check_jsm(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
+    """The Atlassian account may manage the team's JSM Operations integrations: the site resolves to
+    a cloudId, the team exists, and listing its integrations answers 200 (not 401/403)."""
+    out = []
+    for need, ids in needs.items():
+        name = f"jsm integrations of team {need.target}"
+        try:
+            ctx.services.jsm.find_integrations("", "API", need.target)
+        except AuthError as exc:
+            fix = (
+                "use alerting.jsm.email/api_token of an account with the JSM admin role "
+                "(OAuth: read:ops-config:jira-service-management and write:ops-config:…)"
+            )
+            out.append(Result(name, Status.FAILED, str(exc), fix, tuple(ids)))
+            continue
+        except PermanentError as exc:
+            if "no team named" not in str(exc):
+                raise
+            detail = ctx.config.located("alerting.team", f"JSM has no team {need.target!r}")
+            fix = "fix alerting.team or create the team (Teams → Create team, then enable Operations)"
+            out.append(Result(name, Status.INVALID, detail, fix, tuple(ids)))
+            continue
+        out.append(
+            Result(name, Status.OK, "the account may list (and so manage) its integrations", "", tuple(ids))
+        )
+    return out
+
+
 def check_cluster(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
     """Reachable at the context, and may do what the playbooks do: one SelfSubjectAccessReview each."""
     kube = ctx.services.kube
@@ -545,6 +581,7 @@ CHECKS: dict[str, Callable[[Context, dict[Need, list[str]]], list[Result]]] = {
     "kit": check_kit,
     "slack": check_slack,
     "opsgenie": check_opsgenie,
+    "jsm": check_jsm,
     "cluster": check_cluster,
     "manifest": check_manifest,
 }

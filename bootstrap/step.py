@@ -96,7 +96,7 @@ class Context:
         return self.outputs.get(step, {}).get(key)
 
 
-Service = Literal["github", "kit", "vault", "slack", "opsgenie", "cluster", "manifest"]
+Service = Literal["github", "kit", "vault", "slack", "opsgenie", "jsm", "cluster", "manifest"]
 
 
 @dataclass(frozen=True)

@@ -258,8 +258,10 @@ class AlertmanagerOpsgenie(Step):
             Need.cluster("", APPLY, "namespaces"),
             Need.cluster(am.namespace, APPLY, "secrets"),
         ]
-        if config.alerting.provider == "opsgenie":  # a JSM key is the integration's own: nothing to manage
+        if config.alerting.provider == "opsgenie":
             needs.append(Need("opsgenie", config.alerting.team, ("integrations",)))
+        else:
+            needs.append(Need("jsm", config.alerting.team, ("integrations",)))
         return tuple(needs)
 
     # -- plan ------------------------------------------------------------------

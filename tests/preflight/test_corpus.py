@@ -115,6 +115,11 @@ def _unreachable_cluster(world: World) -> None:
     _doc(world, cluster={"kubeconfig": str(path), "context": "sandbox"})
 
 
+def _jsm_with_token(world: World, token: str) -> None:
+    world.customer(alerting={"provider": "jsm"})
+    world.env["JSM_API_TOKEN"] = token
+
+
 def _archive(world: World) -> None:
     world.github.repos[("kuvaq", "infra")].archived = True
 
@@ -164,6 +169,11 @@ CASES = [
          "opsgenie integrations", "rejected alerting.api_key", Status.FAILED, 1),
     Case("opsgenie-team-typo", lambda w: _doc(w, alerting={"team": "kuvaq-sr"}),
          "opsgenie integrations", "alerting.team: OpsGenie has no team 'kuvaq-sr' (line", Status.INVALID, 4),
+    # -- JSM Operations: an account that cannot manage the team's integrations --------------------
+    Case("jsm-team-typo", lambda w: _doc(w, alerting={"provider": "jsm", "team": "kuvaq-sr"}),
+         "jsm integrations", "alerting.team: JSM has no team 'kuvaq-sr' (line", Status.INVALID, 4),
+    Case("jsm-token-rejected", lambda w: _jsm_with_token(w, "not-the-token"),
+         "jsm integrations", "alerting.jsm.api_token", Status.FAILED, 1),
     # -- references: each kind broken -----------------------------------------------------------
     Case("env-unset", lambda w: w.env.pop("SLACK_BOT_TOKEN"),
          "slack.token (env:SLACK_BOT_TOKEN)", "variable SLACK_BOT_TOKEN is not set", Status.INVALID, 4),

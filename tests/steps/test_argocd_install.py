@@ -189,8 +189,11 @@ def test_install_waits_then_is_idempotent(world: World) -> None:
         f"Secret argocd/{REPO_SECRET}",
         f"Secret argocd/{KIT_CREDS}",
     ]
-    assert targets[-1] == "CustomResourceDefinition applications.argoproj.io"
-    assert "Secret argocd/argocd-secret" not in targets and "ConfigMap argocd/argocd-cm" not in targets
+    deleted = [c.target for c in gone.changes if c.action is Action.DELETE]
+    assert deleted[-1] == "CustomResourceDefinition applications.argoproj.io"
+    # The shared objects stay for the other steps; only the keys the install set leave them.
+    assert "Secret argocd/argocd-secret" not in deleted and "ConfigMap argocd/argocd-cm" not in deleted
+    assert [c.target for c in gone.changes if c.action is Action.UPDATE] == ["ConfigMap argocd/argocd-cm"]
     assert world.kube.log.writes == []
 
     # A new version is seen as outdated images without applying anything.

@@ -112,9 +112,8 @@ def test_ctrl_c_stops_promptly_and_records_interrupted_steps(
             statuses = {sid: rec["status"] for sid, rec in world.state()["steps"].items()}
             assert "running" not in statuses.values(), f"{where}: {statuses}"
             assert "interrupted" in statuses.values(), f"{where}: {statuses}"
-            for sid, rec in world.state()["steps"].items():
-                if rec["status"] == "interrupted" and rec.get("attempts"):
-                    assert rec.get("intents"), f"{where}: {sid} interrupted during apply without intents"
+            # An interrupted step may have no intents: Ctrl-C can land while its apply re-observes,
+            # before its first announced side effect. What may exist is proven by the resume below.
         harness.settle(world)
         assert harness.check_invariants(world) == []
     with figures.lock:

@@ -236,6 +236,35 @@ class Cluster(Model):
     context: str | None = Field(default=None, description="Context name; default: the current context.")
 
 
+class HubGitOps(Model):
+    """The hub's own GitOps repo: one ApplicationSet per kit section, per-cluster values beside them."""
+
+    repo: RepoSlug = Field(description="owner/name of the hub's GitOps repo (written with github.token).")
+    branch: GitRef = "main"
+    path: RelPath = Field(default="hub", description="Directory of the hub repo the tool manages.")
+
+
+class Hub(Model):
+    """Hub mode: a management Argo CD manages this customer's cluster, none is installed in it.
+
+    The customer cluster is registered in the hub as a labelled cluster Secret; the hub's
+    ApplicationSets select addons and the kit revision by those labels (KIT.md, "Hub mode").
+    """
+
+    kubeconfig: str | None = Field(default=None, description="Kubeconfig of the hub; default: KUBECONFIG.")
+    context: str | None = Field(default=None, description="Context of the hub; default: the current context.")
+    namespace: K8sName = Field(default="argocd", description="Namespace of the hub's Argo CD.")
+    gitops: HubGitOps
+    cluster_name: DnsLabel | None = Field(
+        default=None, description="The cluster's name in the hub; default: the customer name."
+    )
+    server: HttpUrl | None = Field(
+        default=None,
+        description="The customer cluster's API server URL as the hub reaches it; "
+        "default: the server of cluster.context in its kubeconfig.",
+    )
+
+
 class ArgoUser(Model):
     name: ArgoAccount
     capabilities: tuple[Literal["apiKey", "login"], ...] = ("login",)
@@ -431,10 +460,19 @@ class CustomerConfig(Model):
     slack: Slack
     alerting: Alerting
     vault: Vault
+    hub: Hub | None = Field(
+        default=None,
+        description="Hub mode: register the cluster in a management Argo CD instead of installing one.",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
     """Line of each field in the file it was read from (empty for a config built in code)."""
+
+    @property
+    def hub_cluster_name(self) -> str | None:
+        """The cluster's name in the hub (hub mode), else None."""
+        return None if self.hub is None else (self.hub.cluster_name or self.customer.name)
 
     def vault_path(self, *parts: str) -> str:
         """Where this customer's secrets live: ``<prefix>/<customer>/<parts>`` (in ``vault.mount``)."""

@@ -351,6 +351,7 @@ def test_schema_is_json_with_every_section() -> None:
         "slack",
         "alerting",
         "vault",
+        "hub",
     }
     assert {"customer", "kit", "github", "slack", "alerting", "vault"} <= set(schema["required"])
     assert schema["additionalProperties"] is False

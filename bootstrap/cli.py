@@ -625,7 +625,10 @@ def main() -> NoReturn:
         _fail(130, "interrupted; the checkpoint is saved — run the same command again to resume")
     except typer.Exit as exc:
         _exit(exc.exit_code)
-    except (typer.Abort, EOFError):
+    except (typer.Abort, EOFError) as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            # Click turns Ctrl-C outside a step (loading, checks, a prompt) into Abort: say so.
+            _fail(130, "interrupted; the checkpoint is saved — run the same command again to resume")
         _exit(130)
     except typer.TyperException as exc:
         # Usage errors (unknown option, bad value) are invalid input too.

@@ -275,7 +275,12 @@ class Engine:
         state = self.store.load(customer)
         self._check_requirements(chosen, state, dry_run)
         if self.preflight is not None:
-            self.preflight(ctx, chosen)
+            try:
+                self.preflight(ctx, chosen)
+            except KeyboardInterrupt:
+                # Nothing is recorded: the checks only read, and no step has started.
+                self.reporter.notice(f"{summary.mode} interrupted in the preflight checks, before any write")
+                raise
         ctx.outputs = _OutputsView(state)
         self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
         with self._interruptible():

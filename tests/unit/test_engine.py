@@ -400,6 +400,23 @@ def test_keyboard_interrupt_in_apply(h: Harness) -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the run
 
 
+def test_keyboard_interrupt_during_the_preflight_checks_says_so_and_records_nothing(h: Harness) -> None:
+    """Ctrl-C while the checks read: no step started, so the checkpoint must not change."""
+
+    def checks(_ctx: Context, _steps: Sequence[Step]) -> None:
+        raise KeyboardInterrupt
+
+    reporter = RecordingReporter()
+    eng = Engine([StepA(h.world)], h.store, reporter, h.redactor, preflight=checks)
+    with pytest.raises(KeyboardInterrupt):
+        eng.run(h.context())
+    assert [e[2] for e in reporter.events if e[0] == "notice"] == [
+        "run interrupted in the preflight checks, before any write"
+    ]
+    assert h.store.load("kuvaq").steps == {}
+    assert h.world.applies == []
+
+
 def test_keyboard_interrupt_during_back_off(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(_stopping: threading.Event, seconds: float) -> bool:
         raise KeyboardInterrupt

@@ -1,5 +1,32 @@
-"""``python -m bootstrap`` is the ``bootstrap`` command."""
+"""``python -m bootstrap`` and the ``bootstrap`` command start here."""
 
-from bootstrap.cli import main
+from __future__ import annotations
 
-main()
+import os
+import signal
+import sys
+from types import FrameType
+
+
+def _while_loading(_signum: int, _frame: FrameType | None) -> None:
+    sys.stderr.write("interrupted while starting; nothing was done\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def entry() -> None:
+    """Load the CLI, then run it.
+
+    Loading takes a second or more on a busy machine; Ctrl-C then would print an import
+    traceback. Until the CLI is loaded, it exits 130 with one line instead (nothing has
+    been read or written yet); the CLI's own handling takes over from there.
+    """
+    previous = signal.signal(signal.SIGINT, _while_loading)
+    from bootstrap.cli import main
+
+    signal.signal(signal.SIGINT, previous)
+    main()
+
+
+if __name__ == "__main__":
+    entry()

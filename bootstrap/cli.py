@@ -14,10 +14,12 @@ import dataclasses
 import enum
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+import typer.core
 
 if TYPE_CHECKING:
     from bootstrap import config, engine, fleet
@@ -25,7 +27,35 @@ if TYPE_CHECKING:
     from bootstrap.secrets import Redactor
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
+_INTERRUPTED = "interrupted; the checkpoint is saved — run the same command again to resume"
+
+
+class _Commands(typer.core.TyperGroup):
+    """Ctrl-C outside the engine's steps (parsing, imports, loading, checks) must be heard.
+
+    Typer turns a KeyboardInterrupt raised while it parses or invokes into a silent
+    ``Exit(130)``; here it becomes the ``Interrupted`` error that ``main`` prints.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _heard():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _heard():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _heard() -> Iterator[None]:
+    from bootstrap.errors import Interrupted
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(_INTERRUPTED) from None
 app = typer.Typer(
+    cls=_Commands,
     help="Onboard a customer onto the GitOps platform: run, resume, preview and inspect the steps.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -622,13 +652,13 @@ def main() -> NoReturn:
     except BootstrapError as exc:
         _fail(exc.exit_code, _redact_for_exit(str(exc)), exc.details())
     except KeyboardInterrupt:
-        _fail(130, "interrupted; the checkpoint is saved — run the same command again to resume")
+        _fail(130, _INTERRUPTED)
     except typer.Exit as exc:
         _exit(exc.exit_code)
     except (typer.Abort, EOFError) as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):
             # Click turns Ctrl-C outside a step (loading, checks, a prompt) into Abort: say so.
-            _fail(130, "interrupted; the checkpoint is saved — run the same command again to resume")
+            _fail(130, _INTERRUPTED)
         _exit(130)
     except typer.TyperException as exc:
         # Usage errors (unknown option, bad value) are invalid input too.

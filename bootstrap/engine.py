@@ -396,6 +396,9 @@ class Engine:
                         step.id, "up-to-date", plan, dict(plan.outputs), seconds=time.monotonic() - started
                     )
                 with self._lock:
+                    if self._stopping.is_set():
+                        # Ctrl-C came while this step planned: the run is over, never start an apply.
+                        raise Interrupted("interrupted")
                     rec.status = Status.RUNNING
                     rec.attempts += 1
                     rec.started = checkpoint.now()
@@ -575,6 +578,8 @@ class Engine:
                 self.reporter.step_skipped(step.id, f"a new {what} is already staged; finishing its rotation")
                 return StepResult(step.id, "up-to-date", plan, seconds=time.monotonic() - started)
             with self._lock:
+                if self._stopping.is_set():
+                    raise Interrupted("interrupted")
                 rec = state.record(step.id)
                 rec.status = Status.RUNNING  # the rollout below records done once the new credential is live
                 rec.attempts += 1
@@ -652,6 +657,8 @@ class Engine:
                 return StepResult(step.id, "planned", plan, seconds=time.monotonic() - started)
             if not plan.empty:
                 with self._lock:
+                    if self._stopping.is_set():
+                        raise Interrupted("interrupted")
                     rec = state.record(step.id)
                     rec.status = Status.RUNNING
                     rec.started = checkpoint.now()

@@ -46,6 +46,7 @@ class World:
     """Raised (one per apply call, in order) before the side effect."""
     on_verify: dict[str, BaseException] = field(default_factory=dict)
     during_apply: Callable[[str, Context], None] | None = None
+    during_plan: Callable[[str], None] | None = None
     extra_outputs: dict[str, Outputs] = field(default_factory=dict)
 
 
@@ -60,6 +61,8 @@ class FakeStep(Step):
         return f"{self.id}:{ctx.config.customer.display_name}"
 
     def plan(self, ctx: Context) -> Plan:
+        if self.world.during_plan is not None:
+            self.world.during_plan(self.id)
         current, want = self.world.remote.get(self.id), self.desired(ctx)
         if current == want:
             return Plan(outputs={"value": want})
@@ -492,6 +495,38 @@ def test_ctrl_c_during_concurrent_steps_stops_the_run_and_records_no_late_finish
     assert reporter.events[notices[0] + 1 :] == after
     assert h.world.applies == []  # the refused intent stopped the side effect
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_step_still_planning_at_ctrl_c_never_starts_its_apply(h: Harness) -> None:
+    """Ctrl-C while a step plans in its thread: once its plan returns, it must not be
+    recorded ``running`` (the process exits at once and would leave it so) nor apply."""
+    planning = threading.Event()
+    release = threading.Event()
+
+    def slow_plan(step_id: str) -> None:
+        planning.set()
+        release.wait(timeout=120)
+
+    h.world.during_plan = slow_plan
+    eng = Engine([StepP(h.world)], h.store, RecordingReporter(), h.redactor)
+
+    def press_ctrl_c() -> None:
+        planning.wait(timeout=120)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    summary = eng.run(h.context(), parallel=2)
+    presser.join(timeout=120)
+    assert summary.exit_code() == 130
+    release.set()
+    deadline = time.monotonic() + 120
+    while any(t.name.startswith("step") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rec = h.store.load("kuvaq").record("p")
+    assert rec.status is Status.INTERRUPTED
+    assert rec.attempts == 0
+    assert h.world.applies == []
 
 
 # -- dry run -----------------------------------------------------------------------------------

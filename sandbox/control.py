@@ -11,7 +11,8 @@ the old ``sandbox.env``. A directory whose processes are gone is reused quietly.
 With ``hub`` a second Kubernetes emulator runs the management Argo CD and every
 customer file written names it (``hub:``, hub mode). For fleet runs and benchmarks,
 ``customers=N`` adds customers c001..cNNN with their files in
-``inventory/<name>/customer.yaml`` (each on its own cluster), and ``latency`` delays every emulated call; OpenBao stays real and undelayed.
+``inventory/<name>/customer.yaml`` (each on its own cluster), and ``latency``
+delays every emulated call; OpenBao stays real and undelayed.
 """
 
 from __future__ import annotations

@@ -347,10 +347,30 @@ def status(
     output: OutputOpt = Output.text,
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
+    hub: Annotated[
+        bool,
+        typer.Option(
+            "--hub",
+            metavar="",
+            help="Hub mode: list the clusters registered in the customers' hub(s), their labels, and "
+            "whether each cluster's labels match its customer.yaml.",
+        ),
+    ] = False,
 ) -> None:
     """Show what the checkpoint says about each step (and, with --verify, whether it still holds)."""
     import json
 
+    if hub:
+        from bootstrap import hub_status
+
+        hubs = hub_status.report(customers)
+        if output is Output.json:
+            print(json.dumps({"hubs": [h.to_json() for h in hubs]}, indent=2))
+        else:
+            hub_status.print_text(hubs)
+        if any(h.problems for h in hubs):
+            raise typer.Exit(1)
+        return
     docs = [_status_of(path, verify, output, state_dir, state) for path in customers]
     if output is Output.json:
         print(json.dumps(docs[0] if len(docs) == 1 else {"customers": docs}, indent=2))

@@ -129,7 +129,7 @@ def test_register_relabel_rotate_unregister(hub_world: World) -> None:
 def test_a_crashed_runs_leftovers_are_adopted(hub_world: World) -> None:
     """The ServiceAccount, RBAC and a filled token Secret exist, Vault and the hub have nothing."""
     world = hub_world
-    objects = cluster_register._rbac_objects() + [cluster_register._token_secret(TOKEN_1)]
+    objects = [*cluster_register._rbac_objects(), cluster_register._token_secret(TOKEN_1)]
     world.kube.seed(*objects)
     _wait_filled(world, TOKEN_1)
     left = token_of(world, TOKEN_1)

@@ -576,7 +576,8 @@ def list_steps() -> None:
 
     for step in engine.order([cls() for cls in STEPS]):
         needs = f"  (needs {', '.join(step.requires)})" if step.requires else ""
-        typer.echo(f"{step.id:<24}{step.title}{needs}")
+        only = f"  ({' / '.join(sorted(step.modes))} mode only)" if len(step.modes) == 1 else ""
+        typer.echo(f"{step.id:<24}{step.title}{needs}{only}")
 
 
 @app.command()

@@ -189,7 +189,14 @@ def for_config(steps: Sequence[type[Step]], config: CustomerConfig) -> list[Step
     The engine then sees a step list like any other; nothing in it asks which mode a run is
     in, and ``--only``/``rotate``/``destroy``/``status`` name only the steps this customer has.
     """
-    return [cls() for cls in steps if config.mode in cls.modes]
+    built = [cls() for cls in steps if config.mode in cls.modes]
+    absent = {cls.id for cls in steps if config.mode not in cls.modes}
+    for step in built:
+        if absent & set(step.requires):
+            # A step the mode does not have is no requirement here (argocd-install needs
+            # argocd-users only where there are local accounts to install with).
+            vars(step)["requires"] = tuple(r for r in step.requires if r not in absent)
+    return built
 
 
 @runtime_checkable

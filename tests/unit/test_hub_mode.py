@@ -24,11 +24,17 @@ def load(hub_kubeconfig: str = "") -> config.CustomerConfig:
     return config.parse_text(yaml.safe_dump(sandbox_customer.document(ep)))
 
 
-def test_cluster_register_exists_only_for_a_customer_with_a_hub() -> None:
+def test_the_step_list_follows_the_mode() -> None:
     standalone, hubbed = load(), load("hub-kubeconfig")
     assert standalone.mode == "standalone" and hubbed.mode == "hub"
-    assert "cluster-register" not in [s.id for s in for_config(STEPS, standalone)]
-    assert [s.id for s in for_config(STEPS, hubbed)] == [c.id for c in STEPS]
+    alone, hubs = for_config(STEPS, standalone), for_config(STEPS, hubbed)
+    assert [s.id for s in alone] == [c.id for c in STEPS if c.id != "cluster-register"]
+    assert [s.id for s in hubs] == [c.id for c in STEPS if c.id != "argocd-users"]
+    # A requirement on a step the mode lacks is dropped for that customer only.
+    install = {s.id: s for s in hubs}["argocd-install"]
+    assert "argocd-users" not in install.requires
+    assert "argocd-users" in {s.id: s for s in alone}["argocd-install"].requires
+    assert "argocd-users" in type(install).requires
 
 
 def test_the_hub_client_is_built_from_the_hub_section_only(tmp_path: Path) -> None:

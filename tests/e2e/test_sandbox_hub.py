@@ -18,6 +18,7 @@ import yaml
 
 from bootstrap import hub
 from tests.fixtures.world import ROOT
+from tests.unit.test_output_schema import kind
 
 
 def cli(directory: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -58,7 +59,9 @@ def test_sandbox_up_hub_register_and_status(tmp_path: Path) -> None:
 
         status = cli(directory, env, "status", "--hub", str(customer), "--output", "json")
         assert status.returncode == 0, status.stderr + status.stdout
-        [entry] = json.loads(status.stdout)["hubs"]
+        doc_out = json.loads(status.stdout)
+        assert kind(doc_out) == "statusHub"  # the documented JSON Schema
+        [entry] = doc_out["hubs"]
         [cluster] = entry["clusters"]
         assert cluster["cluster"] == "kuvaq" and cluster["state"] == "matches", cluster
         assert cluster["labels"][hub.KUBERNETES_VERSION] == "1.33"

@@ -11,7 +11,9 @@ import base64
 import json
 from typing import Any
 
-from bootstrap import engine, hub
+import pytest
+
+from bootstrap import engine, hub, hub_status
 from bootstrap.clients import argocd
 from bootstrap.step import Action
 from sandbox.github_seed import KIT_ADDONS
@@ -153,3 +155,32 @@ def _wait_filled(world: World, name: str) -> None:
     KubeClient(str(world.kube.kubeconfig_path), "sandbox").wait_secret_keys(
         NS, name, ("token", "ca.crt"), 30.0, "test"
     )
+
+
+def test_status_hub_names_unregistered_and_foreign_clusters(
+    hub_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a registration the customer is 'not registered'; another tool's cluster is listed as such."""
+    world = hub_world
+    for key, value in world.env.items():
+        monkeypatch.setenv(key, value)
+    foreign = argocd.secret(
+        "cluster-elsewhere",
+        HUB_NS,
+        {
+            "name": argocd.b64("elsewhere"),
+            "server": argocd.b64("https://10.0.0.1"),
+            "config": argocd.b64("{}"),
+        },
+        {hub.SECRET_TYPE: "cluster", "team.example.com/owner": "other"},
+    )
+    world.hub.seed(foreign)
+    [entry] = hub_status.report([world.customer()])
+    assert entry.missing == [f"kuvaq ({world.dir / 'customer.yaml'})"]
+    [cluster] = entry.clusters
+    assert (cluster.name, cluster.state, cluster.server) == (
+        "elsewhere",
+        "no customer.yaml given",
+        "https://10.0.0.1",
+    )
+    assert entry.problems and '"config"' not in json.dumps(entry.to_json())

@@ -331,13 +331,17 @@ class Rotation(enum.StrEnum):
     deploy_key = "deploy-key"
     passwords = "passwords"
     alerting_key = "alerting-key"
+    cluster_token = "cluster-token"
 
 
 @app.command()
 def rotate(
     customer: CustomerArg,
     what: Annotated[
-        Rotation, typer.Argument(help="deploy-key, passwords (Argo CD admin and users), or alerting-key.")
+        Rotation,
+        typer.Argument(
+            help="deploy-key, passwords (Argo CD admin and users), alerting-key, or cluster-token (hub mode)."
+        ),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", metavar="", help="Show what would change and stop.")
@@ -348,12 +352,12 @@ def rotate(
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Replace a credential: the new one is live everywhere before the old one is removed."""
-    from bootstrap import engine, session
+    from bootstrap import engine, session, step
     from steps import STEPS
 
     sess = session.open_session(customer, state_dir, state_url=state)
     reporter = _reporter(output, sess.redactor)
-    eng = engine.Engine([c() for c in STEPS], sess.store, reporter, sess.redactor)
+    eng = engine.Engine(step.for_config(STEPS, sess.config), sess.store, reporter, sess.redactor)
     lock = contextlib.nullcontext(None) if dry_run else sess.store.lock(break_lock=break_lock)
     with lock as notice:  # a preview only reads: no lock
         if notice:
@@ -373,10 +377,30 @@ def status(
     output: OutputOpt = Output.text,
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
+    hub: Annotated[
+        bool,
+        typer.Option(
+            "--hub",
+            metavar="",
+            help="Hub mode: list the clusters registered in the customers' hub(s), their labels, and "
+            "whether each cluster's labels match its customer.yaml.",
+        ),
+    ] = False,
 ) -> None:
     """Show what the checkpoint says about each step (and, with --verify, whether it still holds)."""
     import json
 
+    if hub:
+        from bootstrap import hub_status
+
+        hubs = hub_status.report(customers)
+        if output is Output.json:
+            print(json.dumps({"hubs": [h.to_json() for h in hubs]}, indent=2))
+        else:
+            hub_status.print_text(hubs)
+        if any(h.problems for h in hubs):
+            raise typer.Exit(1)
+        return
     docs = [_status_of(path, verify, output, state_dir, state) for path in customers]
     if output is Output.json:
         print(json.dumps(docs[0] if len(docs) == 1 else {"customers": docs}, indent=2))
@@ -390,7 +414,7 @@ def status(
 def _status_of(
     customer: Path, verify: bool, output: Output, state_dir: Path | None, state: str | None
 ) -> dict[str, object]:
-    from bootstrap import config, engine, session
+    from bootstrap import config, engine, session, step
     from steps import STEPS
 
     problems: dict[str, str | None] = {}
@@ -398,15 +422,16 @@ def _status_of(
         sess = session.open_session(customer, state_dir, state_url=state)
         store = sess.store
         problems = engine.Engine(
-            [c() for c in STEPS], store, _reporter(output, sess.redactor), sess.redactor
+            step.for_config(STEPS, sess.config), store, _reporter(output, sess.redactor), sess.redactor
         ).verify(sess.context)
-        name = sess.config.customer.name
+        cfg = sess.config
     else:
-        name = config.load(customer).customer.name
-        store = session.store_for(state, session.state_dir_for(customer, state_dir), name)
+        cfg = config.load(customer)
+        store = session.store_for(state, session.state_dir_for(customer, state_dir), cfg.customer.name)
+    name = cfg.customer.name
     recorded = store.load(name)
     rows: list[dict[str, object]] = []
-    for cls in STEPS:
+    for cls in step.for_config(STEPS, cfg):
         rec = recorded.record(cls.id)
         row: dict[str, object] = {
             "id": cls.id,
@@ -545,7 +570,7 @@ def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     """
     import json
 
-    from bootstrap import fleet, preflight, session
+    from bootstrap import fleet, preflight, session, step
     from bootstrap.errors import ConfigError
     from steps import STEPS
 
@@ -560,7 +585,7 @@ def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
             )
             reports.append(report)
             continue
-        reports.append(preflight.run(sess.context, [cls() for cls in STEPS]))
+        reports.append(preflight.run(sess.context, step.for_config(STEPS, sess.config)))
     if output is Output.json:
         from bootstrap import secrets
 
@@ -581,7 +606,8 @@ def list_steps() -> None:
 
     for step in engine.order([cls() for cls in STEPS]):
         needs = f"  (needs {', '.join(step.requires)})" if step.requires else ""
-        typer.echo(f"{step.id:<24}{step.title}{needs}")
+        only = f"  ({' / '.join(sorted(step.modes))} mode only)" if len(step.modes) == 1 else ""
+        typer.echo(f"{step.id:<24}{step.title}{needs}{only}")
 
 
 @app.command()
@@ -618,11 +644,19 @@ def sandbox_up(
             "--replace", metavar="", help="Stop a sandbox still running in DIR and start a new one."
         ),
     ] = False,
+    hub: Annotated[
+        bool,
+        typer.Option(
+            "--hub",
+            metavar="",
+            help="Also start a hub cluster running Argo CD; the customer files name it (hub mode).",
+        ),
+    ] = False,
 ) -> None:
     """Start the local backends on loopback and write DIR/sandbox.env and DIR/customer.yaml."""
     from sandbox import control
 
-    for line in control.up(directory, latency=latency, customers=customers, replace=replace):
+    for line in control.up(directory, latency=latency, customers=customers, replace=replace, hub=hub):
         typer.echo(line, err=True)
 
 

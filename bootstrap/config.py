@@ -470,6 +470,11 @@ class CustomerConfig(Model):
     """Line of each field in the file it was read from (empty for a config built in code)."""
 
     @property
+    def mode(self) -> Literal["standalone", "hub"]:
+        """Hub mode when customer.yaml names a hub, else standalone (Argo CD in the customer cluster)."""
+        return "standalone" if self.hub is None else "hub"
+
+    @property
     def hub_cluster_name(self) -> str | None:
         """The cluster's name in the hub (hub mode), else None."""
         return None if self.hub is None else (self.hub.cluster_name or self.customer.name)

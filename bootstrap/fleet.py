@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from bootstrap import engine, preflight, reporting, secrets, session
+from bootstrap import step as step_contract
 from bootstrap.errors import BootstrapError
 from bootstrap.reporting import Reporter, Summary
 from bootstrap.step import Step
@@ -71,7 +72,7 @@ def execute_one(
         sess = session.open_session(path, opts.state_dir, force=opts.force, state_url=opts.state_url)
         checked = opts.mode in ("run", "plan") and not opts.skip_checks
         eng = engine.Engine(
-            [cls() for cls in steps],
+            step_contract.for_config(steps, sess.config),
             sess.store,
             reporter,
             sess.redactor,

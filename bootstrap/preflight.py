@@ -235,6 +235,8 @@ def _warm(ctx: Context, services: list[str]) -> None:
                 getattr(ctx.services, _CLIENT[service])
             elif service == "cluster":
                 ctx.services.kube.connect()
+            elif service == "hub":
+                ctx.services.hub_kube.connect()
 
 
 def _guarded(
@@ -516,27 +518,38 @@ def check_jsm(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
 
 def check_cluster(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
     """Reachable at the context, and may do what the playbooks do: one SelfSubjectAccessReview each."""
-    kube = ctx.services.kube
     context = ctx.config.cluster.context or "the current context"
+    fix = "check cluster.kubeconfig and cluster.context, and that the cluster is up"
+    return _check_kube(ctx.services.kube, f"cluster at {context}", "cluster", fix, needs)
+
+
+def check_hub(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
+    """The hub (hub mode), as ``check_cluster`` checks the customer cluster."""
+    hub = ctx.config.hub
+    context = (hub.context if hub is not None else None) or "the current context"
+    fix = "check hub.kubeconfig and hub.context, and that the hub is up"
+    return _check_kube(ctx.services.hub_kube, f"hub at {context}", "hub", fix, needs)
+
+
+def _check_kube(kube: Any, label: str, what: str, fix: str, needs: dict[Need, list[str]]) -> list[Result]:
     reviews = sorted({(ns, perm) for need in needs for perm in need.permissions for ns in (need.target,)})
     steps = tuple(sorted({s for ids in needs.values() for s in ids}))
     try:
         first = _retrying(lambda: kube.can(*_review(*reviews[0])))
     except BootstrapError as exc:
-        fix = "check cluster.kubeconfig and cluster.context, and that the cluster is up"
-        return [Result(f"cluster at {context}", Status.FAILED, str(exc), fix, steps)]
+        return [Result(label, Status.FAILED, str(exc), fix, steps)]
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="ssar") as pool:
         asked = pool.map(lambda r: _retrying(lambda: kube.can(*_review(*r))), reviews[1:])
         answers = dict(zip(reviews[1:], asked, strict=True))
     answers[reviews[0]] = first
-    out = [Result(f"cluster at {context}", Status.OK, f"reachable ({kube.host})", "", steps)]
+    out = [Result(label, Status.OK, f"reachable ({kube.host})", "", steps)]
     for need, ids in needs.items():
         denied = [perm for perm in need.permissions if not answers[(need.target, perm)][0]]
         where = f"namespace {need.target}" if need.target else "cluster-wide"
-        name = f"cluster RBAC {where}"
+        name = f"{what} RBAC {where}"
         if denied:
-            fix = "grant these verbs to the kubeconfig's user (a Role or ClusterRole bound to it)"
-            out.append(Result(name, Status.FAILED, "may not " + ", ".join(denied), fix, tuple(ids)))
+            grant = "grant these verbs to the kubeconfig's user (a Role or ClusterRole bound to it)"
+            out.append(Result(name, Status.FAILED, "may not " + ", ".join(denied), grant, tuple(ids)))
         else:
             out.append(
                 Result(
@@ -583,6 +596,7 @@ CHECKS: dict[str, Callable[[Context, dict[Need, list[str]]], list[Result]]] = {
     "opsgenie": check_opsgenie,
     "jsm": check_jsm,
     "cluster": check_cluster,
+    "hub": check_hub,
     "manifest": check_manifest,
 }
 """One small check function per service; each gets every need of its service, merged across steps."""

@@ -95,6 +95,21 @@ class Services:
         return KubeClient(self.kubeconfig, self.config.cluster.context)
 
     @cached_property
+    def hub_kube(self) -> KubeClient:
+        """The hub's API server (hub mode): where the cluster Secret and the customer's Argo CD objects go.
+
+        Built only from ``hub.kubeconfig``/``hub.context``, never from the customer's: a step that
+        asks for it in standalone mode gets a ConfigError rather than the customer cluster.
+        """
+        from bootstrap.clients.kubernetes import KubeClient
+
+        if self.config.hub is None:
+            raise ConfigError(
+                "hub: this customer has no hub (standalone mode); add a hub: section to use one"
+            )
+        return KubeClient(self.hub_kubeconfig, self.config.hub.context)
+
+    @cached_property
     def ansible(self) -> AnsibleRunner:
         from bootstrap.clients.ansible import AnsibleRunner
 
@@ -102,7 +117,14 @@ class Services:
 
     @property
     def kubeconfig(self) -> str | None:
-        path = self.config.cluster.kubeconfig
+        return self._path(self.config.cluster.kubeconfig)
+
+    @property
+    def hub_kubeconfig(self) -> str | None:
+        """The hub's kubeconfig (relative paths from customer.yaml's directory); None = KUBECONFIG."""
+        return self._path(self.config.hub.kubeconfig if self.config.hub is not None else None)
+
+    def _path(self, path: str | None) -> str | None:
         if path is None:
             return None
         p = Path(path).expanduser()

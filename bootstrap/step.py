@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -96,7 +96,10 @@ class Context:
         return self.outputs.get(step, {}).get(key)
 
 
-Service = Literal["github", "kit", "vault", "slack", "opsgenie", "jsm", "cluster", "manifest"]
+Mode = Literal["standalone", "hub"]
+"""Where Argo CD runs: in the customer cluster, or in a hub that manages many clusters (KIT.md)."""
+
+Service = Literal["github", "kit", "vault", "slack", "opsgenie", "jsm", "cluster", "hub", "manifest"]
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ class Need:
     ``administration:write``; Vault ``read``/``write`` on a KV path of ``vault.mount``;
     Slack scopes; OpsGenie ``integrations`` for the team ``target``; cluster
     ``VERB RESOURCE[.GROUP]`` in the namespace ``target`` ("" for cluster-scoped
-    resources); kit: the kit repo; manifest: the URL, with its sha256 pin if any.
+    resources), and the same for the hub (hub mode); kit: the kit repo; manifest: the URL,
+    with its sha256 pin if any.
     """
 
     service: Service
@@ -145,6 +149,8 @@ class Step(abc.ABC):
     requires: ClassVar[tuple[StepId, ...]] = ()
     reads: ClassVar[tuple[str, ...]] = ()
     """Dotted paths of customer.yaml this step reads; hashed into the input digest."""
+    modes: ClassVar[frozenset[Mode]] = frozenset({"standalone", "hub"})
+    """The modes the step belongs to; ``for_config`` leaves it out of every other customer's list."""
 
     def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
         """What the step needs of each service; the preflight verifies it before the first write."""
@@ -175,6 +181,22 @@ class Step(abc.ABC):
     @abc.abstractmethod
     def destroy(self, ctx: Context, plan: Plan) -> None:
         """Undo what the step created; idempotent (gone is fine)."""
+
+
+def for_config(steps: Sequence[type[Step]], config: CustomerConfig) -> list[Step]:
+    """The steps of ``config``'s mode, built: the one place the mode decides which steps exist.
+
+    The engine then sees a step list like any other; nothing in it asks which mode a run is
+    in, and ``--only``/``rotate``/``destroy``/``status`` name only the steps this customer has.
+    """
+    built = [cls() for cls in steps if config.mode in cls.modes]
+    absent = {cls.id for cls in steps if config.mode not in cls.modes}
+    for step in built:
+        if absent & set(step.requires):
+            # A step the mode does not have is no requirement here (argocd-install needs
+            # argocd-users only where there are local accounts to install with).
+            vars(step)["requires"] = tuple(r for r in step.requires if r not in absent)
+    return built
 
 
 @runtime_checkable

@@ -8,9 +8,11 @@ whose sandbox still runs refuses unless ``replace`` is given: a new sandbox has 
 ports and tokens, so silently replacing it would break every shell that sourced
 the old ``sandbox.env``. A directory whose processes are gone is reused quietly.
 
-For fleet runs and benchmarks, ``customers=N`` adds customers c001..cNNN with
-their files in ``inventory/<name>/customer.yaml`` (each on its own cluster),
-and ``latency`` delays every emulated call; OpenBao stays real and undelayed.
+With ``hub`` a second Kubernetes emulator runs the management Argo CD and every
+customer file written names it (``hub:``, hub mode). For fleet runs and benchmarks,
+``customers=N`` adds customers c001..cNNN with their files in
+``inventory/<name>/customer.yaml`` (each on its own cluster), and ``latency``
+delays every emulated call; OpenBao stays real and undelayed.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ _EXPECTED = {"emulators": "sandbox.serve", "openbao": "bao"}
 """What each recorded process's command line contains (a reused pid is not ours)."""
 
 
-def up(directory: Path, latency: float = 0.0, customers: int = 0, replace: bool = False) -> Iterator[str]:
+def up(
+    directory: Path, latency: float = 0.0, customers: int = 0, replace: bool = False, hub: bool = False
+) -> Iterator[str]:
     directory = directory.resolve()
     live = running(directory)
     if live and not replace:
@@ -63,6 +67,7 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0, replace: bool 
             str(latency),
             "--customers",
             str(customers),
+            *(["--hub"] if hub else []),
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -89,6 +94,7 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0, replace: bool 
         kubeconfig=endpoints["kubeconfig"],
         argocd_manifest=endpoints["argocd_manifest"],
         jsm=endpoints["jsm"],
+        hub_kubeconfig=(endpoints.get("hub") or {}).get("kubeconfig", ""),
     )
     _write_customer(directory / "customer.yaml", ep, "kuvaq", endpoints["argocd_sha256"])
     for name, cluster in endpoints["customers"].items():
@@ -100,9 +106,11 @@ def up(directory: Path, latency: float = 0.0, customers: int = 0, replace: bool 
     env_path = directory / "sandbox.env"
     env_path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
     os.chmod(env_path, 0o600)
+    hub_url = (endpoints.get("hub") or {}).get("kube")
     yield (
         f"sandbox up in {directory}: GitHub {ep.github}, Slack {ep.slack}, OpsGenie {ep.opsgenie}, "
         f"JSM {ep.jsm}, Kubernetes {endpoints['kube']}, OpenBao {ep.vault}"
+        + (f", hub (Argo CD) {hub_url}" if hub_url else "")
     )
     file = shlex.quote(str(directory / "customer.yaml"))
     yield f"next: source {shlex.quote(str(env_path))} && {command()} run {file}"

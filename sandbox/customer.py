@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox import argocd_manifest
+from sandbox import hub as sandbox_hub
 
 GITHUB_TOKEN = "ghp_sandboxAdminToken0000000000000000000"
 SLACK_TOKEN = "xoxb-sandbox-0000000000-bot"
@@ -41,6 +42,8 @@ class Endpoints:
     """URL of the Argo CD install manifest the sandbox serves (file:// or http://)."""
     jsm: str = ""
     """The JSM Ops emulator (it serves both api.atlassian.com and the site's tenant_info)."""
+    hub_kubeconfig: str = ""
+    """The hub's kubeconfig (``sandbox up --hub``): the customer file then names the hub (hub mode)."""
 
 
 def env(
@@ -64,6 +67,13 @@ def env(
 
 def document(ep: Endpoints, name: str = "kuvaq", vault_prefix: str = "bootstrap") -> dict[str, Any]:
     """A complete customer file (as data) pointing every service at ``ep``."""
+    doc = _document(ep, name, vault_prefix)
+    if ep.hub_kubeconfig:
+        doc["hub"] = sandbox_hub.section(ep.hub_kubeconfig)
+    return doc
+
+
+def _document(ep: Endpoints, name: str, vault_prefix: str) -> dict[str, Any]:
     return {
         "apiVersion": "bootstrap.gitops.dev/v1",
         "customer": {"name": name, "domain": f"{name}.example.com", "display_name": name.title()},

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from sandbox import kube_argocd
+from sandbox import kube_argocd, kube_tokens
 from sandbox import kube_objects as ko
 from sandbox import kube_patch as kp
 from sandbox import kube_resources as kr
@@ -110,6 +110,10 @@ class KubeEmulator(EmulatorServer):
         self._held: set[tuple[str, str, str]] = set()
         self._forbidden: list[tuple[str, str, str | None]] = []
         self._ips = 0
+        self.server_version = dict(kr.SERVER_VERSION)
+        """What ``GET /version`` answers (tests set another ``minor``)."""
+        self.ca_bundle = kube_tokens.ca_bundle(secrets.token_hex(8))
+        """The CA the token controller stand-in puts into ServiceAccount token Secrets (``ca.crt``)."""
         for rt in kr.BUILTIN:
             self._types[(rt.group, rt.version, rt.plural)] = rt
         with self.lock:
@@ -256,7 +260,7 @@ class KubeEmulator(EmulatorServer):
         parts = [p for p in req.path.split("/") if p]
         types = list(self._types.values())
         if parts == ["version"]:
-            return kr.SERVER_VERSION
+            return dict(self.server_version)
         if parts == ["api"]:
             return kr.api_versions(f"{self.host}:{self.port}")
         if parts == ["apis"]:
@@ -733,6 +737,7 @@ class KubeEmulator(EmulatorServer):
         obj["metadata"]["resourceVersion"] = str(self._rv)
         self._store[key] = obj
         self._record_event(key, event, obj)
+        kube_tokens.on_commit(self, key, obj, self.ca_bundle)
         if (
             key[0] == "apps"
             and obj["kind"] in _WORKLOADS
@@ -768,6 +773,7 @@ class KubeEmulator(EmulatorServer):
         self._record_event(
             key, "DELETED", obj | {"metadata": obj["metadata"] | {"resourceVersion": str(self._rv)}}
         )
+        kube_tokens.on_delete(self, key, obj)
 
     def _record_event(self, key: Key, event: str, obj: dict[str, Any]) -> None:
         self._local.write = True

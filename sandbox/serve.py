@@ -6,7 +6,9 @@ ready) and serves until SIGTERM. Keeping all emulators in one process means
 one pid to stop and one place to read call logs from (``/_emulator/calls``).
 
 With ``--customers N`` it also seeds customers ``c001``..``cNNN`` for fleet
-runs and benchmarks. Each gets its own Kubernetes emulator: every customer has
+runs and benchmarks. With ``--hub`` a further Kubernetes emulator is the hub (hub
+mode: the management Argo CD every customer cluster is registered in; sandbox/hub.py).
+Each fleet customer gets its own Kubernetes emulator: every customer has
 a cluster of its own, and the Argo CD objects (``argocd-cm`` and friends) are
 per cluster, so customers sharing one would overwrite each other's accounts.
 """
@@ -19,6 +21,7 @@ import signal
 import threading
 from pathlib import Path
 
+from sandbox import hub as sandbox_hub
 from sandbox import seed
 from sandbox.github import GitHubEmulator
 from sandbox.jsm import JsmEmulator
@@ -34,6 +37,7 @@ def main() -> None:
         "--latency", type=float, default=0.0, help="Seconds added to every call (benchmarks)."
     )
     parser.add_argument("--customers", type=int, default=0, help="Extra customers c001..cNNN to seed.")
+    parser.add_argument("--hub", action="store_true", help="Also run a hub cluster with Argo CD (hub mode).")
     args = parser.parse_args()
     directory: Path = args.dir.resolve()
 
@@ -41,13 +45,20 @@ def main() -> None:
     jsm = JsmEmulator()
     names = seed.customer_names(args.customers)
     clusters = {name: KubeEmulator() for name in names}
-    emulators = (github, slack, opsgenie, jsm, kube, *clusters.values())
+    hub = KubeEmulator() if args.hub else None
+    emulators = (github, slack, opsgenie, jsm, kube, *clusters.values(), *([hub] if hub else []))
     for emu in emulators:
         emu.start()
         emu.faults.latency = args.latency
     seeds = seed.seed_all(github, slack, opsgenie, directory, jsm=jsm)
     seed.seed_customers(github, names)
     kubeconfig = kube.write_kubeconfig(directory / "kubeconfig", context="sandbox")
+    hub_info: dict[str, str] = {}
+    if hub is not None:
+        sandbox_hub.install_argocd(hub)
+        sandbox_hub.seed_gitops_repo(github)
+        hub_kubeconfig = hub.write_kubeconfig(directory / "hub-kubeconfig", context=sandbox_hub.CONTEXT)
+        hub_info = {"kube": hub.url, "kubeconfig": str(hub_kubeconfig)}
     customers = {
         name: {
             "kube": emu.url,
@@ -69,6 +80,7 @@ def main() -> None:
         "argocd_sha256": seeds.argocd_sha256,
         "env": seeds.extra_env,
         "customers": customers,
+        "hub": hub_info,
     }
     tmp = directory / "endpoints.json.tmp"
     tmp.write_text(json.dumps(ready, indent=2))

@@ -139,6 +139,8 @@ class ArgocdInstall(Step):
     )
 
     def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        if config.hub is not None:
+            return hub_checks(config)
         ns = config.argocd.namespace
         return (
             Need("manifest", install_url(config), (config.argocd.sha256,) if config.argocd.sha256 else ()),
@@ -169,10 +171,14 @@ class ArgocdInstall(Step):
         )
 
     def plan(self, ctx: Context) -> Plan:
+        if ctx.config.hub is not None:
+            return _hub_plan(ctx)
         seen = _observe(ctx)
         return Plan(seen.changes, notes=seen.notes, outputs=_outputs(ctx, seen.manifest))
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        if ctx.config.hub is not None:
+            return _hub_apply(ctx)
         seen = _observe(ctx)
         ns = ctx.config.argocd.namespace
         batch: list[dict[str, Any]] = []
@@ -217,6 +223,8 @@ class ArgocdInstall(Step):
         return _outputs(ctx, seen.manifest)
 
     def verify(self, ctx: Context) -> None:
+        if ctx.config.hub is not None:
+            return _hub_verify(ctx)
         seen = _observe(ctx)
         ns = ctx.config.argocd.namespace
         # A zero timeout checks once and names whatever is not Available/Ready.
@@ -236,6 +244,8 @@ class ArgocdInstall(Step):
             )
 
     def plan_destroy(self, ctx: Context) -> Plan:
+        if ctx.config.hub is not None:
+            return Plan(tuple(Change(Action.DELETE, _hub_ref_text(r)) for r in _hub_present(ctx)))
         present = _present_for_destroy(ctx)
         where = [f"{o['namespace']}/{o['name']}" if "namespace" in o else o["name"] for o in present]
         ns = ctx.config.argocd.namespace
@@ -248,6 +258,8 @@ class ArgocdInstall(Step):
         )
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
+        if ctx.config.hub is not None:
+            return _hub_destroy(ctx)
         present = _present_for_destroy(ctx)
         root = [o for o in present if o["kind"] == "Application"]
         rest = [o for o in present if o["kind"] != "Application"]
@@ -602,17 +614,17 @@ def _secret_change(
     return Change(Action.CREATE if live is None else Action.UPDATE, target, summary, text)
 
 
-def _repo_secret(ctx: Context, key_var: str) -> dict[str, Any]:
+def _repo_secret(ctx: Context, key_var: str, ns: str | None = None) -> dict[str, Any]:
     data = {
         "type": argocd.b64("git"),
         "url": argocd.b64(_repo_url(ctx)),
         "sshPrivateKey": argocd.secret_placeholder(key_var),
     }
     labels = {argocd.SECRET_TYPE_LABEL: argocd.REPOSITORY}
-    return argocd.secret(_repo_secret_name(ctx), ctx.config.argocd.namespace, data, labels)
+    return argocd.secret(_repo_secret_name(ctx), ns or ctx.config.argocd.namespace, data, labels)
 
 
-def _kit_creds_secret(ctx: Context, token_var: str) -> dict[str, Any]:
+def _kit_creds_secret(ctx: Context, token_var: str, ns: str | None = None) -> dict[str, Any]:
     creds = ctx.config.kit.credentials
     assert creds is not None
     data = {
@@ -622,7 +634,7 @@ def _kit_creds_secret(ctx: Context, token_var: str) -> dict[str, Any]:
         "password": argocd.secret_placeholder(token_var),
     }
     labels = {argocd.SECRET_TYPE_LABEL: argocd.REPO_CREDS}
-    return argocd.secret(_kit_creds_name(ctx), ctx.config.argocd.namespace, data, labels)
+    return argocd.secret(_kit_creds_name(ctx), ns or ctx.config.argocd.namespace, data, labels)
 
 
 def _records(ctx: Context, required: bool) -> dict[str, dict[str, Any]]:
@@ -773,3 +785,191 @@ def _outputs(ctx: Context, manifest: manifests.Manifest) -> Outputs:
         "root_app": f"{ctx.config.argocd.namespace}/{ctx.config.customer.name}-root",
         "project": f"{ctx.config.argocd.namespace}/{ctx.config.customer.name}",
     }
+
+
+# -- hub mode ------------------------------------------------------------------------------
+# In hub mode Argo CD already runs in the hub: nothing is installed in the customer cluster.
+# What the customer needs in the hub is its AppProject and the hub's root Application (both
+# records argocd-dir commits to the hub repo, applied as they are, like root.yaml/project.yaml
+# in standalone mode) and the credentials for the repos its Applications read. The hub's own
+# objects (its install, argocd-cm, notifications) belong to whoever runs the hub.
+HUB_ROOT_RECORD = "root.yaml"
+
+
+def hub_checks(config: CustomerConfig) -> tuple[Need, ...]:
+    hub = config.hub
+    assert hub is not None
+    return (
+        Need("vault", config.vault_path("deploy-key"), ("read",)),
+        Need(
+            "hub",
+            hub.namespace,
+            tuple(
+                f"{v} {r}"
+                for r in ("secrets", "applications.argoproj.io", "appprojects.argoproj.io")
+                for v in (*APPLY, "delete")
+            ),
+        ),
+    )
+
+
+def _hub_ns(ctx: Context) -> str:
+    assert ctx.config.hub is not None
+    return ctx.config.hub.namespace
+
+
+def _hub_record_paths(ctx: Context) -> dict[str, str]:
+    """record → path in the hub repo: the hub's root (shared) and this customer's AppProject."""
+    assert ctx.config.hub is not None
+    prefix = ctx.config.hub.gitops.path.strip("/")
+    return {
+        HUB_ROOT_RECORD: f"{prefix}/{HUB_ROOT_RECORD}",
+        PROJECT_RECORD: f"{prefix}/projects/{ctx.config.customer.name}.yaml",
+    }
+
+
+def _hub_records(ctx: Context, required: bool) -> dict[str, dict[str, Any]]:
+    """The hub repo's root.yaml and projects/<customer>.yaml (committed by argocd-dir in hub mode)."""
+    assert ctx.config.hub is not None
+    gitops = ctx.config.hub.gitops
+    github = ctx.services.github
+    head = github.branch_head(gitops.repo, gitops.branch)
+    out: dict[str, dict[str, Any]] = {}
+    for record, path in _hub_record_paths(ctx).items():
+        text = github.read_file(gitops.repo, head, path) if head else None
+        doc = _first_doc(text, f"{gitops.repo}:{path}") if text is not None else None
+        if doc is None:
+            if required:
+                raise PermanentError(
+                    f"{gitops.repo} branch {gitops.branch} has no {path}; run the argocd-dir step first"
+                )
+            continue
+        doc.setdefault("metadata", {})["namespace"] = _hub_ns(ctx)
+        out[record] = doc
+    return out
+
+
+def _hub_observe(ctx: Context) -> dict[str, Change]:
+    """What the hub lacks, keyed ``repo``/``kit``/``project``/``root`` (absent key: up to date)."""
+    assert ctx.config.hub is not None
+    ns = _hub_ns(ctx)
+    kube = ctx.services.hub_kube
+    found: dict[str, Change | None] = {
+        "repo": _secret_change(
+            kube.get("v1", "Secret", ns, _repo_secret_name(ctx)),
+            f"Secret {ns}/{_repo_secret_name(ctx)} in the hub",
+            f"repository credentials for {_repo_url(ctx)} (deploy key from Vault)",
+            {"type": "git", "url": _repo_url(ctx), "sshPrivateKey": _stored_private_key(ctx) or ""},
+            argocd.REPOSITORY,
+        )
+    }
+    creds = ctx.config.kit.credentials
+    if creds is not None:
+        found["kit"] = _secret_change(
+            kube.get("v1", "Secret", ns, _kit_creds_name(ctx)),
+            f"Secret {ns}/{_kit_creds_name(ctx)} in the hub",
+            f"repo-creds for {_kit_url(ctx)} (kit.credentials)",
+            {"type": "git", "url": _kit_url(ctx), "username": creds.username, "password": _kit_token(ctx)},
+            argocd.REPO_CREDS,
+        )
+    records = _hub_records(ctx, required=False)
+    paths = _hub_record_paths(ctx)
+    repo = ctx.config.hub.gitops.repo
+    for key, record, kind in (
+        ("project", PROJECT_RECORD, "AppProject"),
+        ("root", HUB_ROOT_RECORD, "Application"),
+    ):
+        want = records.get(record)
+        if want is None:
+            found[key] = Change(
+                Action.CREATE,
+                f"{kind} in {ns} (hub)",
+                f"apply {repo}:{paths[record]} (argocd-dir commits it)",
+            )
+            continue
+        name = want["metadata"]["name"]
+        live = kube.get(want.get("apiVersion", APP_API), want.get("kind", kind), ns, name)
+        if differs(want, live):
+            found[key] = Change(
+                Action.CREATE if live is None else Action.UPDATE,
+                f"{want.get('kind', kind)} {ns}/{name} in the hub",
+                f"apply {repo}:{paths[record]} as it is",
+            )
+    return {k: c for k, c in found.items() if c is not None}
+
+
+def _hub_plan(ctx: Context) -> Plan:
+    notes: tuple[str, ...] = ()
+    if ctx.config.kit.credentials is None:
+        notes = (
+            f"kit.credentials is not set: the hub's Argo CD can read {_kit_url(ctx)} only if it is public",
+        )
+    return Plan(tuple(_hub_observe(ctx).values()), notes=notes, outputs=_hub_outputs(ctx))
+
+
+def _hub_apply(ctx: Context) -> Outputs:
+    assert ctx.config.hub is not None
+    ns = _hub_ns(ctx)
+    seen = _hub_observe(ctx)
+    batch: list[dict[str, Any]] = []
+    secret_vars: dict[str, str] = {}
+    if "repo" in seen:
+        batch.append(_repo_secret(ctx, "deploy_key", ns))
+        secret_vars["deploy_key"] = _private_key(ctx)
+    if "kit" in seen:
+        batch.append(_kit_creds_secret(ctx, KIT_TOKEN_VAR, ns))
+        secret_vars[KIT_TOKEN_VAR] = _kit_token(ctx)
+    if "project" in seen or "root" in seen:
+        records = _hub_records(ctx, required=True)
+        batch += [
+            argocd.literal_tree(records[record])
+            for key, record in (("project", PROJECT_RECORD), ("root", HUB_ROOT_RECORD))
+            if key in seen
+        ]
+    if batch:
+        ctx.intend(f"apply the customer's project, the hub root and repo credentials to the hub's {ns}")
+        ctx.services.ansible.apply(
+            batch, MANAGER, secret_vars, ctx.services.hub_kubeconfig, ctx.config.hub.context
+        )
+    return _hub_outputs(ctx)
+
+
+def _hub_verify(ctx: Context) -> None:
+    for change in _hub_observe(ctx).values():
+        raise PermanentError(f"{change.target} is not as expected: {change.summary}")
+
+
+def _hub_refs(ctx: Context) -> list[dict[str, str]]:
+    """What destroy removes from the hub: the customer's own objects, never the shared root."""
+    ns = _hub_ns(ctx)
+    return [
+        {"apiVersion": APP_API, "kind": "AppProject", "namespace": ns, "name": ctx.config.customer.name},
+        {"apiVersion": "v1", "kind": "Secret", "namespace": ns, "name": _repo_secret_name(ctx)},
+        {"apiVersion": "v1", "kind": "Secret", "namespace": ns, "name": _kit_creds_name(ctx)},
+    ]
+
+
+def _hub_present(ctx: Context) -> list[dict[str, str]]:
+    kube = ctx.services.hub_kube
+    return [
+        r
+        for r in _hub_refs(ctx)
+        if kube.get(r["apiVersion"], r["kind"], r["namespace"], r["name"]) is not None
+    ]
+
+
+def _hub_ref_text(ref: dict[str, str]) -> str:
+    return f"{ref['kind']} {ref['namespace']}/{ref['name']} in the hub"
+
+
+def _hub_destroy(ctx: Context) -> None:
+    assert ctx.config.hub is not None
+    present = _hub_present(ctx)
+    if present:
+        ctx.intend(f"delete {', '.join(_hub_ref_text(r) for r in present)}")
+        ctx.services.ansible.delete(present, ctx.services.hub_kubeconfig, ctx.config.hub.context)
+
+
+def _hub_outputs(ctx: Context) -> Outputs:
+    ns = _hub_ns(ctx)
+    return {"project": f"{ns}/{ctx.config.customer.name}", "mode": "hub"}

@@ -82,6 +82,10 @@ class _State:
 class ArgocdUsers(Step):
     id = StepId("argocd-users")
     title = "Argo CD admin and local users"
+    modes = frozenset({"standalone"})
+    """In hub mode the accounts would live in the hub's shared argocd-cm/argocd-secret/argocd-rbac-cm;
+    one field manager shared by every customer would make each customer's apply drop the others'
+    keys, so hub accounts need per-customer managers and project-scoped RBAC (README, "Hub mode")."""
     reads = (
         "customer.name",
         "github.org",

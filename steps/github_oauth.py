@@ -17,7 +17,10 @@ Guarantees:
   the client secret (``argocd-secret``: dex.github.clientSecret) and Grafana's
   Secret ``monitoring/grafana-github-oauth``, applied server-side as
   ``bootstrap-github-oauth`` with secret values only in Ansible's private vars;
-* plan() only reads (Vault, the cluster), so a no-op run starts no playbook.
+* plan() only reads (Vault, the cluster), so a no-op run starts no playbook;
+* hub mode: no Argo CD runs in the customer cluster, and the hub's Dex (one
+  ``dex.config`` for every cluster) is the hub operator's, so only Grafana's Secret
+  is written, to the customer cluster, where Grafana runs.
 """
 
 from __future__ import annotations
@@ -67,10 +70,11 @@ class GithubOauth(Step):
     """Seconds the manifest flow waits for the browser to come back."""
 
     def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        dex = (Need.cluster(config.argocd.namespace, APPLY, "configmaps", "secrets"),) if _dex(config) else ()
         return (
             Need("vault", config.vault_path("github-oauth"), ("read", "write")),
             Need.cluster("", APPLY, "namespaces"),
-            Need.cluster(config.argocd.namespace, APPLY, "configmaps", "secrets"),
+            *dex,
             Need.cluster(GRAFANA_NS, APPLY, "secrets"),
         )
 
@@ -114,13 +118,16 @@ class GithubOauth(Step):
             _check_and_store(ctx, creds)
         if _cluster_changes(ctx, creds):
             ns = ctx.config.argocd.namespace
-            manifests = [
+            dex = [
                 argocd.namespace(ns),
-                argocd.namespace(GRAFANA_NS),
                 argocd.config_map(argocd.CM, ns, _cm(ctx, creds)),
                 argocd.secret(
                     argocd.SECRET, ns, {"dex.github.clientSecret": argocd.secret_placeholder("client_secret")}
                 ),
+            ]
+            manifests = [
+                *(dex if _dex(ctx.config) else []),
+                argocd.namespace(GRAFANA_NS),
                 argocd.secret(
                     GRAFANA_SECRET,
                     GRAFANA_NS,
@@ -302,7 +309,7 @@ def _cluster_changes(ctx: Context, creds: _Creds) -> list[Change]:
     ns = ctx.config.argocd.namespace
     kube = ctx.services.kube
     changes: list[Change] = []
-    for name, kind, current, desired in (
+    dex = (
         (
             argocd.CM,
             "ConfigMap",
@@ -315,7 +322,8 @@ def _cluster_changes(ctx: Context, creds: _Creds) -> list[Change]:
             argocd.secret_data(kube.get("v1", "Secret", ns, argocd.SECRET)),
             {"dex.github.clientSecret": creds.client_secret},
         ),
-    ):
+    )
+    for name, kind, current, desired in dex if _dex(ctx.config) else ():
         text = argocd.diff(current, desired, set(), masked=kind == "Secret")
         if text:
             changes.append(Change(Action.UPDATE, f"{kind} {ns}/{name}", "Dex GitHub connector", text))
@@ -382,9 +390,16 @@ def _instructions(ctx: Context, reason: str) -> str:
     )
 
 
+def _dex(config: CustomerConfig) -> bool:
+    """Whether this step writes Dex's connector: in standalone mode only (see the module docstring)."""
+    return config.hub is None
+
+
 def _owned(ctx: Context) -> dict[str, set[str]]:
     ns = ctx.config.argocd.namespace
     kube = ctx.services.kube
+    if not _dex(ctx.config):
+        return {}
     return {
         argocd.CM: argocd.owned_keys(kube.get("v1", "ConfigMap", ns, argocd.CM), MANAGER),
         argocd.SECRET: argocd.owned_keys(kube.get("v1", "Secret", ns, argocd.SECRET), MANAGER),

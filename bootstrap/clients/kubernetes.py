@@ -111,6 +111,22 @@ class KubeClient:
         data = secret.get("data") or {}
         return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in data.items()}
 
+    def version(self) -> tuple[str, str]:
+        """``(major, minor)`` as the API server reports them (``GET /version``; EKS says ``"31+"``)."""
+        from kubernetes import client
+
+        api = client.VersionApi(self._client().client)
+        try:
+            info = api.get_code()
+        except Exception as exc:
+            raise self._error(exc, "get", "/version", None) from None
+        return str(info.major), str(info.minor)
+
+    def server(self) -> str:
+        """The API server URL of the kubeconfig context (what another cluster's Argo CD must reach)."""
+        self._client()
+        return str(self.host)
+
     def can(self, verb: str, resource: str, group: str, namespace: str | None) -> tuple[bool, str]:
         """Whether the credentials may ``verb`` ``resource``: a SelfSubjectAccessReview (writes nothing).
 
@@ -240,6 +256,27 @@ class KubeClient:
                     raise RetryableError(f"workloads in namespace {namespace} are not ready: {detail}")
                 raise RetryableError(
                     f"timed out after {timeout:g}s waiting for workloads in namespace {namespace}: {detail}"
+                )
+            time.sleep(min(_POLL, remaining))
+
+    def wait_secret_keys(
+        self, namespace: str, name: str, keys: tuple[str, ...], timeout: float, why: str
+    ) -> dict[str, str]:
+        """Poll until the Secret holds every key of ``keys`` (a controller fills it); its decoded data.
+
+        On timeout a RetryableError says which Secret and what it waits for (``why``),
+        never a value.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            data = self.secret_data(namespace, name) or {}
+            if all(data.get(k) for k in keys):
+                return data
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RetryableError(
+                    f"Secret {namespace}/{name} still lacks {', '.join(k for k in keys if not data.get(k))} "
+                    f"after {timeout:g}s: {why}"
                 )
             time.sleep(min(_POLL, remaining))
 

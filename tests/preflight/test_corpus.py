@@ -22,6 +22,7 @@ import yaml
 
 from bootstrap import preflight
 from bootstrap.preflight import Status
+from bootstrap.step import for_config
 from sandbox import customer as sandbox_customer
 from steps import STEPS
 from tests.fixtures.world import World
@@ -214,7 +215,7 @@ CASES = [
 def _report(world: World) -> preflight.Report:
     sess = world.session()
     world.reset_logs()
-    return preflight.run(sess.context, [cls() for cls in STEPS])
+    return preflight.run(sess.context, for_config(STEPS, sess.config))
 
 
 def _nothing_written(world: World, locked: bool = False) -> None:

@@ -32,7 +32,7 @@ def kind(doc: Any) -> str:
     VALIDATOR.validate(doc)
     matches = [
         name
-        for name in ("summary", "fleet", "status", "statusFleet", "check", "validate", "error")
+        for name in ("summary", "fleet", "status", "statusFleet", "statusHub", "check", "validate", "error")
         if jsonschema.Draft202012Validator({**SCHEMA, "oneOf": [{"$ref": f"#/$defs/{name}"}]}).is_valid(doc)
     ]
     assert len(matches) == 1, matches

@@ -683,7 +683,7 @@ def _file_plan(
     ``owned`` says which recorded paths this customer may delete (hub mode: a shared file
     this customer no longer renders, e.g. an addon its kit version lacks, may still serve
     other clusters, so it is never deleted on one customer's behalf); ``shared`` paths are
-    labelled as such in the plan.
+    labelled as such in the plan and never count as drift.
     """
     repo, branch, _ = _target(ctx.config)
     recorded = _recorded(ctx)
@@ -692,7 +692,8 @@ def _file_plan(
         new, cur, last = rendered.get(path), current.get(path), recorded.get(path)
         if new == cur or (new is None and owned is not None and not owned(path)):
             continue
-        by_hand = last is not None and cur is not None and sha256(cur) != last
+        # Other customers of the hub write the shared files too: a change there is not a hand edit.
+        by_hand = last is not None and cur is not None and sha256(cur) != last and path not in shared
         change = _change(repo, path, cur, new, head, by_hand, restored=last is not None)
         moved = revision_changes(cur, new)
         if moved:

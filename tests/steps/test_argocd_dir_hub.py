@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bootstrap import hub
+from bootstrap import hub, preflight, session
+from bootstrap.secrets import Redactor
 from steps.argocd_dir import ArgocdDir, application_problems
 from tests.fixtures import appset_eval, argocd_rules
 from tests.fixtures.world import World
@@ -223,8 +224,18 @@ def test_destroy_removes_only_the_customers_own_files(hubbed: World) -> None:
 
 
 def test_preflight_needs_write_on_the_hub_repo_not_the_infra_repo(hubbed: World) -> None:
-    cfg = hub_world.config(hubbed, hub_world.customer_file(hubbed, "kuvaq"))
+    path = hub_world.customer_file(hubbed, "kuvaq")
+    cfg = hub_world.config(hubbed, path)
     needs = ArgocdDir().checks(cfg)
     assert [(n.service, n.target, n.permissions) for n in needs if n.service == "github"] == [
         ("github", hub_world.HUB_REPO, ("contents:write",))
     ]
+    # A token that may only read: the preflight refuses before anything is written, naming the hub repo.
+    hubbed.github.add_token("ghp_hub_reader", "kuvaq-bootstrap", scopes=("repo",), role="read")
+    hubbed.env["GITHUB_TOKEN"] = "ghp_hub_reader"
+    sess = session.open_session(path, redactor=Redactor(), environ=hubbed.env)
+    report = preflight.run(sess.context, [ArgocdDir()])
+    assert [(r.check, r.steps) for r in report.problems] == [
+        (f"github Contents: write on {hub_world.HUB_REPO}", ("argocd-dir",))
+    ]
+    assert hubbed.github.log.writes == []

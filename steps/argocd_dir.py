@@ -536,7 +536,7 @@ def render_hub(ctx: Context) -> tuple[dict[str, str], set[str]]:
         description=f"Platform of {cfg.customer.display_name or project} (kit {cfg.kit.repo}, hub mode)",
         namespace=hub.namespace,
         cluster=cluster,
-        server=str(hub.server) if hub.server else None,
+        server=str(hub.server).rstrip("/") if hub.server else None,
         source_repos=[hub_url, kit_url, *sorted(charts - {hub_url, kit_url})],
     )
     own[f"{prefix}/projects/{project}.yaml"] = hub_apps.dump(

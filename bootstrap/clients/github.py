@@ -433,10 +433,6 @@ class GitHubClient:
 
         return github_batch.submit(self._batch_key(repo, branch), files, message, commit)
 
-    def batch_key_commits(self, repo: str, branch: str) -> int:
-        """Commits ``commit_shared`` made to ``repo`` ``branch`` in this process (for reports and tests)."""
-        return github_batch.batches(self._batch_key(repo, branch))
-
     def _batch_key(self, repo: str, branch: str) -> tuple[str, ...]:
         return (self.api_url, repo.lower(), branch, self._writer)
 

@@ -9,6 +9,7 @@ import yaml
 
 from bootstrap import hub, preflight, session
 from bootstrap.secrets import Redactor
+from sandbox.httpemu import Fault
 from steps.argocd_dir import ArgocdDir, application_problems
 from tests.fixtures import appset_eval, argocd_rules
 from tests.fixtures.world import World
@@ -239,3 +240,17 @@ def test_preflight_needs_write_on_the_hub_repo_not_the_infra_repo(hubbed: World)
         (f"github Contents: write on {hub_world.HUB_REPO}", ("argocd-dir",))
     ]
     assert hubbed.github.log.writes == []
+
+
+def test_a_failed_branch_update_is_retried_and_converges_to_one_render(hubbed: World) -> None:
+    world = hubbed
+    path = hub_world.customer_file(world, "kuvaq")
+    world.github.faults.add(
+        Fault("status", method="PATCH", path=r"/git/refs/heads/main$", times=1, status=502)
+    )
+    done = hub_world.run(world, path).results[0]
+    assert done.status == "done", done.message
+    assert set(hub_world.hub_files(world)) == SHARED_V14 | own("kuvaq", "kuvaq")
+    world.reset_logs()
+    assert hub_world.run(world, path).results[0].status == "up-to-date"
+    assert world.github.log.writes == []

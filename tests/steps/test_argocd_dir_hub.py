@@ -254,3 +254,18 @@ def test_a_failed_branch_update_is_retried_and_converges_to_one_render(hubbed: W
     world.reset_logs()
     assert hub_world.run(world, path).results[0].status == "up-to-date"
     assert world.github.log.writes == []
+
+
+def test_a_crash_after_the_commit_before_the_checkpoint_resumes_without_a_second_commit(
+    hubbed: World,
+) -> None:
+    world = hubbed
+    path = hub_world.customer_file(world, "kuvaq")
+    assert hub_world.run(world, path).results[0].status == "done"
+    state = path.parent / ".bootstrap" / "state.json"
+    state.unlink()  # the commit landed, the checkpoint never did
+    world.reset_logs()
+    resumed = hub_world.run(world, path).results[0]
+    assert resumed.status == "up-to-date", resumed.message
+    assert world.github.log.writes == []  # adopted by observing the hub repo, nothing rewritten
+    assert set(resumed.outputs["files"]) == SHARED_V14 | own("kuvaq", "kuvaq")

@@ -123,7 +123,11 @@ class ArgocdDir(Step):
         "github.path",
         "argocd.namespace",
         "alerting.alertmanager",
-        "hub",
+        # hub mode: where the hub's files go and what the cluster is called there (not how to reach the hub)
+        "hub.gitops",
+        "hub.namespace",
+        "hub.cluster_name",
+        "hub.server",
     )
 
     def checks(self, config: CustomerConfig) -> tuple[Need, ...]:

@@ -231,7 +231,11 @@ def root_name(hub_path: str) -> str:
 
 
 def dump(header: str, doc: Mapping[str, Any]) -> str:
-    return header + yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    """YAML in the order built, with Go templates kept on one line (never folded) for readers."""
+    text = yaml.safe_dump(
+        dict(doc), sort_keys=False, default_flow_style=False, allow_unicode=True, width=10_000
+    )
+    return header + text
 
 
 README = """\

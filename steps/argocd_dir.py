@@ -27,6 +27,13 @@ What it guarantees:
   old render, so a differing file is an ordinary update. A managed file deleted by
   hand is simply restored: there is no one's content to lose.
 
+Hub mode (customer.yaml ``hub:``): the same kit sections are rendered as ApplicationSets
+into the hub's GitOps repo instead (``render_hub``; layout and reasons in
+bootstrap/hub_apps.py). Files shared by every cluster of the hub are never deleted or
+reported as drift on one customer's behalf; the commit goes through the GitHub client's
+``commit_shared``, which batches the customers of one process per hub branch and, after
+another process's push, re-reads the branch and re-applies what still differs.
+
 Known limit: a crash after the commit but before the checkpoint is saved leaves the
 old record; the next plan with an unchanged config sees the repo equal to the render
 and records the new hashes. If customer.yaml changes in between, our own last commit

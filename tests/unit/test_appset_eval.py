@@ -75,7 +75,7 @@ PARAMS = {"name": "c1", "server": "https://c1", "metadata": {"labels": {"a/b": "
         ('{{ if eq .name "c1" "c2" }}match{{ end }}', "match"),
         ('{{ or "" "fallback" }}', "fallback"),  # Go: the deciding operand, not a bool
         ('{{ and "a" "b" }}', "b"),
-        ('{{ printf "%s" "caf\u00e9 \"q\"" }}', 'café "q"'),
+        (r'{{ printf "%s" "caf\u00e9 \"q\"" }}', 'café "q"'),
     ],
 )
 def test_go_template_subset(template: str, out: str) -> None:

@@ -29,6 +29,9 @@ SECRET_TYPE = "argocd.argoproj.io/secret-type"
 CUSTOMER = f"{PREFIX}/customer"
 PROJECT = f"{PREFIX}/project"
 CLOUD = f"{PREFIX}/cloud"
+KIT = f"{PREFIX}/kit"
+"""The kit the cluster runs (``kit_name``): one hub may serve clusters of several kits, and each
+kit's ApplicationSets must select only its own clusters."""
 KIT_VERSION = f"{PREFIX}/kit-version"
 KUBERNETES_VERSION = f"{PREFIX}/kubernetes-version"
 """``<major>.<minor>`` as the cluster itself reports it (``GET /version``), never typed by hand."""
@@ -38,14 +41,18 @@ MANAGER = "gitops-bootstrap"
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
 
+def kit_name(kit_repo: str) -> str:
+    """The kit's name as a DNS label, from the kit repo's name (``SRE/Platform_Kit`` → ``platform-kit``)."""
+    return _NOT_DNS.sub("-", kit_repo.rsplit("/", 1)[-1].lower()).strip("-")[:50] or "kit"
+
+
 def kit_label_domain(kit_repo: str) -> str:
     """``addons.<kit>``: the label prefix of a kit's addon switches, from the kit repo's name.
 
     The kit's name is lower-cased and reduced to a DNS label so that any repo name
     (``SRE/Platform_Kit``) gives a valid prefix (``addons.platform-kit``).
     """
-    name = _NOT_DNS.sub("-", kit_repo.rsplit("/", 1)[-1].lower()).strip("-")[:50] or "kit"
-    return f"addons.{name}"
+    return f"addons.{kit_name(kit_repo)}"
 
 
 def addon_label(kit_repo: str, addon: str) -> str:
@@ -72,6 +79,7 @@ def cluster_labels(config: CustomerConfig, catalog: Iterable[str], kubernetes_ve
         CUSTOMER: config.customer.name,
         PROJECT: config.customer.name,
         CLOUD: config.kit.cloud,
+        KIT: kit_name(config.kit.repo),
         KIT_VERSION: config.kit.version,
         KUBERNETES_VERSION: kubernetes_version,
     }

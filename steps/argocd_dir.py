@@ -27,6 +27,13 @@ What it guarantees:
   old render, so a differing file is an ordinary update. A managed file deleted by
   hand is simply restored: there is no one's content to lose.
 
+Hub mode (customer.yaml ``hub:``): the same kit sections are rendered as ApplicationSets
+into the hub's GitOps repo instead (``render_hub``; layout and reasons in
+bootstrap/hub_apps.py). Files shared by every cluster of the hub are never deleted or
+reported as drift on one customer's behalf; the commit goes through the GitHub client's
+``commit_shared``, which batches the customers of one process per hub branch and, after
+another process's push, re-reads the branch and re-applies what still differs.
+
 Known limit: a crash after the commit but before the checkpoint is saved leaves the
 old record; the next plan with an unchanged config sees the repo equal to the render
 and records the new hashes. If customer.yaml changes in between, our own last commit
@@ -39,13 +46,15 @@ import dataclasses
 import difflib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 import playbooks
+from bootstrap import hub as hub_label
+from bootstrap import hub_apps
 from bootstrap.clients import kit as kit_catalog
 from bootstrap.errors import ConfigError, DriftError, PermanentError, StepError
 from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Step, StepId
@@ -121,35 +130,26 @@ class ArgocdDir(Step):
         "github.path",
         "argocd.namespace",
         "alerting.alertmanager",
+        # hub mode: where the hub's files go and what the cluster is called there (not how to reach the hub)
+        "hub.gitops",
+        "hub.namespace",
+        "hub.cluster_name",
+        "hub.server",
     )
 
     def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
-        return (Need("github", config.github.infra_repo, ("contents:write",)), Need("kit", config.kit.repo))
+        # Hub mode writes only the hub's repo (with github.token), never the infra repo.
+        repo = config.hub.gitops.repo if config.hub is not None else config.github.infra_repo
+        return (Need("github", repo, ("contents:write",)), Need("kit", config.kit.repo))
 
     def plan(self, ctx: Context) -> Plan:
+        if ctx.config.hub is not None:
+            return _hub_plan(ctx)
         gh = ctx.config.github
         rendered = render(ctx)
         head = ctx.services.github.branch_head(gh.infra_repo, gh.branch)
         current = ctx.services.github.read_tree(gh.infra_repo, head, gh.path, rendered) if head else {}
-        recorded = _recorded(ctx)
-        changes = []
-        for path in sorted(set(rendered) | set(recorded)):
-            new, cur, last = rendered.get(path), current.get(path), recorded.get(path)
-            if new == cur:
-                continue
-            by_hand = last is not None and cur is not None and sha256(cur) != last
-            change = _change(gh.infra_repo, path, cur, new, head, by_hand, restored=last is not None)
-            moved = revision_changes(cur, new)
-            if moved:
-                change = dataclasses.replace(change, summary=f"{change.summary}; revision {', '.join(moved)}")
-            changes.append(change)
-        notes = [
-            f"{gh.infra_repo}:{path} is not managed by gitops-bootstrap; left alone"
-            for path in sorted(set(current) - set(rendered) - set(recorded))
-        ]
-        if head is None:
-            notes.append(f"{gh.infra_repo} has no branch {gh.branch}; the commit creates it")
-        return Plan(tuple(changes), tuple(notes), _outputs(ctx, head, rendered))
+        return _file_plan(ctx, head, rendered, current)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
         gh = ctx.config.github
@@ -161,6 +161,8 @@ class ArgocdDir(Step):
                 "the change into customer.yaml / the kit"
             )
         files = {c.data["path"]: c.data["content"] for c in plan.changes}
+        if ctx.config.hub is not None:
+            return _hub_apply(ctx, plan, files)
         parent = plan.changes[0].data["parent"]
         ctx.intend(
             f"commit {len(files)} file(s) under {gh.path}/ to {gh.infra_repo} branch {gh.branch} "
@@ -171,17 +173,22 @@ class ArgocdDir(Step):
         return {**plan.outputs, "commit": commit}
 
     def verify(self, ctx: Context) -> None:
-        gh = ctx.config.github
-        rendered = render(ctx)
-        current = ctx.services.github.read_tree(gh.infra_repo, gh.branch, gh.path, rendered)
+        repo, branch, path = _target(ctx.config)
+        if ctx.config.hub is not None:
+            rendered, shared = render_hub(ctx)
+            current = ctx.services.github.read_paths(repo, branch, _hub_places(ctx, shared), rendered)
+        else:
+            rendered = render(ctx)
+            current = ctx.services.github.read_tree(repo, branch, path, rendered)
         wrong = sorted(p for p, text in rendered.items() if current.get(p) != text)
         if wrong:
             raise PermanentError(
-                f"{gh.infra_repo} branch {gh.branch} does not hold the rendered {', '.join(wrong)}; "
-                "run again to re-plan"
+                f"{repo} branch {branch} does not hold the rendered {', '.join(wrong)}; run again to re-plan"
             )
 
     def plan_destroy(self, ctx: Context) -> Plan:
+        if ctx.config.hub is not None:
+            return _hub_plan_destroy(ctx)
         gh = ctx.config.github
         recorded = _recorded(ctx)
         managed = set(recorded)
@@ -206,6 +213,19 @@ class ArgocdDir(Step):
     def destroy(self, ctx: Context, plan: Plan) -> None:
         if plan.empty:
             return
+        if ctx.config.hub is not None:
+            files: dict[str, str | None] = {c.data["path"]: None for c in plan.changes}
+            repo, branch, path = _target(ctx.config)
+            ctx.intend(
+                f"commit removing {len(files)} file(s) of {ctx.config.hub_cluster_name} from {repo} {branch}"
+            )
+            ctx.services.github.commit_shared(
+                repo,
+                branch,
+                files,
+                f"bootstrap: remove {path}/ files of cluster {ctx.config.hub_cluster_name}",
+            )
+            return
         gh = ctx.config.github
         files = {c.data["path"]: None for c in plan.changes}
         ctx.intend(f"commit removing {len(files)} file(s) under {gh.path}/ from {gh.infra_repo} {gh.branch}")
@@ -225,15 +245,7 @@ def render(ctx: Context) -> dict[str, str]:
     """The directory as it should be: repo path → text (reads the kit branch, never writes)."""
     kit = ctx.config.kit
     github = ctx.services.github
-    head = github.branch_head(kit.repo, kit.version)
-    if head is None:
-        raise ConfigError(kit_catalog.missing_version(ctx.config, github.branches(kit.repo)))
-    sections = {
-        s: kit_catalog.section_values(
-            kit.repo, kit.version, s, github.read_file(kit.repo, head, f"{s}/values.yaml")
-        )
-        for s in ("base", kit.cloud, ADDONS)
-    }
+    head, sections = _kit_sections(ctx)
     addons = _addons(ctx.config, sections[ADDONS])
     templates = {
         path.removeprefix(KIT_TEMPLATES + "/"): text
@@ -252,6 +264,22 @@ def render(ctx: Context) -> dict[str, str]:
     out = {f"{prefix}/{name}": text for name, text in files.items()}
     _check_root(source, out, prefix)
     return out
+
+
+def _kit_sections(ctx: Context) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The kit branch's head and each section's values.yaml (base, the cloud, addons)."""
+    kit = ctx.config.kit
+    github = ctx.services.github
+    head = github.branch_head(kit.repo, kit.version)
+    if head is None:
+        raise ConfigError(kit_catalog.missing_version(ctx.config, github.branches(kit.repo)))
+    sections = {
+        s: kit_catalog.section_values(
+            kit.repo, kit.version, s, github.read_file(kit.repo, head, f"{s}/values.yaml")
+        )
+        for s in ("base", kit.cloud, ADDONS)
+    }
+    return head, sections
 
 
 def render_templates(templates: Mapping[str, str], context: Mapping[str, Any], source: str) -> dict[str, str]:
@@ -357,7 +385,7 @@ def _yaml_block(value: Any) -> str:
 
 def _context(ctx: Context, addons: list[str], sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     cfg = ctx.config
-    gh, am = cfg.github, cfg.alerting.alertmanager
+    gh = cfg.github
     project = cfg.customer.name
     common: dict[str, Any] = {
         "customer": cfg.customer.name,
@@ -370,32 +398,8 @@ def _context(ctx: Context, addons: list[str], sections: Mapping[str, Mapping[str
             "destination": {"server": IN_CLUSTER},
         },
     }
-    values: dict[str, dict[str, Any]] = {}
-    for name, kit_values in sections.items():
-        own = dict(common)
-        if name == ADDONS:
-            own["appEnabled"] = {a: True for a in addons}
-        if ALERTMANAGER_COMPONENT in (kit_values.get("components") or {}):
-            # kube-prometheus-stack renders its own alertmanager-<crname> Secret unless
-            # useExistingSecret; configSecret names ours, which must be in Alertmanager's namespace
-            # (vendor/kube-prometheus-stack/templates-alertmanager-secret.yaml, values.yaml).
-            own["components"] = {
-                ALERTMANAGER_COMPONENT: {
-                    "namespace": am.namespace,
-                    "values": {
-                        "alertmanager": {
-                            "alertmanagerSpec": {"useExistingSecret": True, "configSecret": am.secret_name}
-                        }
-                    },
-                }
-            }
-        values[name] = _merge(own, cfg.kit.values)
-    charts = {
-        str(c["repoURL"])
-        for v in sections.values()
-        for c in (v.get("components") or {}).values()
-        if isinstance(c, Mapping) and c.get("repoURL")
-    }
+    values = _section_values(cfg, sections, common, {a: True for a in addons})
+    charts = _chart_repos(sections)
     infra_url, kit_url = gh.ssh_url(gh.infra_repo), gh.https_url(cfg.kit.repo)
     return {
         "customer": cfg.customer.model_dump(mode="json"),
@@ -423,6 +427,51 @@ def _context(ctx: Context, addons: list[str], sections: Mapping[str, Mapping[str
     }
 
 
+def _section_values(
+    cfg: CustomerConfig,
+    sections: Mapping[str, Mapping[str, Any]],
+    common: Mapping[str, Any],
+    app_enabled: Mapping[str, bool] | None,
+) -> dict[str, dict[str, Any]]:
+    """Each section's values file: the customer's settings, the Alertmanager wiring, kit.values.
+
+    ``app_enabled`` None leaves ``appEnabled`` out of the addons values (hub mode: the
+    cluster's labels switch addons on, not its values).
+    """
+    am = cfg.alerting.alertmanager
+    values: dict[str, dict[str, Any]] = {}
+    for name, kit_values in sections.items():
+        own = dict(common)
+        if name == ADDONS and app_enabled is not None:
+            own["appEnabled"] = dict(app_enabled)
+        if ALERTMANAGER_COMPONENT in (kit_values.get("components") or {}):
+            # kube-prometheus-stack renders its own alertmanager-<crname> Secret unless
+            # useExistingSecret; configSecret names ours, which must be in Alertmanager's namespace
+            # (vendor/kube-prometheus-stack/templates-alertmanager-secret.yaml, values.yaml).
+            own["components"] = {
+                ALERTMANAGER_COMPONENT: {
+                    "namespace": am.namespace,
+                    "values": {
+                        "alertmanager": {
+                            "alertmanagerSpec": {"useExistingSecret": True, "configSecret": am.secret_name}
+                        }
+                    },
+                }
+            }
+        values[name] = _merge(own, cfg.kit.values)
+    return values
+
+
+def _chart_repos(sections: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The Helm repositories the kit's components come from (an AppProject must allow them)."""
+    return {
+        str(c["repoURL"])
+        for v in sections.values()
+        for c in (v.get("components") or {}).values()
+        if isinstance(c, Mapping) and c.get("repoURL")
+    }
+
+
 def _addons(config: CustomerConfig, addons_values: Mapping[str, Any]) -> list[str]:
     """The enabled addons; ConfigError naming every unknown one with its line (from addons/values.yaml)."""
     known = sorted(addons_values.get("components") or {})
@@ -432,6 +481,161 @@ def _addons(config: CustomerConfig, addons_values: Mapping[str, Any]) -> list[st
             f"{'; '.join(unknown)}; kit {config.kit.version} has: {', '.join(known) or '(none)'}"
         )
     return list(config.kit.addons)
+
+
+# -- hub mode --------------------------------------------------------------------
+
+
+def render_hub(ctx: Context) -> tuple[dict[str, str], set[str]]:
+    """Hub mode: the hub repo's files this customer needs (path → text), and which of them are shared.
+
+    Shared files (root, README, the kit's ApplicationSets) are a function of the kit and
+    the hub only, so every customer of the hub renders them identically; the AppProject
+    and ``clusters/<cluster>/`` are this customer's own (bootstrap/hub_apps.py).
+    """
+    cfg = ctx.config
+    assert cfg.hub is not None and cfg.hub_cluster_name is not None
+    hub, gh = cfg.hub, cfg.github
+    repo, branch, prefix = _target(cfg)
+    _, sections = _kit_sections(ctx)
+    _addons(cfg, sections[ADDONS])  # kit.addons must exist in the catalog: they become labels
+    catalog = sorted(sections[ADDONS].get("components") or {})
+    cluster, project = cfg.hub_cluster_name, cfg.customer.name
+    hub_url, kit_url = gh.ssh_url(repo), gh.https_url(cfg.kit.repo)
+    kit = hub_label.kit_name(cfg.kit.repo)
+    common = {"hub_url": hub_url, "hub_branch": branch, "hub_path": prefix, "namespace": hub.namespace}
+    shared: dict[str, str] = {
+        f"{prefix}/{README}": hub_apps.README,
+        f"{prefix}/{ROOT_APP}": hub_apps.dump(
+            hub_apps.HEADER.format(
+                readme="README.md", what="The hub's root Application (a record, not synced)."
+            ),
+            hub_apps.root_application(**common),
+        ),
+    }
+    sets = [("base", None, None), (cfg.kit.cloud, cfg.kit.cloud, None)]
+    sets += [(ADDONS, None, addon) for addon in catalog]
+    for section, cloud, addon in sets:
+        name = f"addon-{addon}" if addon else section
+        doc = hub_apps.application_set(
+            kit_repo=cfg.kit.repo, kit_url=kit_url, section=section, cloud=cloud, addon=addon, **common
+        )
+        what = (
+            f"The kit's {section}/ section{f' (addon {addon})' if addon else ''} for every selected cluster."
+        )
+        shared[f"{prefix}/appsets/{kit}/{name}.yaml"] = hub_apps.dump(
+            hub_apps.HEADER.format(readme="../../README.md", what=what), doc
+        )
+    argocd = {"namespace": hub.namespace, "project": project}
+    base = {
+        "customer": cfg.customer.name,
+        "domain": cfg.customer.domain,
+        "githubOrg": gh.org,
+        "cloud": cfg.kit.cloud,
+        "argocd": argocd,
+    }
+    own: dict[str, str] = {}
+    for section, values in _section_values(cfg, sections, base, None).items():
+        header = hub_apps.HEADER.format(
+            readme="../../../README.md",
+            what=f"Cluster {cluster}'s values for the kit's {section}/ chart; its labels switch addons on.",
+        )
+        own[hub_apps.values_path(prefix, cluster, section)] = header + _yaml_block(values) + "\n"
+    charts = _chart_repos(sections)
+    project_doc = hub_apps.app_project(
+        name=project,
+        description=f"Platform of {cfg.customer.display_name or project} (kit {cfg.kit.repo}, hub mode)",
+        namespace=hub.namespace,
+        cluster=cluster,
+        server=str(hub.server).rstrip("/") if hub.server else None,
+        source_repos=[hub_url, kit_url, *sorted(charts - {hub_url, kit_url})],
+    )
+    own[f"{prefix}/projects/{project}.yaml"] = hub_apps.dump(
+        hub_apps.HEADER.format(
+            readme="../README.md", what=f"{project}'s AppProject, synced by the hub's root."
+        ),
+        project_doc,
+    )
+    files = {**shared, **own}
+    for path, text in files.items():
+        _check(f"the hub render of {project}", path, text)
+    return files, set(shared)
+
+
+def _hub_places(ctx: Context, shared: set[str]) -> tuple[str, ...]:
+    """What of the hub repo this customer reads: its own places and the shared files it renders.
+
+    Never the whole directory: other customers' values are theirs, and reading them would
+    cost one blob call each.
+    """
+    return (*_hub_own(ctx), *sorted(shared))
+
+
+def _hub_own(ctx: Context) -> tuple[str, str]:
+    _, _, prefix = _target(ctx.config)
+    return (
+        f"{prefix}/clusters/{ctx.config.hub_cluster_name}",
+        f"{prefix}/projects/{ctx.config.customer.name}.yaml",
+    )
+
+
+def _owned(ctx: Context, path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in _hub_own(ctx))
+
+
+def _hub_plan(ctx: Context) -> Plan:
+    repo, branch, _ = _target(ctx.config)
+    rendered, shared = render_hub(ctx)
+    github = ctx.services.github
+    head = github.branch_head(repo, branch)
+    current = github.read_paths(repo, head, _hub_places(ctx, shared), rendered) if head else {}
+    return _file_plan(ctx, head, rendered, current, shared=shared, owned=lambda p: _owned(ctx, p))
+
+
+def _hub_apply(ctx: Context, plan: Plan, files: dict[str, str | None]) -> Outputs:
+    """Commit the planned files to the hub's branch, which other customers write too.
+
+    The plan's parent is only a hint here: the commit goes on top of the branch as it is
+    when the commit is made (``commit_shared`` batches the writers of this process and
+    re-reads after another process's push), and planned files that already hold the
+    wanted content (a shared ApplicationSet another customer committed) are left out.
+    """
+    repo, branch, path = _target(ctx.config)
+    cluster = ctx.config.hub_cluster_name
+    ctx.intend(f"commit {len(files)} file(s) under {path}/ to {repo} branch {branch} for cluster {cluster}")
+    cfg = ctx.config
+    message = f"bootstrap: {path}/ for cluster {cluster} of {cfg.customer.name} (kit {cfg.kit.version})"
+    head = ctx.services.github.commit_shared(repo, branch, files, message)
+    return {**plan.outputs, "commit": head}
+
+
+def _hub_plan_destroy(ctx: Context) -> Plan:
+    """Remove this customer's own files; the shared ApplicationSets stay for the other clusters."""
+    repo, branch, _ = _target(ctx.config)
+    recorded = _recorded(ctx)
+    managed = {p for p in recorded if _owned(ctx, p)}
+    note = ""
+    shared: set[str] = set()
+    try:
+        rendered, shared = render_hub(ctx)
+    except (ConfigError, StepError) as exc:
+        if not managed:
+            raise
+        note = f"the hub files cannot be rendered ({exc}); removing the files recorded as ours"
+    else:
+        managed |= set(rendered) - shared
+    head = ctx.services.github.branch_head(repo, branch)
+    current = ctx.services.github.read_paths(repo, head, _hub_own(ctx)) if head else {}
+    changes = []
+    for path in sorted(managed & set(current)):
+        last = recorded.get(path)
+        by_hand = last is not None and sha256(current[path]) != last
+        change = _change(repo, path, current[path], None, head, by_hand, restored=False)
+        changes.append(dataclasses.replace(change, summary=change.summary.replace(_GONE, "remove")))
+    notes = [note] if note else []
+    if shared:
+        notes.append(f"the shared ApplicationSets in {repo} stay: other clusters of the hub may use them")
+    return Plan(tuple(changes), tuple(notes))
 
 
 # -- helpers -------------------------------------------------------------------
@@ -477,29 +681,81 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _file_plan(
+    ctx: Context,
+    head: str | None,
+    rendered: Mapping[str, str],
+    current: Mapping[str, str],
+    shared: Collection[str] = (),
+    owned: Callable[[str], bool] | None = None,
+) -> Plan:
+    """The changes that make ``current`` (the repo at ``head``) hold ``rendered``, drift marked.
+
+    ``owned`` says which recorded paths this customer may delete (hub mode: a shared file
+    this customer no longer renders, e.g. an addon its kit version lacks, may still serve
+    other clusters, so it is never deleted on one customer's behalf); ``shared`` paths are
+    labelled as such in the plan and never count as drift.
+    """
+    repo, branch, _ = _target(ctx.config)
+    recorded = _recorded(ctx)
+    changes = []
+    for path in sorted(set(rendered) | set(recorded)):
+        new, cur, last = rendered.get(path), current.get(path), recorded.get(path)
+        if new == cur or (new is None and owned is not None and not owned(path)):
+            continue
+        # Other customers of the hub write the shared files too: a change there is not a hand edit.
+        by_hand = last is not None and cur is not None and sha256(cur) != last and path not in shared
+        change = _change(repo, path, cur, new, head, by_hand, restored=last is not None)
+        moved = revision_changes(cur, new)
+        if moved:
+            change = dataclasses.replace(change, summary=f"{change.summary}; revision {', '.join(moved)}")
+        if path in shared:
+            change = dataclasses.replace(change, summary=f"{change.summary} (shared by the hub's clusters)")
+        changes.append(change)
+    notes = [
+        f"{repo}:{path} is not managed by gitops-bootstrap; left alone"
+        for path in sorted(set(current) - set(rendered) - set(recorded))
+    ]
+    if head is None:
+        notes.append(f"{repo} has no branch {branch}; the commit creates it")
+    return Plan(tuple(changes), tuple(notes), _outputs(ctx, head, rendered))
+
+
 def _recorded(ctx: Context) -> dict[str, str]:
     """sha256 of each file as we last committed it, if the record is for this repo and branch."""
-    gh = ctx.config.github
+    repo, branch, _ = _target(ctx.config)
     mine = ctx.outputs.get(ArgocdDir.id, {})
     files = mine.get("files")
-    if mine.get("repo") != gh.infra_repo or mine.get("branch") != gh.branch or not isinstance(files, dict):
+    if mine.get("repo") != repo or mine.get("branch") != branch or not isinstance(files, dict):
         return {}
     return {str(p): str(h) for p, h in files.items()}
 
 
+def _target(config: CustomerConfig) -> tuple[str, str, str]:
+    """(repo, branch, path) the step writes: the infra repo, or in hub mode the hub's repo."""
+    if config.hub is not None:
+        hub = config.hub.gitops
+        return hub.repo, hub.branch, hub.path.strip("/")
+    gh = config.github
+    return gh.infra_repo, gh.branch, gh.path.strip("/")
+
+
 def _outputs(ctx: Context, commit: str | None, rendered: Mapping[str, str]) -> Outputs:
-    gh = ctx.config.github
-    return {
-        "repo": gh.infra_repo,
-        "branch": gh.branch,
-        "path": gh.path.strip("/"),
+    repo, branch, path = _target(ctx.config)
+    out: Outputs = {
+        "repo": repo,
+        "branch": branch,
+        "path": path,
         "commit": commit,
-        "root_app_path": f"{gh.path.strip('/')}/{ROOT_APP}",
-        "repo_url": gh.ssh_url(gh.infra_repo),
+        "root_app_path": f"{path}/{ROOT_APP}",
+        "repo_url": ctx.config.github.ssh_url(repo),
         "kit_repo": ctx.config.kit.repo,
         "kit_version": ctx.config.kit.version,
         "files": {p: sha256(t) for p, t in sorted(rendered.items())},
     }
+    if ctx.config.hub is not None:
+        out["hub_cluster"] = ctx.config.hub_cluster_name
+    return out
 
 
 def _change(

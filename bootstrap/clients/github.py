@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ from github import (
     UnknownObjectException,
 )
 
-from bootstrap.clients import budget
+from bootstrap.clients import budget, github_batch
 from bootstrap.clients.github_keys import DeployKey, KeyInUse, fingerprint
 from bootstrap.errors import AuthError, PermanentError, RetryableError, StepError
 
@@ -46,6 +46,12 @@ ADMIN = ("Administration: write", "`repo` scope and admin on the repo")
 CONTENTS_READ = ("Contents: read", "`repo` scope")
 CONTENTS_WRITE = ("Contents: write", "`repo` scope and write access to the repo")
 Need = tuple[str, str]
+SHARED_ATTEMPTS = 5
+"""How often ``commit_shared`` re-reads and re-applies after another process moved the branch."""
+
+
+class BranchMoved(RetryableError):
+    """The branch no longer points at the commit a change was built on: someone pushed in between."""
 
 
 def blob_sha(text: str) -> str:
@@ -120,6 +126,11 @@ def _message(exc: GithubException) -> str:
     return str(data.get("message", "")) if isinstance(data, dict) else ""
 
 
+def _batch_message(messages: list[str]) -> str:
+    """One commit for several writers: a summary line, then each writer's own message."""
+    return f"bootstrap: {len(messages)} changes\n\n" + "\n".join(f"- {m}" for m in sorted(messages))
+
+
 @budget.metered("github")
 class GitHubClient:
     """GitHub for the steps; ``repo`` arguments are ``owner/name``."""
@@ -142,6 +153,9 @@ class GitHubClient:
             raise_on_status=False,  # the last answer reaches PyGithub, which raises with its body
         )
         self._gh = self._github(Auth.Token(token))
+        # Who writes, without keeping another copy of the token: writers are batched only with
+        # writers holding the same token (github_batch).
+        self._writer = hashlib.sha256(token.encode()).hexdigest()
 
     def _github(self, auth: Any) -> Any:
         return Github(
@@ -307,6 +321,18 @@ class GitHubClient:
         tree already proves it holds that text, so a directory that is up to date costs one call.
         """
         prefix = path_prefix.strip("/")
+        return self.read_paths(repo, ref, (prefix,) if prefix else (), expected)
+
+    def read_paths(
+        self, repo: str, ref: str, paths: Sequence[str], expected: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """``read_tree`` for several places at once: each of ``paths`` is a file or a directory.
+
+        No ``paths`` means the whole tree. A shared repository (the hub's) holds many
+        writers' files; reading only one's own places keeps a customer's plan from
+        fetching the other customers' blobs.
+        """
+        wanted = tuple(p.strip("/") for p in paths)
         known = {blob_sha(text): text for text in (expected or {}).values()}
         with self._calling(f"read {repo} at {ref}", repo, CONTENTS_READ):
             r = self._repo(repo)
@@ -319,7 +345,8 @@ class GitHubClient:
             blobs: dict[str, str] = {}
             files: dict[str, str] = {}
             for entry in tree.tree:
-                if entry.type != "blob" or not (not prefix or entry.path.startswith(prefix + "/")):
+                inside = not wanted or any(entry.path == w or entry.path.startswith(w + "/") for w in wanted)
+                if entry.type != "blob" or not inside:
                     continue
                 if entry.sha in known:
                     blobs[entry.sha] = known[entry.sha]
@@ -349,7 +376,7 @@ class GitHubClient:
         ``parent_sha`` when the files are already there (no empty commit). ``parent_sha``
         None creates ``branch``.
         """
-        moved = RetryableError(f"{repo} branch {branch} moved while committing (someone pushed); run again")
+        moved = BranchMoved(f"{repo} branch {branch} moved while committing (someone pushed); run again")
         elements = [
             InputGitTreeElement(path, "100644", "blob", content=text)
             if text is not None
@@ -387,6 +414,56 @@ class GitHubClient:
                     raise moved from exc
                 raise
             return str(commit.sha)
+
+    def commit_shared(self, repo: str, branch: str, files: Mapping[str, str | None], message: str) -> str:
+        """Write ``files`` to a branch many writers share (the hub's repo); returns the head after it.
+
+        Within the process, writers of the same branch are batched into one commit at a time
+        (``github_batch``), so a fleet does not race itself. Against other processes the
+        commit is built on the head read just before it; if the branch moved meanwhile
+        (GitHub's 409/422 non-fast-forward), the head and the paths are read again and only
+        what still differs is re-applied, up to ``SHARED_ATTEMPTS`` times. Paths that already
+        hold the wanted content (another writer committed the same shared file) cost nothing;
+        when nothing differs there is no commit.
+        """
+
+        def commit(merged: dict[str, str | None], messages: list[str]) -> str:
+            text = messages[0] if len(messages) == 1 else _batch_message(messages)
+            return self._commit_fresh(repo, branch, merged, text)
+
+        return github_batch.submit(self._batch_key(repo, branch), files, message, commit)
+
+    def _batch_key(self, repo: str, branch: str) -> tuple[str, ...]:
+        return (self.api_url, repo.lower(), branch, self._writer)
+
+    def _commit_fresh(self, repo: str, branch: str, files: Mapping[str, str | None], message: str) -> str:
+        for _ in range(SHARED_ATTEMPTS):
+            head = self.branch_head(repo, branch)
+            stale = self.differing(repo, head, files) if head else set(files)
+            todo = {p: files[p] for p in sorted(stale) if head or files[p] is not None}
+            if not todo:
+                return head or ""
+            try:
+                return self.commit_files(repo, branch, head, todo, message)
+            except BranchMoved:
+                continue
+        raise RetryableError(
+            f"{repo} branch {branch} kept moving while committing ({SHARED_ATTEMPTS} attempts); run again"
+        )
+
+    def differing(self, repo: str, ref: str, files: Mapping[str, str | None]) -> set[str]:
+        """Which of ``files`` the tree at ``ref`` does not hold as given (None: must be absent).
+
+        One tree call and no blob reads: a blob's SHA is the git hash of its text.
+        """
+        with self._calling(f"read {repo} at {ref}", repo, CONTENTS_READ):
+            tree = self._repo(repo).get_git_tree(ref, recursive=True)
+            if tree.truncated:
+                raise PermanentError(f"{repo} at {ref} has too many files for one tree listing")
+            have = {e.path: e.sha for e in tree.tree if e.type == "blob"}
+        return {
+            p for p, text in files.items() if have.get(p) != (blob_sha(text) if text is not None else None)
+        }
 
     def _first_commit(self, repo: str, branch: str, files: Mapping[str, str | None], message: str) -> str:
         """The first commit of an empty repository, where the Git Data API answers 409.

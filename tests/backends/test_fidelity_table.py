@@ -8,13 +8,13 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 TABLE = TESTS / "fixtures" / "FIDELITY.md"
-PREFIX = {"be": "backends", "st": "steps"}
+PREFIX = {"be": "backends", "st": "steps", "u": "unit"}
 
 
 def test_every_test_the_fidelity_table_names_exists() -> None:
     named: list[tuple[Path, str | None]] = []
     current: Path | None = None
-    for match in re.finditer(r"`((?:be|st)/[\w/]+\.py)?(?:::(\w+))?[^`]*`", TABLE.read_text()):
+    for match in re.finditer(r"`((?:be|st|u)/[\w/]+\.py)?(?:::(\w+))?[^`]*`", TABLE.read_text()):
         file, name = match.groups()
         if file:
             area, rest = file.split("/", 1)

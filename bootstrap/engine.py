@@ -317,6 +317,7 @@ class Engine:
         results: dict[str, StepResult] = {}
         pending = list(chosen)
         running: dict[Future[StepResult], Step] = {}
+        starting: Step | None = None
         stopped = False
 
         def ready(step: Step) -> bool:
@@ -332,7 +333,9 @@ class Engine:
                 if not stopped:
                     for step in [s for s in pending if ready(s)][: parallel - len(running)]:
                         pending.remove(step)
+                        starting = step  # Ctrl-C may land between the submit and the bookkeeping
                         running[pool.submit(self._run_step, step, ctx, state, dry_run)] = step
+                        starting = None
                 if not running:
                     break  # what is left waits on a step that did not succeed
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -342,7 +345,7 @@ class Engine:
                     stopped = stopped or result.status in _HALTING
         except KeyboardInterrupt:
             self._interrupt(ctx)
-            for step in running.values():
+            for step in [*running.values(), *([starting] if starting is not None else [])]:
                 self._record_interrupted(state, step.id, INTERRUPTED)
                 results[step.id] = StepResult(step.id, "interrupted", message="interrupted")
         finally:

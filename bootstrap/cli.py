@@ -15,23 +15,94 @@ import enum
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+import typer.core
 
 if TYPE_CHECKING:
+    from typer import _click as click
+
     from bootstrap import config, engine, fleet
     from bootstrap.reporting import Reporter
     from bootstrap.secrets import Redactor
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
+_STEPS_PLACEHOLDER = "{steps}"
+
+
+def _step_ids() -> str:
+    from steps import STEPS
+
+    return ", ".join(cls.id for cls in STEPS)
+
+
+class _HumanArgument(typer.core.TyperArgument):
+    """An argument shown by its metavar alone (typer adds the Python type: ``<list[Path]>``)."""
+
+    def display_type_rich(self, ctx: click.Context) -> str | None:
+        return None if self.metavar else super().display_type_rich(ctx)
+
+    def _usage_display_name(self) -> str:
+        # typer writes a required ``CUSTOMER.yaml...`` as ``{CUSTOMER.yaml...}...``.
+        return self.metavar or super()._usage_display_name()
+
+
+class _HumanOption(typer.core.TyperOption):
+    """A flag shows no value (typer prints ``<bool>``, as if ``-h`` took one)."""
+
+    def display_type_rich(self, ctx: click.Context) -> str | None:
+        return "" if self.is_flag else super().display_type_rich(ctx)
+
+
+def _humanize(params: list[click.Parameter]) -> None:
+    """Help names values for a person: metavars, no Python types (typer's parameters, re-classed)."""
+    for param in params:
+        if type(param) is typer.core.TyperArgument:
+            param.__class__ = _HumanArgument
+        elif type(param) is typer.core.TyperOption:
+            param.__class__ = _HumanOption
+
+
+def _fill_step_ids(params: list[click.Parameter]) -> None:
+    """Step options list the ids; filled in only when help is shown (importing the steps costs start-up)."""
+    for param in params:
+        help_text = getattr(param, "help", None)
+        if isinstance(help_text, str) and _STEPS_PLACEHOLDER in help_text:
+            param.help = help_text.replace(_STEPS_PLACEHOLDER, _step_ids())  # type: ignore[attr-defined]
+
+
+class _HumanHelp(typer.core.TyperCommand):
+    """A command whose help and usage show metavars, flags without a value, and the step ids."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _humanize(self.params)  # now, for the usage line of a usage error too
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        params = self.get_params(ctx)  # with ``-h``, which typer creates lazily
+        _humanize(params)
+        _fill_step_ids(params)
+        super().format_help(ctx, formatter)
+
+
+class _HumanGroup(typer.core.TyperGroup):
+    """The same for a group's own options (``-h``, and ``--install-completion`` added late)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _humanize(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
 app = typer.Typer(
+    cls=_HumanGroup,
     help="Onboard a customer onto the GitOps platform: run, resume, preview and inspect the steps.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings=_CONTEXT,
 )
 sandbox_app = typer.Typer(
+    cls=_HumanGroup,
     help="Local backends on loopback for trying the tool without credentials.",
     no_args_is_help=True,
     context_settings=_CONTEXT,
@@ -103,7 +174,7 @@ def _complete_step(incomplete: str) -> list[str]:
     return [cls.id for cls in STEPS if cls.id.startswith(incomplete)]
 
 
-_STEP_HELP = "`bootstrap steps` lists the ids"
+_STEP_HELP = "one of: {steps}"
 OnlyOpt = Annotated[
     list[str],
     typer.Option(
@@ -183,7 +254,7 @@ def _selection(only: list[str], skip: list[str], from_: str | None = None) -> en
     return engine.Selection(tuple(only), tuple(skip), from_)
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def run(
     customers: CustomersArg,
     only: OnlyOpt = [],  # noqa: B006
@@ -221,7 +292,7 @@ def run(
     raise typer.Exit(_execute(customers, opts))
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def plan(
     customers: CustomersArg,
     only: OnlyOpt = [],  # noqa: B006
@@ -249,7 +320,7 @@ def plan(
     raise typer.Exit(_execute(customers, opts))
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def destroy(
     customer: CustomerArg,
     yes: Annotated[
@@ -303,11 +374,15 @@ class Rotation(enum.StrEnum):
     alerting_key = "alerting-key"
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def rotate(
     customer: CustomerArg,
     what: Annotated[
-        Rotation, typer.Argument(help="deploy-key, passwords (Argo CD admin and users), or alerting-key.")
+        Rotation,
+        typer.Argument(
+            metavar="WHAT",
+            help="deploy-key, passwords (Argo CD admin and users), or alerting-key.",
+        ),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", metavar="", help="Show what would change and stop.")
@@ -332,7 +407,7 @@ def rotate(
     raise typer.Exit(summary.exit_code())
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def status(
     customers: Annotated[
         list[Path], typer.Argument(metavar="CUSTOMER.yaml...", help="Customer file(s).", show_default=False)
@@ -436,10 +511,10 @@ def _print_status(doc: dict[str, object]) -> None:
             print(f"    {line}")
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def forget(
     customer: CustomerArg,
-    step: Annotated[str, typer.Argument(metavar="STEP", help="The step id whose record to drop.")],
+    step: Annotated[str, typer.Argument(metavar="STEP", help=f"The step to forget, {_STEP_HELP}.")],
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
     break_lock: BreakLockOpt = False,
@@ -462,7 +537,7 @@ def forget(
     typer.echo(f"forgot {step} for {name}; the next run re-plans it", err=True)
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def validate(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     """Check customer files without contacting any service: every problem at once (exit 4 if any)."""
     import json
@@ -506,7 +581,7 @@ def _echo_problems(path: Path, listed: list[config.Problem], cfg: config.Custome
         )
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     """Contact every service read-only and check each credential, permission and input a run needs.
 
@@ -543,7 +618,7 @@ def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     raise typer.Exit(fleet.worst([r.exit_code() for r in reports]))
 
 
-@app.command("steps")
+@app.command("steps", cls=_HumanHelp)
 def list_steps() -> None:
     """List the steps in the order they run, with what each needs (the ids --only/--skip/--from take)."""
     from bootstrap import engine
@@ -554,7 +629,7 @@ def list_steps() -> None:
         typer.echo(f"{step.id:<24}{step.title}{needs}")
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def schema() -> None:
     """Print the JSON Schema of customer.yaml (for editors and CI linting)."""
     from bootstrap import config
@@ -562,7 +637,7 @@ def schema() -> None:
     typer.echo(config.schema_text())
 
 
-@sandbox_app.command("up")
+@sandbox_app.command("up", cls=_HumanHelp)
 def sandbox_up(
     directory: Annotated[
         Path, typer.Option("--dir", metavar="DIR", help="Where to write sandbox.env and customer.yaml.")
@@ -596,7 +671,7 @@ def sandbox_up(
         typer.echo(line, err=True)
 
 
-@sandbox_app.command("down")
+@sandbox_app.command("down", cls=_HumanHelp)
 def sandbox_down(
     directory: Annotated[Path, typer.Option("--dir", metavar="DIR", help="The sandbox directory.")] = Path(
         ".sandbox"

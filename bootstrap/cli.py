@@ -478,37 +478,51 @@ def _steps_of(doc: dict[str, object]) -> list[dict[str, object]]:
 def _print_status(doc: dict[str, object]) -> None:
     """A table on a terminal; plain aligned lines when piped, so no id or note is ever cut.
 
-    Notes (errors, verify problems) go on their own indented lines under their step: a
-    multi-line message stays readable instead of wrapping a narrow table column.
+    Notes (errors, verify problems) go on their own indented lines under their step (below the
+    table on a terminal): a multi-line message stays readable instead of wrapping a narrow column,
+    and the table keeps its columns whole at 80 columns.
     """
-    import sys
-
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from bootstrap import reporting
+
     steps = _steps_of(doc)
     columns = ("id", "status", "attempts", "finished", "checked")
-    cells = [tuple(str("-" if r[k] is None else r[k]) for k in columns) for r in steps]
+    cells = [tuple(_status_cell(r[k]) for k in columns) for r in steps]
     notes = [str(r.get("problem") or r["error"] or ("verified" if r.get("verified") else "")) for r in steps]
-    console = Console(highlight=False, soft_wrap=True)
+    header = ("step", "status", "attempts", "done since (UTC)", "last checked (UTC)")
     title = f"{doc['customer']} — {doc['state']}"
     if sys.stdout.isatty():
         table = Table(title=escape(title))
-        for col in ("step", "status", "attempts", "done since", "last checked"):
+        for col in header:
             table.add_column(col, no_wrap=True)
-        table.add_column("note", overflow="fold")
+        for row in cells:
+            table.add_row(*(escape(c) for c in row))
+        out = reporting.console(sys.stdout)
+        out.print(table)
         for row, note in zip(cells, notes, strict=True):
-            table.add_row(*(escape(c) for c in row), escape(note))
-        console.print(table)
+            if note:
+                out.print(escape(f"{row[0]}:"))
+                for line in note.splitlines():
+                    out.print(escape(f"    {line}"))
         return
-    header = ("step", "status", "attempts", "done since", "last checked")
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
     print(title)
     for row, note in zip([header, *cells], ["", *notes], strict=True):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         for line in note.splitlines():
             print(f"    {line}")
+
+
+def _status_cell(value: object) -> str:
+    """A checkpoint value for the table: ISO times in UTC without their ``T`` and offset."""
+    if value is None:
+        return "-"
+    text = str(value)
+    if isinstance(value, str) and len(text) == 25 and text[10] == "T" and text.endswith("+00:00"):
+        return text[:10] + " " + text[11:19]
+    return text
 
 
 @app.command(cls=_HumanHelp)

@@ -260,6 +260,7 @@ def normalise_text(text: str, directory: str, vault_prefix: str) -> str:
     text = re.sub(TIME, lambda m: re.sub(r"\d", "9", m[0]), text)
     text = re.sub(r"\b\d+(\.\d+)?s\b", "<SECONDS>", text)
     text = re.sub(r"\b[0-9a-f]{40}\b", "<SHA>", text)
+    text = re.sub(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<UUID>", text)
     text = re.sub(r"SHA256:[A-Za-z0-9+/=]{43}", "SHA256:<FINGERPRINT>", text)
     return text
 

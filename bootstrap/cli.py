@@ -354,8 +354,10 @@ def destroy(
     )
     if not dry_run and not yes:
         if not sys.stdin.isatty():
-            typer.echo("error: destroy needs --yes when not run from a terminal", err=True)
-            raise typer.Exit(4)
+            from bootstrap.errors import ConfigError
+
+            # An error like any other: with -o json it is a JSON document on stdout too.
+            raise ConfigError("destroy needs --yes when not run from a terminal")
         from bootstrap import config
 
         name = config.load(customer).customer.name

@@ -22,15 +22,81 @@ import typer
 import typer.core
 
 if TYPE_CHECKING:
+    from typer import _click as click
+
     from bootstrap import config, engine, fleet
     from bootstrap.reporting import Reporter
     from bootstrap.secrets import Redactor
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 _INTERRUPTED = "interrupted; the checkpoint is saved — run the same command again to resume"
+_STEPS_PLACEHOLDER = "{steps}"
 
 
-class _Commands(typer.core.TyperGroup):
+def _step_ids() -> str:
+    from steps import STEPS
+
+    return ", ".join(cls.id for cls in STEPS)
+
+
+class _HumanArgument(typer.core.TyperArgument):
+    """An argument shown by its metavar alone (typer adds the Python type: ``<list[Path]>``)."""
+
+    def display_type_rich(self, ctx: click.Context) -> str | None:
+        return None if self.metavar else super().display_type_rich(ctx)
+
+    def _usage_display_name(self) -> str:
+        # typer writes a required ``CUSTOMER.yaml...`` as ``{CUSTOMER.yaml...}...``.
+        return self.metavar or super()._usage_display_name()
+
+
+class _HumanOption(typer.core.TyperOption):
+    """A flag shows no value (typer prints ``<bool>``, as if ``-h`` took one)."""
+
+    def display_type_rich(self, ctx: click.Context) -> str | None:
+        return "" if self.is_flag else super().display_type_rich(ctx)
+
+
+def _humanize(params: list[click.Parameter]) -> None:
+    """Help names values for a person: metavars, no Python types (typer's parameters, re-classed)."""
+    for param in params:
+        if type(param) is typer.core.TyperArgument:
+            param.__class__ = _HumanArgument
+        elif type(param) is typer.core.TyperOption:
+            param.__class__ = _HumanOption
+
+
+def _fill_step_ids(params: list[click.Parameter]) -> None:
+    """Step options list the ids; filled in only when help is shown (importing the steps costs start-up)."""
+    for param in params:
+        help_text = getattr(param, "help", None)
+        if isinstance(help_text, str) and _STEPS_PLACEHOLDER in help_text:
+            param.help = help_text.replace(_STEPS_PLACEHOLDER, _step_ids())  # type: ignore[attr-defined]
+
+
+class _HumanHelp(typer.core.TyperCommand):
+    """A command whose help and usage show metavars, flags without a value, and the step ids."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _humanize(self.params)  # now, for the usage line of a usage error too
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        params = self.get_params(ctx)  # with ``-h``, which typer creates lazily
+        _humanize(params)
+        _fill_step_ids(params)
+        super().format_help(ctx, formatter)
+
+
+class _HumanGroup(typer.core.TyperGroup):
+    """The same for a group's own options (``-h``, and ``--install-completion`` added late)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _humanize(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class _Commands(_HumanGroup):
     """Ctrl-C outside the engine's steps (parsing, imports, loading, checks) must be heard.
 
     Typer turns a KeyboardInterrupt raised while it parses or invokes into a silent
@@ -54,6 +120,8 @@ def _heard() -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise Interrupted(_INTERRUPTED) from None
+
+
 app = typer.Typer(
     cls=_Commands,
     help="Onboard a customer onto the GitOps platform: run, resume, preview and inspect the steps.",
@@ -62,6 +130,7 @@ app = typer.Typer(
     context_settings=_CONTEXT,
 )
 sandbox_app = typer.Typer(
+    cls=_HumanGroup,
     help="Local backends on loopback for trying the tool without credentials.",
     no_args_is_help=True,
     context_settings=_CONTEXT,
@@ -133,7 +202,7 @@ def _complete_step(incomplete: str) -> list[str]:
     return [cls.id for cls in STEPS if cls.id.startswith(incomplete)]
 
 
-_STEP_HELP = "`bootstrap steps` lists the ids"
+_STEP_HELP = "one of: {steps}"
 OnlyOpt = Annotated[
     list[str],
     typer.Option(
@@ -213,7 +282,7 @@ def _selection(only: list[str], skip: list[str], from_: str | None = None) -> en
     return engine.Selection(tuple(only), tuple(skip), from_)
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def run(
     customers: CustomersArg,
     only: OnlyOpt = [],  # noqa: B006
@@ -251,7 +320,7 @@ def run(
     raise typer.Exit(_execute(customers, opts))
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def plan(
     customers: CustomersArg,
     only: OnlyOpt = [],  # noqa: B006
@@ -279,7 +348,7 @@ def plan(
     raise typer.Exit(_execute(customers, opts))
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def destroy(
     customer: CustomerArg,
     yes: Annotated[
@@ -313,8 +382,10 @@ def destroy(
     )
     if not dry_run and not yes:
         if not sys.stdin.isatty():
-            typer.echo("error: destroy needs --yes when not run from a terminal", err=True)
-            raise typer.Exit(4)
+            from bootstrap.errors import ConfigError
+
+            # An error like any other: with -o json it is a JSON document on stdout too.
+            raise ConfigError("destroy needs --yes when not run from a terminal")
         from bootstrap import config
 
         name = config.load(customer).customer.name
@@ -334,13 +405,15 @@ class Rotation(enum.StrEnum):
     cluster_token = "cluster-token"
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def rotate(
     customer: CustomerArg,
     what: Annotated[
         Rotation,
         typer.Argument(
-            help="deploy-key, passwords (Argo CD admin and users), alerting-key, or cluster-token (hub mode)."
+            metavar="WHAT",
+            help="deploy-key, passwords (Argo CD admin and users), alerting-key, "
+            "or cluster-token (hub mode).",
         ),
     ],
     dry_run: Annotated[
@@ -366,7 +439,7 @@ def rotate(
     raise typer.Exit(summary.exit_code())
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def status(
     customers: Annotated[
         list[Path], typer.Argument(metavar="CUSTOMER.yaml...", help="Customer file(s).", show_default=False)
@@ -458,31 +531,35 @@ def _steps_of(doc: dict[str, object]) -> list[dict[str, object]]:
 def _print_status(doc: dict[str, object]) -> None:
     """A table on a terminal; plain aligned lines when piped, so no id or note is ever cut.
 
-    Notes (errors, verify problems) go on their own indented lines under their step: a
-    multi-line message stays readable instead of wrapping a narrow table column.
+    Notes (errors, verify problems) go on their own indented lines under their step (below the
+    table on a terminal): a multi-line message stays readable instead of wrapping a narrow column,
+    and the table keeps its columns whole at 80 columns.
     """
-    import sys
-
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from bootstrap import reporting
+
     steps = _steps_of(doc)
     columns = ("id", "status", "attempts", "finished", "checked")
-    cells = [tuple(str("-" if r[k] is None else r[k]) for k in columns) for r in steps]
+    cells = [tuple(_status_cell(r[k]) for k in columns) for r in steps]
     notes = [str(r.get("problem") or r["error"] or ("verified" if r.get("verified") else "")) for r in steps]
-    console = Console(highlight=False, soft_wrap=True)
+    header = ("step", "status", "attempts", "done since (UTC)", "last checked (UTC)")
     title = f"{doc['customer']} — {doc['state']}"
     if sys.stdout.isatty():
         table = Table(title=escape(title))
-        for col in ("step", "status", "attempts", "done since", "last checked"):
+        for col in header:
             table.add_column(col, no_wrap=True)
-        table.add_column("note", overflow="fold")
+        for row in cells:
+            table.add_row(*(escape(c) for c in row))
+        out = reporting.console(sys.stdout)
+        out.print(table)
         for row, note in zip(cells, notes, strict=True):
-            table.add_row(*(escape(c) for c in row), escape(note))
-        console.print(table)
+            if note:
+                out.print(escape(f"{row[0]}:"))
+                for line in note.splitlines():
+                    out.print(escape(f"    {line}"))
         return
-    header = ("step", "status", "attempts", "done since", "last checked")
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
     print(title)
     for row, note in zip([header, *cells], ["", *notes], strict=True):
@@ -491,10 +568,20 @@ def _print_status(doc: dict[str, object]) -> None:
             print(f"    {line}")
 
 
-@app.command()
+def _status_cell(value: object) -> str:
+    """A checkpoint value for the table: ISO times in UTC without their ``T`` and offset."""
+    if value is None:
+        return "-"
+    text = str(value)
+    if isinstance(value, str) and len(text) == 25 and text[10] == "T" and text.endswith("+00:00"):
+        return text[:10] + " " + text[11:19]
+    return text
+
+
+@app.command(cls=_HumanHelp)
 def forget(
     customer: CustomerArg,
-    step: Annotated[str, typer.Argument(metavar="STEP", help="The step id whose record to drop.")],
+    step: Annotated[str, typer.Argument(metavar="STEP", help=f"The step to forget, {_STEP_HELP}.")],
     state_dir: StateDirOpt = None,
     state: StateOpt = None,
     break_lock: BreakLockOpt = False,
@@ -517,7 +604,7 @@ def forget(
     typer.echo(f"forgot {step} for {name}; the next run re-plans it", err=True)
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def validate(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     """Check customer files without contacting any service: every problem at once (exit 4 if any)."""
     import json
@@ -561,7 +648,7 @@ def _echo_problems(path: Path, listed: list[config.Problem], cfg: config.Custome
         )
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     """Contact every service read-only and check each credential, permission and input a run needs.
 
@@ -598,7 +685,7 @@ def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     raise typer.Exit(fleet.worst([r.exit_code() for r in reports]))
 
 
-@app.command("steps")
+@app.command("steps", cls=_HumanHelp)
 def list_steps() -> None:
     """List the steps in the order they run, with what each needs (the ids --only/--skip/--from take)."""
     from bootstrap import engine
@@ -610,7 +697,7 @@ def list_steps() -> None:
         typer.echo(f"{step.id:<24}{step.title}{needs}{only}")
 
 
-@app.command()
+@app.command(cls=_HumanHelp)
 def schema() -> None:
     """Print the JSON Schema of customer.yaml (for editors and CI linting)."""
     from bootstrap import config
@@ -618,7 +705,7 @@ def schema() -> None:
     typer.echo(config.schema_text())
 
 
-@sandbox_app.command("up")
+@sandbox_app.command("up", cls=_HumanHelp)
 def sandbox_up(
     directory: Annotated[
         Path, typer.Option("--dir", metavar="DIR", help="Where to write sandbox.env and customer.yaml.")
@@ -660,7 +747,7 @@ def sandbox_up(
         typer.echo(line, err=True)
 
 
-@sandbox_app.command("down")
+@sandbox_app.command("down", cls=_HumanHelp)
 def sandbox_down(
     directory: Annotated[Path, typer.Option("--dir", metavar="DIR", help="The sandbox directory.")] = Path(
         ".sandbox"

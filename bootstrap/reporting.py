@@ -9,6 +9,7 @@ process: a secret that slipped into an error message is still masked.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -156,6 +157,25 @@ def _steps(counted: str) -> str:
     return f"{number} {'step' if number == '1' else 'steps'} {rest}"
 
 
+def plain() -> bool:
+    """NO_COLOR (no-color.org) is set: text without any escape sequence, and no live line.
+
+    rich alone drops only the colours and keeps bold, dim and italic; someone who asks for no
+    colour (a screen reader, a log file on a terminal) gets plain text, progress as plain lines.
+    """
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def console(file: TextIO | None = None, soft_wrap: bool = True) -> Console:
+    """The console every human output goes through (stderr unless told): NO_COLOR means plain."""
+    return Console(
+        file=file or sys.stderr,
+        highlight=False,
+        soft_wrap=soft_wrap,
+        color_system=None if plain() else "auto",
+    )
+
+
 class Reporter(Protocol):
     def run_started(self, customer: str, mode: str, steps: list[str]) -> None: ...
     def notice(self, text: str) -> None: ...
@@ -208,7 +228,7 @@ class ConsoleReporter:
         full_diff: bool = False,
     ) -> None:
         self.redactor = redactor
-        self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
+        self.console = console(stream)
         self.verbose = verbose
         self.full_diff = full_diff
         self.mode = "run"
@@ -263,7 +283,7 @@ class ConsoleReporter:
     def run_started(self, customer: str, mode: str, steps: list[str]) -> None:
         self.mode = mode
         self._print(f"[bold]{mode}[/] customer [bold]{escape(customer)}[/]: {len(steps)} step(s)")
-        if self.console.is_terminal and self._live is None:
+        if self.console.is_terminal and not plain() and self._live is None:
             self._live = Live(
                 self._activity(),
                 console=self.console,
@@ -432,4 +452,4 @@ def print_fleet_table(rows: list[tuple[str, str, int, str]], redactor: Redactor)
     for customer, path, code, detail in rows:
         style = "green" if code == 0 else "yellow" if code in (2, 3) else "red"
         table.add_row(escape(customer), escape(path), f"[{style}]{code}[/]", escape(redactor.redact(detail)))
-    Console(file=sys.stderr, soft_wrap=True).print(table)
+    console().print(table)

@@ -123,13 +123,19 @@ def test_delete_playbook_removes_objects(kube_emu: KubeSandbox, tmp_root: Path) 
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "default"}},
     )
-    runner = AnsibleRunner(tmp_root=tmp_root)
+    lines: list[str] = []
+    runner = AnsibleRunner(tmp_root=tmp_root, progress=lines.append)
     objects = [
         {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "default", "name": "cm"},
         {"apiVersion": "v1", "kind": "Secret", "namespace": "default", "name": "creds"},
         {"apiVersion": "v1", "kind": "Secret", "namespace": "default", "name": "already-gone"},
+        {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "default", "name": "never-was"},
+        # A kind the API does not serve (its CRD already deleted) has no object left: gone, not failed.
+        {"apiVersion": "example.com/v1", "kind": "Widget", "namespace": "default", "name": "w"},
     ]
     result = runner.delete(objects, str(kube_emu.kubeconfig_path), "sandbox")
+    # One module start for the plain objects and one (no_log) for the Secrets, not one per object.
+    assert [line for line in lines if line.startswith("Delete")] == ["Delete objects …", "Delete secrets …"]
     assert [(c.kind, c.name, c.action) for c in result.changes] == [
         ("ConfigMap", "cm", "delete"),
         ("Secret", "creds", "delete"),

@@ -530,20 +530,25 @@ def _live(kube: Any, objects: list[dict[str, Any]]) -> dict[tuple[str, str, str]
     """The live copies of ``objects`` by (apiVersion, kind, name), absent ones left out.
 
     One list per namespaced kind with several objects (an Argo CD manifest has ~60 objects
-    in a handful of kinds) instead of one get per object; cluster-scoped kinds are read one
-    by one, since a cluster-wide list (of CRDs, say) can be far bigger than what we need.
+    in a handful of kinds) instead of one get per object. A cluster-wide list (of CRDs, say)
+    can be far bigger than what we need, so several cluster-scoped objects of a kind are
+    listed by the labels they all carry (upstream labels each app.kubernetes.io/part-of=argocd):
+    the answer holds those objects and no others. A kind whose objects share no label is read
+    one get per object. An object whose labels someone removed reads as missing, and the
+    install applies it again (labels included).
     """
-    groups: dict[tuple[str, str, str | None], list[str]] = {}
+    groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
     for obj in objects:
-        meta = obj["metadata"]
-        groups.setdefault((obj["apiVersion"], obj["kind"], meta.get("namespace")), []).append(meta["name"])
+        groups.setdefault((obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace")), []).append(obj)
     live: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for (api_version, kind, namespace), names in groups.items():
-        if namespace is not None and len(names) > 1:
+    for (api_version, kind, namespace), group in groups.items():
+        names = [o["metadata"]["name"] for o in group]
+        selector = None if namespace is not None else _common_labels(group)
+        if len(names) > 1 and (namespace is not None or selector):
             wanted = set(names)
-            for item in kube.list(api_version, kind, namespace):
+            for item in kube.list(api_version, kind, namespace, label_selector=selector):
                 name = (item.get("metadata") or {}).get("name")
-                if name in wanted:
+                if isinstance(name, str) and name in wanted:
                     live[(api_version, kind, name)] = item
             continue
         for name in names:
@@ -551,6 +556,15 @@ def _live(kube: Any, objects: list[dict[str, Any]]) -> dict[tuple[str, str, str]
             if got is not None:
                 live[(api_version, kind, name)] = got
     return live
+
+
+def _common_labels(objects: list[dict[str, Any]]) -> str | None:
+    """A label selector every one of ``objects`` matches (the labels they share), or None."""
+    shared: set[tuple[str, str]] | None = None
+    for obj in objects:
+        labels = set((obj["metadata"].get("labels") or {}).items())
+        shared = labels if shared is None else shared & labels
+    return ",".join(f"{k}={v}" for k, v in sorted(shared)) if shared else None
 
 
 def _repo_secret_name(ctx: Context) -> str:

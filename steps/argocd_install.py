@@ -357,7 +357,7 @@ def _observe(ctx: Context) -> _Observed:
             )
 
     repo = _secret_change(
-        kube.get("v1", "Secret", ns, _repo_secret_name(ctx)),
+        _secret(kube, lives, ns, _repo_secret_name(ctx)),
         f"Secret {ns}/{_repo_secret_name(ctx)}",
         f"repository credentials for {_repo_url(ctx)} (deploy key from Vault)",
         # Before deploy-key has run (a first `bootstrap plan`) there is no key to compare: it will be new.
@@ -373,7 +373,7 @@ def _observe(ctx: Context) -> _Observed:
         )
     else:
         kit_creds = _secret_change(
-            kube.get("v1", "Secret", ns, _kit_creds_name(ctx)),
+            _secret(kube, lives, ns, _kit_creds_name(ctx)),
             f"Secret {ns}/{_kit_creds_name(ctx)}",
             f"repo-creds for {_kit_url(ctx)} (kit.credentials)",
             {"type": "git", "url": _kit_url(ctx), "username": creds.username, "password": _kit_token(ctx)},
@@ -405,8 +405,8 @@ def _observe(ctx: Context) -> _Observed:
     app = _record_change(ctx, kube, records.get(ROOT_RECORD), ROOT_RECORD)
 
     initial_admin: Change | None = None
-    if kube.get("v1", "Secret", ns, INITIAL_ADMIN) is not None:
-        if "admin.password" in argocd.secret_data(kube.get("v1", "Secret", ns, argocd.SECRET)):
+    if _secret(kube, lives, ns, INITIAL_ADMIN) is not None:
+        if "admin.password" in argocd.secret_data(_secret(kube, lives, ns, argocd.SECRET)):
             initial_admin = Change(
                 Action.DELETE,
                 f"Secret {ns}/{INITIAL_ADMIN}",
@@ -545,17 +545,32 @@ def _live(kube: Any, objects: list[dict[str, Any]]) -> dict[tuple[str, str, str]
         names = [o["metadata"]["name"] for o in group]
         selector = None if namespace is not None else _common_labels(group)
         if len(names) > 1 and (namespace is not None or selector):
-            wanted = set(names)
+            # A namespaced list keeps every item: other objects of that kind in the namespace (the
+            # repo Secrets, the initial admin Secret) are then read from it, not fetched again.
+            wanted = None if namespace is not None else set(names)
             for item in kube.list(api_version, kind, namespace, label_selector=selector):
                 name = (item.get("metadata") or {}).get("name")
-                if isinstance(name, str) and name in wanted:
+                if isinstance(name, str) and (wanted is None or name in wanted):
                     live[(api_version, kind, name)] = item
+            if namespace is not None:
+                live[(api_version, kind, _LISTED)] = {}
             continue
         for name in names:
             got = kube.get(api_version, kind, namespace, name)
             if got is not None:
                 live[(api_version, kind, name)] = got
     return live
+
+
+_LISTED = "\0listed"
+"""Marks, in ``_live``'s answer, a kind whose namespace was listed whole (no object has this name)."""
+
+
+def _secret(kube: Any, lives: dict[tuple[str, str, str], dict[str, Any]], ns: str, name: str) -> Any:
+    """A Secret of the Argo CD namespace: from the observed list when there was one, else one get."""
+    if ("v1", "Secret", _LISTED) in lives:
+        return lives.get(("v1", "Secret", name))
+    return kube.get("v1", "Secret", ns, name)
 
 
 def _common_labels(objects: list[dict[str, Any]]) -> str | None:

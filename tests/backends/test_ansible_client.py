@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bootstrap.clients import argocd
 from bootstrap.clients.ansible import SECRET_VARS_FILE, AnsibleRunner
 from bootstrap.errors import AuthError
 from tests.fixtures.kube import KubeSandbox
@@ -169,10 +170,21 @@ def test_one_task_applies_a_list_and_names_what_failed(kube_emu: KubeSandbox, tm
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm{i}", "namespace": ns}, "data": {}}
         for i, ns in enumerate(("open", "locked", "open"))
     ]
+    # Text Ansible must not template goes the templated way (raw block); the rest through the file.
+    template = "{{.app.metadata.name}} is {{.app.status.health.status}}"
+    manifests.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "notify", "namespace": "open"},
+            "data": {"template": argocd.literal(template)},
+        }
+    )
     runner = AnsibleRunner(tmp_root=tmp_root)
     with pytest.raises(AuthError) as err:
         runner.apply(manifests, "bootstrap", {}, str(kube_emu.kubeconfig_path), "sandbox")
     assert "ConfigMap locked/cm1" in str(err.value)
+    assert kube_emu.get("v1", "ConfigMap", "open", "notify")["data"] == {"template": template}
     assert kube_emu.get("v1", "ConfigMap", "open", "cm0") is not None
     assert kube_emu.get("v1", "ConfigMap", "open", "cm2") is not None
     assert kube_emu.get("v1", "ConfigMap", "locked", "cm1") is None

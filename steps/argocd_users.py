@@ -37,7 +37,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import hashlib
 import re
@@ -46,11 +45,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bootstrap.clients import argocd
-from bootstrap.clients.vault import VersionedSecret
 from bootstrap.errors import PermanentError
 from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
 
 if TYPE_CHECKING:
+    from bootstrap.clients.vault import VersionedSecret  # the module imports hvac: not at start-up
     from bootstrap.config import CustomerConfig
 
 MANAGER = argocd.field_manager("argocd-users")
@@ -177,6 +176,7 @@ class ArgocdUsers(Step):
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         secret_vars: dict[str, str] = {}
         secret_data: dict[str, str] = {}
+        versions = {a.name: (a.stored.version, a.stored.custom_metadata) for a in state.accounts if a.stored}
         for i, acc in enumerate(state.accounts):
             password = acc.password
             if password is None:
@@ -184,8 +184,7 @@ class ArgocdUsers(Step):
                     f"store a generated password for Argo CD account {acc.name} at Vault {acc.vault_path}"
                 )
                 password = ctx.secrets.generated(secrets.token_urlsafe(32))
-                version = vault.write(acc.vault_path, {"password": password}, cas=0)
-                state = _with_account(state, i, VersionedSecret({}, version))
+                versions[acc.name] = (vault.write(acc.vault_path, {"password": password}, cas=0), {})
             if acc.hash_ok:
                 hashed, mtime = (
                     state.secret[f"{acc.prefix}.password"],
@@ -210,7 +209,8 @@ class ArgocdUsers(Step):
         ctx.progress(f"applying accounts {names} to namespace {ns} (ansible)")
         _ansible_apply(ctx, manifests, secret_vars)
         for i, acc in enumerate(state.accounts):
-            _record_hash(ctx, acc, secret_vars[f"argocd_hash_{i}"])
+            version, metadata = versions[acc.name]
+            _record_hash(ctx, acc.vault_path, version, metadata, secret_vars[f"argocd_hash_{i}"])
         for name in state.removed:
             ctx.intend(f"delete Vault {_vault_path(ctx, name)} of removed Argo CD account {name}")
             vault.delete(_vault_path(ctx, name))
@@ -398,19 +398,11 @@ def _recorded(stored: VersionedSecret | None, hashed: str) -> bool:
     return stored is not None and stored.custom_metadata.get(HASH_DIGEST) == _digest(stored.version, hashed)
 
 
-def _record_hash(ctx: Context, acc: _Account, hashed: str) -> None:
+def _record_hash(ctx: Context, path: str, version: int, metadata: dict[str, str], hashed: str) -> None:
     """Keep the digest of the applied hash beside the password (merged into the path's metadata)."""
-    stored = acc.stored
-    if stored is None or _recorded(stored, hashed):
-        return
-    metadata = {**stored.custom_metadata, HASH_DIGEST: _digest(stored.version, hashed)}
-    ctx.services.vault.set_metadata(acc.vault_path, metadata)
-
-
-def _with_account(state: _State, i: int, stored: VersionedSecret) -> _State:
-    accounts = list(state.accounts)
-    accounts[i] = dataclasses.replace(accounts[i], stored=stored)
-    return dataclasses.replace(state, accounts=tuple(accounts))
+    digest = _digest(version, hashed)
+    if metadata.get(HASH_DIGEST) != digest:
+        ctx.services.vault.set_metadata(path, {**metadata, HASH_DIGEST: digest})
 
 
 def _login_names(ctx: Context) -> tuple[str, ...]:

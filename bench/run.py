@@ -1,11 +1,14 @@
-"""Benchmark of gitops-bootstrap against a sandbox with injected latency (issue 8).
+"""Benchmark of gitops-bootstrap against a sandbox with injected latency (issues 8 and 14).
 
-Run from the project root: ``.venv/bin/python bench/run.py [--latency 0.05] [--fleet 50] [--noop-fleet 8]``
-(about 8 minutes on 2 cores; nearly half of it is Ansible setting up the no-op fleet).
-It starts its own sandbox (``bootstrap sandbox up --latency L --customers N``) in a temporary directory,
-drives the CLI in subprocesses exactly as a user would, reads the emulators' call logs over
-``/_emulator/calls`` and prints one report: full run vs its critical-path bound, the no-op re-run, calls
-per step vs a justified minimum, the fleet speed-up and start-up time, each next to its target.
+Run from the project root: ``.venv/bin/python bench/run.py [--latency 0.05] [--fleet 10]``
+(about 15 minutes on 2 cores, most of it Ansible setting up the fleets' customers).
+It starts its own sandbox (``bootstrap sandbox up --latency L --customers N``, which installs the real
+Argo CD manifest from the vendor dir) in a temporary directory, drives the CLI in subprocesses exactly as
+a user would, reads the emulators' call logs over ``/_emulator/calls`` and prints one report, each figure
+next to its target: full run vs the latency-only critical-path bound, Ansible's fixed cost per playbook
+start and per object, the no-op re-run, calls per step vs a justified minimum, fleet runs and fleet no-ops
+(``--parallel 10`` vs 1; measured on ``--fleet`` customers each and extrapolated to 50 from the measured
+per-customer CPU cost when fewer), the peak memory of a fleet run, start-up, and the sandbox's own CPU.
 
 How calls are attributed: every step is run alone (``--only ID -p 1``, in dependency order) on a fresh
 customer, with the logs cleared before each; calls a playbook makes are told apart by time (the bench puts
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import resource
@@ -27,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -40,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bootstrap import engine  # noqa: E402
+from bootstrap.clients.ansible import AnsibleRunner  # noqa: E402
 from bootstrap.step import Step  # noqa: E402
 from sandbox.proxy import ForwardingProxy  # noqa: E402
 from steps import STEPS  # noqa: E402
@@ -62,13 +68,18 @@ NOOP_MINIMUM: dict[str, tuple[int, str]] = {
     "slack-channel": (3, "list channels (finds archived too), members, history (the 'connected' message)"),
     "alertmanager-opsgenie": (3, "list integrations by team, Vault key, the Alertmanager Secret"),
     "argocd-install": (
-        11,
-        "Namespace (manifest digest), one read per kind in the manifest (6 kinds: a list, or a get for a "
-        "single object), repo Secret, root Application, initial admin Secret (must be gone), deploy key in "
-        "Vault; the step gets the 3 CRDs one by one (+2): a cluster-wide CRD list is megabytes",
+        19,
+        "Namespace (manifest digest), one read per namespaced kind of the real manifest (9: a list per kind, "
+        "whose Secret list also answers for the repo, kit and initial admin Secrets, or a get for the single "
+        "StatefulSet), one label-selected list per cluster-scoped kind (CRD, ClusterRole, "
+        "ClusterRoleBinding: 3), AppProject, root Application, deploy key in Vault, and from GitHub "
+        "the infra branch head, root.yaml and project.yaml (3)",
     ),
 }
 """Per step: (reads needed to observe that nothing changed, why). Kube discovery is counted apart."""
+
+FLEET_TARGET = 50
+"""The fleet size the issue's targets are stated for."""
 
 
 # -- the sandbox --------------------------------------------------------------------------------------
@@ -129,13 +140,27 @@ class Sandbox:
     def cli(self, *args: str) -> Run:
         self.playbook_log.write_text("")
         cpu, started = _children_cpu(), time.monotonic()
-        proc = subprocess.run(
-            [*BOOTSTRAP, *args], env=self.env, cwd=self.dir, capture_output=True, text=True, check=False
+        proc = subprocess.Popen(
+            [*BOOTSTRAP, *args],
+            env=self.env,
+            cwd=self.dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        stdout, stderr = proc.communicate()
+        sampler.stop()
         wall, cpu = time.monotonic() - started, _children_cpu() - cpu
         windows = [line.split() for line in self.playbook_log.read_text().splitlines()]
         playbooks = [(float(start), float(end)) for start, end in windows]
-        return Run(proc.returncode, wall, proc.stdout, proc.stderr, playbooks, cpu)
+        return Run(proc.returncode, wall, stdout, stderr, playbooks, cpu, sampler.peak, sampler.peak_main)
+
+    def sandbox_cpu(self) -> float:
+        """CPU seconds the sandbox's processes (emulators, OpenBao, Alertmanagers) have used so far."""
+        pids = json.loads((self.dir / "pids.json").read_text())
+        return sum(_tree_cpu(int(pid)) for pid in pids.values() if pid)
 
 
 @dataclass
@@ -147,6 +172,10 @@ class Run:
     playbooks: list[tuple[float, float]]
     cpu: float
     """CPU seconds of the process and of everything it ran (Ansible included)."""
+    peak_rss: int = 0
+    """Peak memory (bytes, summed PSS) of the process and everything it ran, sampled every 0.1 s."""
+    peak_rss_main: int = 0
+    """Peak RSS (bytes) of the bootstrap process alone (its VmHWM)."""
     calls: list[Call] = field(default_factory=list)
 
     @property
@@ -161,6 +190,86 @@ class Run:
 
 
 BOOTSTRAP = [sys.executable, "-m", "bootstrap"]
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (index 0 = state); [] when gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def _tree_cpu(root: int) -> float:
+    """utime+stime of ``root`` and its live descendants, plus what their reaped children used."""
+    total = 0
+    for pid in _descendants(root):
+        fields = _proc_stat(pid)
+        if fields:
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / _TICK
+
+
+def _pss(pid: int) -> int:
+    """A process's proportional set size in bytes: shared pages split among their users, so a sum over
+    a tree (ansible-playbook forks its workers) counts each page once; 0 when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class RssSampler:
+    """Samples the summed PSS of a process tree (the CLI and its playbooks) until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self.peak_main = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for pid in _descendants(self.pid):
+                total += _pss(pid)
+            self.peak = max(self.peak, total)
+            try:
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_main = max(self.peak_main, int(line.split()[1]) * 1024)
+            except OSError:
+                pass
+            self._stop.wait(0.1)
 
 
 def _children_cpu() -> float:
@@ -316,6 +425,76 @@ def fleet(sb: Sandbox, mode: str, names: Sequence[str], parallel: int) -> Run:
     return run
 
 
+@dataclass(frozen=True)
+class AnsibleCost:
+    start_wall: float
+    object_wall: float
+    start_cpu: float
+    object_cpu: float
+
+
+def ansible_cost(sb: Sandbox, lat: float, customer: str, small: int = 1, large: int = 41) -> AnsibleCost:
+    """Ansible's own cost per playbook start and per object: apply.yml on ``small`` then ``large`` new
+    ConfigMaps in a scratch namespace of ``customer``'s cluster, each playbook's wall minus the latency of
+    the calls it made, and its CPU (best of two each), fitted as fixed + per object x n. CPU is the figure
+    to trust on a busy machine (wall then includes waiting for a core)."""
+    doc = yaml.safe_load(sb.customer(customer).read_text())
+    kubeconfig, context = doc["cluster"]["kubeconfig"], doc["cluster"].get("context")
+    runner = AnsibleRunner()
+    serial = iter(range(10_000))
+
+    def own(n: int) -> tuple[float, float]:
+        best, best_cpu = math.inf, math.inf
+        for _ in range(2):
+            batch = next(serial)
+            ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-ansible"}}
+            objects = [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": f"bench-{batch}-{i}", "namespace": "bench-ansible"},
+                    "data": {"i": str(i)},
+                }
+                for i in range(n - 1)
+            ]
+            sb.clear()
+            started, cpu = time.monotonic(), _children_cpu()
+            runner.apply([ns, *objects], "bench", {}, kubeconfig, context)
+            wall, cpu = time.monotonic() - started, _children_cpu() - cpu
+            calls = sum(1 for c in sb.calls() if c.service == "kube")
+            best, best_cpu = min(best, wall - lat * calls), min(best_cpu, cpu)
+        return best, best_cpu
+
+    (one, one_cpu), (many, many_cpu) = own(small), own(large)
+    per_object, per_object_cpu = (many - one) / (large - small), (many_cpu - one_cpu) / (large - small)
+    return AnsibleCost(one - per_object * small, per_object, one_cpu - per_object_cpu * small, per_object_cpu)
+
+
+def extrapolate(n: int, p1: Run, p10: Run, to: int = FLEET_TARGET) -> tuple[float, float, float]:
+    """Estimated walls of ``to`` customers at --parallel 1 and 10 from runs of ``n``, and the speed-up.
+
+    Sequential wall grows linearly. The parallel wall can be no less than the CPU all customers need
+    spread over the cores (the measured CPU per customer, Ansible included), nor than ceil(to/10) waves
+    of one customer's sequential wall: the larger of the two is an optimistic (low) estimate, so the
+    speed-up printed is an upper estimate.
+    """
+    per_wall, per_cpu = p1.wall / n, p10.cpu / n
+    cores = os.cpu_count() or 1
+    seq = per_wall * to
+    par = max(per_cpu * to / cores, math.ceil(to / 10) * per_wall)
+    return seq, par, seq / par
+
+
+def median_wall(sb: Sandbox, runs: int, *args: str) -> float:
+    walls = []
+    for _ in range(runs):
+        run = sb.cli(*args)
+        if run.rc not in (0, 2):
+            raise SystemExit(f"bootstrap {' '.join(args)} exited {run.rc}:\n{run.stderr[-2000:]}")
+        walls.append(run.wall)
+    return statistics.median(walls)
+
+
 # -- report -------------------------------------------------------------------------------------------
 
 
@@ -361,8 +540,8 @@ def report_run(lat: float, order: list[Step], first: dict[str, StepCalls], full:
     writes = sum(c.write and c.status < 400 for c in full_calls)
     print(f"  full run wall                = {full.wall:6.2f} s   ({len(full_calls)} calls, {writes} writes)")
     print(
-        f"  ratio wall / bound: raw {full.wall / raw_s:.2f}, with Ansible {full.wall / with_s:.2f}   "
-        f"target <= 1.25 (with Ansible): {verdict(full.wall / with_s <= 1.25)}"
+        f"  ratio wall / latency-only bound {full.wall / raw_s:.2f}   target <= 1.6: "
+        f"{verdict(full.wall / raw_s <= 1.6)}   (wall / bound with Ansible {full.wall / with_s:.2f})"
     )
     seconds = {s["id"]: s["seconds"] for s in full.json()["steps"]}
     rows: list[list[object]] = [["step", "alone s", "in full run s", "playbooks"]]
@@ -379,7 +558,7 @@ def report_run(lat: float, order: list[Step], first: dict[str, StepCalls], full:
     section("no-op re-run of the same customer")
     ratio = noop.wall / full.wall
     noop_writes = [c for c in noop_calls if c.write and c.status < 400]
-    print(f"  wall {noop.wall:.2f} s = {ratio:.3f} x first run   target <= 0.1: {verdict(ratio <= 0.1)}")
+    print(f"  wall {noop.wall:.2f} s = {ratio:.3f} x first run   target <= 0.05: {verdict(ratio <= 0.05)}")
     print(
         f"  writes {len(noop_writes)} (GitHub, Slack, OpsGenie, Kubernetes, Vault)   "
         f"target 0: {verdict(not noop_writes)}"
@@ -393,6 +572,19 @@ def report_run(lat: float, order: list[Step], first: dict[str, StepCalls], full:
         f"  calls {len(noop_calls)}: "
         + ", ".join(f"{s} {n}" for s, n in by.items())
         + f" (of which kube discovery {sum(c.discovery for c in noop_calls)}); CPU {noop.cpu:.2f} s"
+    )
+
+
+def report_ansible(cost: AnsibleCost, full: Run) -> None:
+    section("Ansible's own cost (apply.yml on new ConfigMaps; wall minus the latency of its calls, and CPU)")
+    print(
+        f"  per playbook start: wall {cost.start_wall:.2f} s, CPU {cost.start_cpu:.2f} s   "
+        f"per object: wall {cost.object_wall * 1000:.0f} ms, CPU {cost.object_cpu * 1000:.0f} ms"
+    )
+    print(
+        f"  the full run started {len(full.playbooks)} playbooks: "
+        f"{len(full.playbooks) * cost.start_cpu:.1f} s of CPU in start-ups alone; the real manifest's "
+        "3 CRDs (~2 MB) cost far more than a ConfigMap each"
     )
 
 
@@ -431,6 +623,12 @@ def report_steps(first: dict[str, StepCalls], noop: dict[str, StepCalls]) -> Non
         )
     for line in table(rows):
         print(line)
+    total = sum(noop[s].count() for s in first)
+    minimum = sum(NOOP_MINIMUM[s][0] for s in first)
+    print(
+        f"  no-op calls, all steps {total} vs justified minimum {minimum} (excess {total - minimum})   "
+        f"target excess 0: {verdict(total <= minimum)}"
+    )
     print("  no-op minimum ('min') = the reads needed to observe that nothing changed:")
     for sid, (n, why) in NOOP_MINIMUM.items():
         print(f"    {sid} {n}: {why}")
@@ -469,25 +667,31 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per emulated call (0.05)")
-    parser.add_argument("--fleet", type=int, default=50, help="fresh customers in the fleet plan (50)")
     parser.add_argument(
-        "--noop-fleet", type=int, default=8, help="customers set up, then re-run as a fleet (8)"
+        "--fleet",
+        type=int,
+        default=10,
+        help=f"fresh customers per fleet run (10); figures for {FLEET_TARGET} are extrapolated from them",
     )
-    parser.add_argument("--help-runs", type=int, default=10, help="runs of bootstrap --help (10)")
+    parser.add_argument("--runs", type=int, default=10, help="runs of each start-up command (10)")
     args = parser.parse_args()
-    lat = args.latency
+    lat, n = args.latency, args.fleet
+    if n < 2:
+        parser.error("--fleet must be at least 2 (one customer is not a fleet run)")
     order = engine.order([cls() for cls in STEPS])
-    # c001: per-step attribution; c002: full run and no-op; then the no-op fleet; the plan fleet stays fresh.
-    names = [f"c{i:03d}" for i in range(1, 3 + args.noop_fleet + args.fleet)]
-    noop_names, fleet_names = names[2 : 2 + args.noop_fleet], names[2 + args.noop_fleet :]
-    started = time.monotonic()
+    # c001: per-step attribution; c002: full run and no-op; then one fresh fleet per --parallel setting.
+    names = [f"c{i:03d}" for i in range(1, 3 + 2 * n)]
+    fleet10, fleet1 = names[2 : 2 + n], names[2 + n :]
+    started, cpu_started = time.monotonic(), _children_cpu() + _self_cpu()
     directory = Path(tempfile.mkdtemp(prefix="bootstrap-bench-"))
     print(
-        f"gitops-bootstrap bench: {lat * 1000:.0f} ms per emulated call (Vault real, undelayed), "
-        f"{os.cpu_count()} CPUs, sandbox in {directory}",
+        f"gitops-bootstrap bench {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"{lat * 1000:.0f} ms per emulated call (Vault real, undelayed), {os.cpu_count()} CPUs, "
+        f"real Argo CD manifest, sandbox in {directory}",
         flush=True,
     )
     sb = start_sandbox(directory, lat, len(names))
+    sandbox_started = sb.sandbox_cpu()
     try:
         first = attribute(sb, "c001", order)
         noop_steps = attribute(sb, "c001", order)
@@ -496,46 +700,97 @@ def main() -> None:
         if full.rc or noop.rc:
             raise SystemExit(f"the full run exited {full.rc}, the no-op {noop.rc}:\n{full.stderr[-3000:]}")
         report_run(lat, order, first, full, noop)
+        report_ansible(ansible_cost(sb, lat, "c001"), full)
         report_steps(first, noop_steps)
         report_check(sb, "c002")
 
-        section(f"fleet plan: {len(fleet_names)} fresh customers, `bootstrap plan` --parallel 1 vs 10")
-        plan1, plan10 = fleet(sb, "plan", fleet_names, 1), fleet(sb, "plan", fleet_names, 10)
-        speedup = plan1.wall / plan10.wall
+        section(f"fleet plan: {2 * n} fresh customers, `bootstrap plan` --parallel 1 vs 10")
+        plan1, plan10 = fleet(sb, "plan", names[2:], 1), fleet(sb, "plan", names[2:], 10)
         print(
             f"  --parallel 1: {plan1.wall:6.2f} s   --parallel 10: {plan10.wall:6.2f} s   "
-            f"speed-up {speedup:.1f}x   target >= 7x: {verdict(speedup >= 7)}   "
-            f"(CPU {plan1.cpu:.1f} s / {plan10.cpu:.1f} s)"
+            f"speed-up {plan1.wall / plan10.wall:.1f}x   (CPU {plan1.cpu:.1f} s / {plan10.cpu:.1f} s)"
         )
 
-        section(f"fleet no-op: {len(noop_names)} customers set up by `run --parallel 10`, then re-run")
-        setup = fleet(sb, "run", noop_names, 10)
-        print(
-            f"  setup, full runs --parallel 10: {setup.wall:.1f} s, {len(setup.playbooks)} playbooks, "
-            f"CPU {setup.cpu:.0f} s ({setup.cpu / len(noop_names):.0f} s per customer: Ansible)"
-        )
-        run1, run10 = fleet(sb, "run", noop_names, 1), fleet(sb, "run", noop_names, 10)
+        section(f"fleet run: {n} fresh customers --parallel 10, {n} others --parallel 1")
+        run10, run1 = fleet(sb, "run", fleet10, 10), fleet(sb, "run", fleet1, 1)
         speedup = run1.wall / run10.wall
         print(
-            f"  no-op --parallel 1: {run1.wall:6.2f} s   --parallel 10: {run10.wall:6.2f} s   "
-            f"speed-up {speedup:.1f}x   target >= 7x: {verdict(speedup >= 7)}"
+            f"  --parallel 1: {run1.wall:6.1f} s   --parallel 10: {run10.wall:6.1f} s   "
+            f"speed-up {speedup:.1f}x on {n}   "
+            f"CPU per customer {run10.cpu / n:.1f} s (p10) / {run1.cpu / n:.1f} s (p1)"
         )
+        if n < FLEET_TARGET:
+            seq, par, est = extrapolate(n, run1, run10)
+            print(
+                f"  {FLEET_TARGET} customers, estimated: --parallel 1 {seq:.0f} s, "
+                f"--parallel 10 >= {par:.0f} s (CPU-bound on {os.cpu_count()} cores), "
+                f"speed-up <= {est:.1f}x   target >= 7x: {verdict(est >= 7)}"
+            )
+        else:
+            print(f"  target >= 7x: {verdict(speedup >= 7)}")
+        rss, main_rss, at_once = run10.peak_rss, run10.peak_rss_main, min(n, 10)
         print(
-            f"  writes {sum(c.write and c.status < 400 for c in run1.calls + run10.calls)}, "
-            f"playbooks {len(run1.playbooks) + len(run10.playbooks)} in the two no-op fleet runs"
+            f"  peak memory of the --parallel 10 run ({at_once} customers at once): {rss / 2**20:.0f} MiB "
+            f"(summed PSS of the tool + its playbooks; the tool's own peak RSS {main_rss / 2**20:.0f} MiB)"
+        )
+        # A 50-customer run keeps 10 at once: the playbooks' share grows with the customers in flight.
+        est = main_rss + (rss - main_rss) * 10 / at_once
+        print(
+            f"  {FLEET_TARGET} customers (10 at once), estimated: {est / 2**20:.0f} MiB   "
+            f"target <= 1 GiB: {verdict(est <= 2**30)}"
+        )
+
+        both = [*fleet10, *fleet1]
+        section(f"fleet no-op: the {len(both)} customers just set up, re-run --parallel 1 vs 10")
+        nop1, nop10 = fleet(sb, "run", both, 1), fleet(sb, "run", both, 10)
+        speedup = nop1.wall / nop10.wall
+        print(
+            f"  --parallel 1: {nop1.wall:6.2f} s   --parallel 10: {nop10.wall:6.2f} s   "
+            f"speed-up {speedup:.1f}x on {len(both)}   CPU per customer {nop10.cpu / len(both):.2f} s"
+        )
+        if len(both) < FLEET_TARGET:
+            seq, par, est = extrapolate(len(both), nop1, nop10)
+            print(
+                f"  {FLEET_TARGET} customers, estimated: --parallel 1 {seq:.0f} s, "
+                f"--parallel 10 >= {par:.0f} s, speed-up <= {est:.1f}x   target >= 7x: {verdict(est >= 7)}"
+            )
+        else:
+            print(f"  target >= 7x: {verdict(speedup >= 7)}")
+        print(
+            f"  writes {sum(c.write and c.status < 400 for c in nop1.calls + nop10.calls)}, "
+            f"playbooks {len(nop1.playbooks) + len(nop10.playbooks)} in the two no-op fleet runs"
         )
 
         section("start-up")
-        help_s, pass_s, heavy = help_startup(args.help_runs)
+        help_s, pass_s, heavy = help_startup(args.runs)
         print(
-            f"  bootstrap --help: median {help_s:.3f} s of {args.help_runs} runs   "
-            f"python -c pass: {pass_s:.3f} s   target < 0.3 s: {verdict(help_s < 0.3)}"
+            f"  bootstrap --help: median {help_s:.3f} s of {args.runs} runs   "
+            f"python -c pass: {pass_s:.3f} s   ratio {help_s / pass_s:.1f}   "
+            f"target <= 5: {verdict(help_s <= 5 * pass_s)}"
         )
         print(f"  vendor SDKs / pydantic imported by --help (-X importtime): {', '.join(heavy) or 'none'}")
+        path = str(sb.customer("c002"))
+        for command in ("status", "validate"):
+            wall = median_wall(sb, args.runs, command, path)
+            print(f"  bootstrap {command}: median {wall:.3f} s   target <= 0.3 s: {verdict(wall <= 0.3)}")
+
+        section("the sandbox's own CPU")
+        sandbox = sb.sandbox_cpu() - sandbox_started
+        tool = _children_cpu() + _self_cpu() - cpu_started
+        print(
+            f"  emulators + OpenBao + Alertmanagers {sandbox:.0f} s of CPU, the tool (Ansible included, "
+            f"and the bench's Vault proxy) {tool:.0f} s: the sandbox's share {sandbox / (sandbox + tool):.0%}"
+        )
+        print("  hub mode figures: not measured (hub mode is not on main yet)")
         print(f"\nbench finished in {time.monotonic() - started:.0f} s")
     finally:
         stop_sandbox(sb)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ Guarantees:
 from __future__ import annotations
 
 import difflib
+import functools
+import pickle
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -367,7 +369,7 @@ def _observe(ctx: Context) -> _Observed:
             )
 
     repo = _secret_change(
-        kube.get("v1", "Secret", ns, _repo_secret_name(ctx)),
+        _secret(kube, lives, ns, _repo_secret_name(ctx)),
         f"Secret {ns}/{_repo_secret_name(ctx)}",
         f"repository credentials for {_repo_url(ctx)} (deploy key from Vault)",
         # Before deploy-key has run (a first `bootstrap plan`) there is no key to compare: it will be new.
@@ -383,7 +385,7 @@ def _observe(ctx: Context) -> _Observed:
         )
     else:
         kit_creds = _secret_change(
-            kube.get("v1", "Secret", ns, _kit_creds_name(ctx)),
+            _secret(kube, lives, ns, _kit_creds_name(ctx)),
             f"Secret {ns}/{_kit_creds_name(ctx)}",
             f"repo-creds for {_kit_url(ctx)} (kit.credentials)",
             {"type": "git", "url": _kit_url(ctx), "username": creds.username, "password": _kit_token(ctx)},
@@ -415,8 +417,8 @@ def _observe(ctx: Context) -> _Observed:
     app = _record_change(ctx, kube, records.get(ROOT_RECORD), ROOT_RECORD)
 
     initial_admin: Change | None = None
-    if kube.get("v1", "Secret", ns, INITIAL_ADMIN) is not None:
-        if "admin.password" in argocd.secret_data(kube.get("v1", "Secret", ns, argocd.SECRET)):
+    if _secret(kube, lives, ns, INITIAL_ADMIN) is not None:
+        if "admin.password" in argocd.secret_data(_secret(kube, lives, ns, argocd.SECRET)):
             initial_admin = Change(
                 Action.DELETE,
                 f"Secret {ns}/{INITIAL_ADMIN}",
@@ -456,9 +458,7 @@ def install_url(config: CustomerConfig) -> str:
 def _objects(ctx: Context, manifest: manifests.Manifest) -> list[dict[str, Any]]:
     ns = ctx.config.argocd.namespace
     try:
-        # libyaml when present: the pure-Python parser spends seconds of CPU on every run (no-op
-        # included) on the ~2 MB upstream manifest; a fleet run pays that once per customer.
-        docs = [d for d in yaml.load_all(manifest.text, Loader=_LOADER) if d]
+        docs = pickle.loads(_parsed(manifest.sha256, manifest.text))
     except yaml.YAMLError as exc:
         raise PermanentError(f"argocd.install_url: {manifest.url} is not valid YAML: {exc}") from None
     if not all(isinstance(d, dict) and d.get("kind") and d.get("metadata", {}).get("name") for d in docs):
@@ -483,6 +483,18 @@ def _objects(ctx: Context, manifest: manifests.Manifest) -> list[dict[str, Any]]
         _customise(ctx, doc)
         out.append(doc)
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(sha256: str, text: str) -> bytes:
+    """The manifest's documents, parsed once per content digest in this process, as pickled bytes.
+
+    Parsing the ~2 MB upstream manifest costs ~0.6 s of CPU even with libyaml (the pure-Python
+    parser takes seconds), and plan, apply and verify each observe it (a fleet, per customer): the
+    parse is shared, and each caller unpickles its own copy (~20 ms) because ``_objects`` edits the
+    documents per customer. ``sha256`` is the text's digest, so the key is the content.
+    """
+    return pickle.dumps([d for d in yaml.load_all(text, Loader=_LOADER) if d])
 
 
 _NOTIFICATION_OBJECTS = frozenset({argocd.NOTIFICATIONS_CM, argocd.NOTIFICATIONS_SECRET})
@@ -530,27 +542,56 @@ def _live(kube: Any, objects: list[dict[str, Any]]) -> dict[tuple[str, str, str]
     """The live copies of ``objects`` by (apiVersion, kind, name), absent ones left out.
 
     One list per namespaced kind with several objects (an Argo CD manifest has ~60 objects
-    in a handful of kinds) instead of one get per object; cluster-scoped kinds are read one
-    by one, since a cluster-wide list (of CRDs, say) can be far bigger than what we need.
+    in a handful of kinds) instead of one get per object. A cluster-wide list (of CRDs, say)
+    can be far bigger than what we need, so several cluster-scoped objects of a kind are
+    listed by the labels they all carry (upstream labels each app.kubernetes.io/part-of=argocd):
+    the answer holds those objects and no others. A kind whose objects share no label is read
+    one get per object. An object whose labels someone removed reads as missing, and the
+    install applies it again (labels included).
     """
-    groups: dict[tuple[str, str, str | None], list[str]] = {}
+    groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
     for obj in objects:
-        meta = obj["metadata"]
-        groups.setdefault((obj["apiVersion"], obj["kind"], meta.get("namespace")), []).append(meta["name"])
+        groups.setdefault((obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace")), []).append(obj)
     live: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for (api_version, kind, namespace), names in groups.items():
-        if namespace is not None and len(names) > 1:
-            wanted = set(names)
-            for item in kube.list(api_version, kind, namespace):
+    for (api_version, kind, namespace), group in groups.items():
+        names = [o["metadata"]["name"] for o in group]
+        selector = None if namespace is not None else _common_labels(group)
+        if len(names) > 1 and (namespace is not None or selector):
+            # A namespaced list keeps every item: other objects of that kind in the namespace (the
+            # repo Secrets, the initial admin Secret) are then read from it, not fetched again.
+            wanted = None if namespace is not None else set(names)
+            for item in kube.list(api_version, kind, namespace, label_selector=selector):
                 name = (item.get("metadata") or {}).get("name")
-                if name in wanted:
+                if isinstance(name, str) and (wanted is None or name in wanted):
                     live[(api_version, kind, name)] = item
+            if namespace is not None:
+                live[(api_version, kind, _LISTED)] = {}
             continue
         for name in names:
             got = kube.get(api_version, kind, namespace, name)
             if got is not None:
                 live[(api_version, kind, name)] = got
     return live
+
+
+_LISTED = "\0listed"
+"""Marks, in ``_live``'s answer, a kind whose namespace was listed whole (no object has this name)."""
+
+
+def _secret(kube: Any, lives: dict[tuple[str, str, str], dict[str, Any]], ns: str, name: str) -> Any:
+    """A Secret of the Argo CD namespace: from the observed list when there was one, else one get."""
+    if ("v1", "Secret", _LISTED) in lives:
+        return lives.get(("v1", "Secret", name))
+    return kube.get("v1", "Secret", ns, name)
+
+
+def _common_labels(objects: list[dict[str, Any]]) -> str | None:
+    """A label selector every one of ``objects`` matches (the labels they share), or None."""
+    shared: set[tuple[str, str]] | None = None
+    for obj in objects:
+        labels = set((obj["metadata"].get("labels") or {}).items())
+        shared = labels if shared is None else shared & labels
+    return ",".join(f"{k}={v}" for k, v in sorted(shared)) if shared else None
 
 
 def _repo_secret_name(ctx: Context) -> str:

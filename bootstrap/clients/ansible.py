@@ -167,7 +167,10 @@ class AnsibleRunner:
         context: str | None,
         check: bool = False,
         diff: bool = True,
+        files: dict[str, str] | None = None,
     ) -> PlaybookResult:
+        """Run ``playbook``; ``files`` (name -> text, never secret) are written to the private dir's
+        ``files/``, whose path the playbook gets as ``files_dir``."""
         import ansible_runner
 
         if self.cancelled.is_set():
@@ -180,8 +183,11 @@ class AnsibleRunner:
         feeder: _PasswordPipe | None = None
         try:
             os.chmod(private, 0o700)
-            for sub in ("env", "tmp", "bin"):
+            for sub in ("env", "tmp", "bin", "files"):
                 (private / sub).mkdir(mode=0o700)
+            for name, text in (files or {}).items():
+                (private / "files" / name).write_text(text, encoding="utf-8")
+            extravars = {**extravars, "files_dir": str(private / "files")}
             envvars = _environment(private, kubeconfig, context)
             cmdline = (["--check"] if check else []) + (["--diff"] if diff else [])
             if secret_vars:
@@ -260,10 +266,27 @@ class AnsibleRunner:
         context: str | None,
         check: bool = False,
     ) -> PlaybookResult:
-        """Server-side apply ``manifests`` through playbooks/apply.yml (Secrets are no_log)."""
-        extravars = {"manifests": manifests, "field_manager": field_manager}
+        """Server-side apply ``manifests`` through playbooks/apply.yml (Secrets are no_log).
+
+        Objects with nothing for Ansible to template (no Secret, no ``{{``/``{%``) go to the module
+        as a file, applied first and in order: Ansible then neither templates them nor copies them
+        into the module's arguments, its result's ``invocation`` and the job events (the real Argo
+        CD manifest is ~2 MB, nearly all CRD schemas). The rest (Secrets, objects carrying
+        placeholders or ``literal`` text) are passed as variables, as before.
+        """
+        literal = [m for m in manifests if m.get("kind") != "Secret" and not _templated(m)]
+        templated = [m for m in manifests if m.get("kind") == "Secret" or _templated(m)]
+        index = [
+            {
+                "kind": m["kind"],
+                "metadata": {k: m["metadata"][k] for k in ("name", "namespace") if k in m["metadata"]},
+            }
+            for m in literal
+        ]
+        extravars = {"manifests": templated, "literal_index": index, "field_manager": field_manager}
+        files = {LITERAL_FILE: "\n---\n".join(json.dumps(m) for m in literal)} if literal else None
         playbook = playbooks.path("apply.yml")
-        return self.run_playbook(playbook, extravars, secret_vars, kubeconfig, context, check)
+        return self.run_playbook(playbook, extravars, secret_vars, kubeconfig, context, check, files=files)
 
     def delete(
         self,
@@ -276,6 +299,21 @@ class AnsibleRunner:
         return self.run_playbook(
             playbooks.path("delete.yml"), {"objects": objects}, {}, kubeconfig, context, check
         )
+
+
+LITERAL_FILE = "literal.yaml"
+"""The file apply.yml reads the objects Ansible must not template from (JSON documents are YAML)."""
+
+
+def _templated(value: Any) -> bool:
+    """Whether any string in ``value`` is something Ansible would template."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_templated(k) or _templated(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_templated(v) for v in value)
+    return False
 
 
 def sweep_stale(root: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bootstrap.clients import argocd
 from bootstrap.clients.ansible import SECRET_VARS_FILE, AnsibleRunner
 from bootstrap.errors import AuthError
 from tests.fixtures.kube import KubeSandbox
@@ -123,13 +124,19 @@ def test_delete_playbook_removes_objects(kube_emu: KubeSandbox, tmp_root: Path) 
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "default"}},
     )
-    runner = AnsibleRunner(tmp_root=tmp_root)
+    lines: list[str] = []
+    runner = AnsibleRunner(tmp_root=tmp_root, progress=lines.append)
     objects = [
         {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "default", "name": "cm"},
         {"apiVersion": "v1", "kind": "Secret", "namespace": "default", "name": "creds"},
         {"apiVersion": "v1", "kind": "Secret", "namespace": "default", "name": "already-gone"},
+        {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "default", "name": "never-was"},
+        # A kind the API does not serve (its CRD already deleted) has no object left: gone, not failed.
+        {"apiVersion": "example.com/v1", "kind": "Widget", "namespace": "default", "name": "w"},
     ]
     result = runner.delete(objects, str(kube_emu.kubeconfig_path), "sandbox")
+    # One module start for the plain objects and one (no_log) for the Secrets, not one per object.
+    assert [line for line in lines if line.startswith("Delete")] == ["Delete objects …", "Delete secrets …"]
     assert [(c.kind, c.name, c.action) for c in result.changes] == [
         ("ConfigMap", "cm", "delete"),
         ("Secret", "creds", "delete"),
@@ -163,10 +170,21 @@ def test_one_task_applies_a_list_and_names_what_failed(kube_emu: KubeSandbox, tm
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm{i}", "namespace": ns}, "data": {}}
         for i, ns in enumerate(("open", "locked", "open"))
     ]
+    # Text Ansible must not template goes the templated way (raw block); the rest through the file.
+    template = "{{.app.metadata.name}} is {{.app.status.health.status}}"
+    manifests.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "notify", "namespace": "open"},
+            "data": {"template": argocd.literal(template)},
+        }
+    )
     runner = AnsibleRunner(tmp_root=tmp_root)
     with pytest.raises(AuthError) as err:
         runner.apply(manifests, "bootstrap", {}, str(kube_emu.kubeconfig_path), "sandbox")
     assert "ConfigMap locked/cm1" in str(err.value)
+    assert kube_emu.get("v1", "ConfigMap", "open", "notify")["data"] == {"template": template}
     assert kube_emu.get("v1", "ConfigMap", "open", "cm0") is not None
     assert kube_emu.get("v1", "ConfigMap", "open", "cm2") is not None
     assert kube_emu.get("v1", "ConfigMap", "locked", "cm1") is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,10 @@ def test_install_waits_then_is_idempotent(world: World) -> None:
     world.reset_logs()
     again = run(world, STEPS)
     assert again.result.status == "up-to-date" and world.writes() == 0 and again.scans == 0
+    # The manifest's cluster-scoped objects are read with one label-selected list per kind, not one by one.
+    cluster_scoped = re.compile(r"/(customresourcedefinitions|clusterroles|clusterrolebindings)/")
+    one_by_one = [c.path for c in world.kube.log.calls if c.method == "GET" and cluster_scoped.search(c.path)]
+    assert one_by_one == []
 
     # Cache hit: the manifest source may disappear, the cached copy is used.
     Path(world.argocd_manifest.removeprefix("file://")).unlink()

@@ -6,6 +6,7 @@ create → no-op → (drift + a user swapped) with two playbook runs in total.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -14,7 +15,7 @@ import bcrypt
 from bootstrap.clients import argocd
 from bootstrap.clients.kubernetes import KubeClient
 from bootstrap.step import Action, Plan
-from steps.argocd_users import MANAGER, ArgocdUsers
+from steps.argocd_users import HASH_DIGEST, MANAGER, ArgocdUsers
 from tests.fixtures.world import World
 from tests.steps.cluster_run import destroy, run, secrets_in, state_text
 
@@ -97,6 +98,14 @@ def test_accounts_idempotent_then_drift_and_user_swap(world: World) -> None:
     assert first.result.plan is not None
     plans = json.dumps([planned.result.plan.to_json(), first.result.plan.to_json()])
     assert secrets_in(shown + plans + state_text(world), [*pw.values(), *hashes]) == []
+
+    # Beside each password, the digest of the hash applied from that version: a re-run with nothing
+    # changed recognises the hash by it and needs no bcrypt check.
+    for name, key in (("admin", "admin"), ("deployer", "accounts.deployer")):
+        record = world.vault.client.read_version(f"{world.vault.prefix}/kuvaq/argocd/users/{name}")
+        assert record is not None
+        expected = hashlib.sha256(f"{record.version}:{data[f'{key}.password']}".encode()).hexdigest()
+        assert record.custom_metadata == {HASH_DIGEST: expected}
 
     world.reset_logs()
     again = run(world, (ArgocdUsers,))

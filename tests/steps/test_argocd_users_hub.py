@@ -95,6 +95,9 @@ def test_two_customers_share_the_hub_and_destroy_one_leaves_the_other(hub_world:
     assert owned == {"policy.zorbu.csv"}
     assert step.plan(world.session().context).empty
 
+    # Rotation in a hub: the customer's login accounts only, never the hub's admin.
+    assert [c.target for c in step.plan_rotate(kuvaq, "passwords").changes] == ["Argo CD account alice"]
+
     gone = step.plan_destroy(zorbu)
     assert sorted(c.target for c in gone.changes) == [
         f"Vault {world.vault.prefix}/zorbu/argocd/users/alice",

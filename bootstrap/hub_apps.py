@@ -201,6 +201,7 @@ def app_project(
     cluster: str,
     server: str | None,
     source_repos: Iterable[str],
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The customer's AppProject in the hub.
 
@@ -216,7 +217,12 @@ def app_project(
     return {
         "apiVersion": API,
         "kind": "AppProject",
-        "metadata": {"name": name, "namespace": namespace, "labels": {hub.MANAGED_BY: hub.MANAGER}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {hub.MANAGED_BY: hub.MANAGER},
+            **({"annotations": dict(annotations)} if annotations else {}),
+        },
         "spec": {
             "description": description,
             "sourceRepos": list(source_repos),
@@ -253,3 +259,19 @@ Enable an addon on a cluster by setting its label `addons.<kit>/<addon>` to `"tr
 does so from `kit.addons`); upgrade a cluster's kit by changing `kit.version`. Do not edit these files by
 hand: change customer.yaml and run `bootstrap run` again.
 """
+
+
+SUBSCRIBE = "notifications.argoproj.io/subscribe"
+
+
+def slack_subscriptions(channel: str, triggers: Iterable[str]) -> dict[str, str]:
+    """The AppProject annotations that send the project's notifications to the customer's channel.
+
+    Argo CD subscribes every Application of a project when the AppProject carries
+    ``notifications.argoproj.io/subscribe.<trigger>.<service>: <recipients>``
+    (docs/user-guide/subscriptions.md). The ``slack`` service and the triggers themselves are
+    the hub's (its ``argocd-notifications-cm``, its operator's to configure); only the
+    subscription is the customer's. Project subscriptions apply to Applications in the
+    Argo CD namespace (argoproj/argo-cd#18108), which is where the hub's Applications live.
+    """
+    return {f"{SUBSCRIBE}.{trigger}.slack": channel for trigger in triggers}

@@ -55,6 +55,7 @@ import yaml
 import playbooks
 from bootstrap import hub as hub_label
 from bootstrap import hub_apps
+from bootstrap.clients import argocd as argocd_client
 from bootstrap.clients import kit as kit_catalog
 from bootstrap.errors import ConfigError, DriftError, PermanentError, StepError
 from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Step, StepId
@@ -135,6 +136,7 @@ class ArgocdDir(Step):
         "hub.namespace",
         "hub.cluster_name",
         "hub.server",
+        "slack.channel",
     )
 
     def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
@@ -549,6 +551,7 @@ def render_hub(ctx: Context) -> tuple[dict[str, str], set[str]]:
         cluster=cluster,
         server=str(hub.server).rstrip("/") if hub.server else None,
         source_repos=[hub_url, kit_url, *sorted(charts - {hub_url, kit_url})],
+        annotations=hub_apps.slack_subscriptions(cfg.slack.channel, argocd_client.TRIGGERS),
     )
     own[f"{prefix}/projects/{project}.yaml"] = hub_apps.dump(
         hub_apps.HEADER.format(

@@ -34,6 +34,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import pickle
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from bootstrap.clients import argocd, kubernetes, manifests
+from bootstrap.clients import argocd, github_keys, kubernetes, manifests
 from bootstrap.errors import PermanentError, RetryableError
 from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
 
@@ -842,6 +843,8 @@ def hub_checks(config: CustomerConfig) -> tuple[Need, ...]:
     assert hub is not None
     return (
         Need("vault", config.vault_path("deploy-key"), ("read",)),
+        Need("vault", hub_key_path(config), ("read", "write")),
+        Need("github", hub.gitops.repo, ("administration:write",)),
         Need(
             "hub",
             hub.namespace,
@@ -902,7 +905,8 @@ def _hub_observe(ctx: Context) -> dict[str, Change]:
             f"repository credentials for {_repo_url(ctx)} (deploy key from Vault)",
             {"type": "git", "url": _repo_url(ctx), "sshPrivateKey": _stored_private_key(ctx) or ""},
             argocd.REPOSITORY,
-        )
+        ),
+        "hubrepo": _hub_repo_change(ctx),
     }
     creds = ctx.config.kit.credentials
     if creds is not None:
@@ -957,6 +961,9 @@ def _hub_apply(ctx: Context) -> Outputs:
     if "repo" in seen:
         batch.append(_repo_secret(ctx, "deploy_key", ns))
         secret_vars["deploy_key"] = _private_key(ctx)
+    if "hubrepo" in seen:
+        batch.append(_hub_repo_secret(ctx, HUB_KEY_VAR))
+        secret_vars[HUB_KEY_VAR] = _ensure_hub_key(ctx)
     if "kit" in seen:
         batch.append(_kit_creds_secret(ctx, KIT_TOKEN_VAR, ns))
         secret_vars[KIT_TOKEN_VAR] = _kit_token(ctx)
@@ -1014,3 +1021,108 @@ def _hub_destroy(ctx: Context) -> None:
 def _hub_outputs(ctx: Context) -> Outputs:
     ns = _hub_ns(ctx)
     return {"project": f"{ns}/{ctx.config.customer.name}", "mode": "hub"}
+
+
+# -- the hub's read credential for its own repo ------------------------------------------------
+# The hub's root Application and every ApplicationSet read the hub repo over SSH, so the hub
+# needs one ``repository`` Secret for it. It is the hub's, not a customer's: one read-only
+# deploy key, registered on the hub repo under a deterministic title, its private half in Vault
+# under a path no customer owns (``<prefix>/_hub/<hub repo>/deploy-key``). The first customer
+# creates it; every other adopts it (Vault check-and-set decides who generates, a key GitHub
+# already has on the repo is adopted), and no customer's destroy removes it.
+HUB_KEY_TITLE = "argocd-hub"
+HUB_KEY_VAR = "hub_deploy_key"
+
+
+def hub_key_path(config: CustomerConfig) -> str:
+    assert config.hub is not None
+    return "/".join((config.vault.prefix, "_hub", config.hub.gitops.repo, "deploy-key"))
+
+
+def hub_repo_secret_name(repo: str) -> str:
+    """``repo-hub-<owner>-<name>`` as a DNS name: one per hub repo, whoever writes it."""
+    slug = "".join(c if c.isalnum() else "-" for c in repo.lower()).strip("-")
+    return f"repo-hub-{slug}"[:63].rstrip("-")
+
+
+def _hub_repo(ctx: Context) -> str:
+    assert ctx.config.hub is not None
+    return ctx.config.hub.gitops.repo
+
+
+def _hub_stored_key(ctx: Context) -> tuple[str, str] | None:
+    """(private, public) of the hub repo's key in Vault, or None."""
+    data = ctx.services.vault.read(hub_key_path(ctx.config))
+    if not data or not data.get("private_key") or not data.get("public_key"):
+        return None
+    return ctx.secrets.generated(data["private_key"]), str(data["public_key"])
+
+
+def _hub_registered(ctx: Context, public: str) -> bool:
+    fp = github_keys.fingerprint(public)
+    keys = ctx.services.github.list_deploy_keys(_hub_repo(ctx))
+    return any(k.fingerprint == fp and k.read_only for k in keys)
+
+
+def _hub_repo_change(ctx: Context) -> Change | None:
+    ns, repo = _hub_ns(ctx), _hub_repo(ctx)
+    name = hub_repo_secret_name(repo)
+    stored = _hub_stored_key(ctx)
+    target = f"Secret {ns}/{name} in the hub"
+    if stored is None:
+        why = f"new read-only deploy key {HUB_KEY_TITLE!r} on {repo} (shared by the hub's customers)"
+        return Change(Action.CREATE, target, why, f"+ Vault {hub_key_path(ctx.config)}")
+    if not _hub_registered(ctx, stored[1]):
+        return Change(
+            Action.UPDATE, target, f"register Vault's key on {repo} as {HUB_KEY_TITLE!r} (read-only)"
+        )
+    return _secret_change(
+        ctx.services.hub_kube.get("v1", "Secret", ns, name),
+        target,
+        f"repository credentials for the hub repo {ctx.config.github.ssh_url(repo)} (shared)",
+        {"type": "git", "url": ctx.config.github.ssh_url(repo), "sshPrivateKey": stored[0]},
+        argocd.REPOSITORY,
+    )
+
+
+def _ensure_hub_key(ctx: Context) -> str:
+    """The hub repo's private key: Vault's, else a new one stored first; then registered on the repo."""
+    from bootstrap.clients.vault import CasMismatch
+
+    repo, path = _hub_repo(ctx), hub_key_path(ctx.config)
+    stored = _hub_stored_key(ctx)
+    if stored is None:
+        private, public = github_keys.generate()
+        ctx.secrets.generated(private)
+        ctx.intend(f"store the hub repo's new deploy key at Vault {path}")
+        with contextlib.suppress(CasMismatch):  # another customer of this hub stored one first: adopt it
+            ctx.services.vault.write(path, {"private_key": private, "public_key": public}, cas=0)
+        stored = _hub_stored_key(ctx)
+        if stored is None:
+            raise RetryableError(f"Vault {path} was written but reads back empty; run again")
+    private, public = stored
+    github = ctx.services.github
+    fp = github_keys.fingerprint(public)
+    keys = github.list_deploy_keys(repo)
+    for stale in (k for k in keys if k.title == HUB_KEY_TITLE and k.fingerprint != fp):
+        ctx.intend(f"delete deploy key {stale.id} {HUB_KEY_TITLE!r} of {repo}: not the key in Vault {path}")
+        github.delete_deploy_key(repo, stale.id)
+    if not any(k.fingerprint == fp and k.read_only for k in keys):
+        ctx.intend(f"register the hub repo's deploy key {fp} on {repo} as {HUB_KEY_TITLE!r}")
+        try:
+            github.add_deploy_key(repo, HUB_KEY_TITLE, public, read_only=True)
+        except github_keys.KeyInUse as exc:
+            if exc.existing is None or not exc.existing.read_only:
+                raise  # on another repo or user, or writable here: not for us to take over
+    return private
+
+
+def _hub_repo_secret(ctx: Context, key_var: str) -> dict[str, Any]:
+    repo = _hub_repo(ctx)
+    data = {
+        "type": argocd.b64("git"),
+        "url": argocd.b64(ctx.config.github.ssh_url(repo)),
+        "sshPrivateKey": argocd.secret_placeholder(key_var),
+    }
+    labels = {argocd.SECRET_TYPE_LABEL: argocd.REPOSITORY}
+    return argocd.secret(hub_repo_secret_name(repo), _hub_ns(ctx), data, labels)

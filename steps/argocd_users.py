@@ -33,6 +33,10 @@ Guarantees:
   until then) and is destroyed by ``retire`` once the cluster's hash verifies
   against the new one. Killed in between, ``rotate`` or ``run`` applies what
   Vault holds; a staged password is never replaced by yet another.
+* hub mode: the accounts go into the hub's shared objects as ``<customer>-<name>``,
+  applied by a field manager per customer, with RBAC in ``policy.<customer>.csv``
+  scoped to the customer's AppProject (see the hub-mode section at the end);
+  the hub's admin is not the customer's and is never touched.
 """
 
 from __future__ import annotations
@@ -92,10 +96,6 @@ class _State:
 class ArgocdUsers(Step):
     id = StepId("argocd-users")
     title = "Argo CD admin and local users"
-    modes = frozenset({"standalone"})
-    """In hub mode the accounts would live in the hub's shared argocd-cm/argocd-secret/argocd-rbac-cm;
-    one field manager shared by every customer would make each customer's apply drop the others'
-    keys, so hub accounts need per-customer managers and project-scoped RBAC (README, "Hub mode")."""
     reads = (
         "customer.name",
         "github.org",
@@ -109,6 +109,8 @@ class ArgocdUsers(Step):
     )
 
     def checks(self, config: CustomerConfig) -> tuple[Need, ...]:
+        if config.hub is not None:
+            return _hub_checks(config)
         names = ("admin", *(u.name for u in config.argocd.users))
         return (
             *(Need("vault", config.vault_path("argocd", "users", n), ("read", "write")) for n in names),
@@ -117,6 +119,8 @@ class ArgocdUsers(Step):
         )
 
     def plan(self, ctx: Context) -> Plan:
+        if ctx.config.hub is not None:
+            return _hub_plan(ctx)
         state = _observe(ctx)
         ns = ctx.config.argocd.namespace
         changes: list[Change] = []
@@ -175,32 +179,11 @@ class ArgocdUsers(Step):
         return Plan(tuple(changes), outputs=_outputs(state))
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        if ctx.config.hub is not None:
+            return _hub_apply(ctx)
         state = _observe(ctx)
         vault = ctx.services.vault
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        secret_vars: dict[str, str] = {}
-        secret_data: dict[str, str] = {}
-        versions = {a.name: (a.stored.version, a.stored.custom_metadata) for a in state.accounts if a.stored}
-        for i, acc in enumerate(state.accounts):
-            password = acc.password
-            if password is None:
-                ctx.intend(
-                    f"store a generated password for Argo CD account {acc.name} at Vault {acc.vault_path}"
-                )
-                password = ctx.secrets.generated(secrets.token_urlsafe(32))
-                versions[acc.name] = (vault.write(acc.vault_path, {"password": password}, cas=0), {})
-            if acc.hash_ok:
-                hashed, mtime = (
-                    state.secret[f"{acc.prefix}.password"],
-                    state.secret[f"{acc.prefix}.passwordMtime"],
-                )
-            else:
-                import bcrypt  # slow to import and only needed when hashing
-
-                hashed, mtime = bcrypt.hashpw(password.encode(), bcrypt.gensalt(COST)).decode(), now
-            secret_vars[f"argocd_hash_{i}"] = hashed
-            secret_data[f"{acc.prefix}.password"] = argocd.secret_placeholder(f"argocd_hash_{i}")
-            secret_data[f"{acc.prefix}.passwordMtime"] = argocd.b64(mtime)
+        secret_vars, secret_data, versions = _hashes(ctx, state)
         ns = ctx.config.argocd.namespace
         manifests = [
             argocd.namespace(ns),
@@ -212,9 +195,7 @@ class ArgocdUsers(Step):
         ctx.intend(f"apply Argo CD accounts {names} to {ns} as {MANAGER}")
         ctx.progress(f"applying accounts {names} to namespace {ns} (ansible)")
         _ansible_apply(ctx, manifests, secret_vars)
-        for i, acc in enumerate(state.accounts):
-            version, metadata = versions[acc.name]
-            _record_hash(ctx, acc.vault_path, version, metadata, secret_vars[f"argocd_hash_{i}"])
+        _record_hashes(ctx, state, secret_vars, versions)
         for name in state.removed:
             ctx.intend(f"delete Vault {_vault_path(ctx, name)} of removed Argo CD account {name}")
             vault.delete(_vault_path(ctx, name))
@@ -224,6 +205,8 @@ class ArgocdUsers(Step):
         return _outputs(state)
 
     def verify(self, ctx: Context) -> None:
+        if ctx.config.hub is not None:
+            return _hub_verify(ctx)
         state = _observe(ctx)
         ns = ctx.config.argocd.namespace
         bad = [a.name for a in state.accounts if not a.hash_ok]
@@ -240,6 +223,8 @@ class ArgocdUsers(Step):
             raise PermanentError(f"removed accounts {', '.join(state.removed)} are still in {ns}/{argocd.CM}")
 
     def plan_destroy(self, ctx: Context) -> Plan:
+        if ctx.config.hub is not None:
+            return _hub_plan_destroy(ctx)
         state = _observe(ctx)
         ns = ctx.config.argocd.namespace
         changes = [
@@ -255,6 +240,8 @@ class ArgocdUsers(Step):
         return Plan(tuple(changes))
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
+        if ctx.config.hub is not None:
+            return _hub_destroy(ctx)
         state = _observe(ctx)
         ns = ctx.config.argocd.namespace
         # Applying an object with no data as our manager makes the API server drop every key we own.
@@ -343,6 +330,8 @@ REPLACES = "replaces_version"
 
 
 def _observe(ctx: Context) -> _State:
+    if ctx.config.hub is not None:
+        return _hub_observe(ctx)
     ns = ctx.config.argocd.namespace
     kube = ctx.services.kube
     objs = {
@@ -351,21 +340,7 @@ def _observe(ctx: Context) -> _State:
     }
     secret_obj = kube.get("v1", "Secret", ns, argocd.SECRET)
     secret_data = argocd.secret_data(secret_obj)
-    accounts = []
-    for name in _login_names(ctx):
-        path = _vault_path(ctx, name)
-        stored = ctx.services.vault.read_version(path)
-        given = stored.data.get("password") if stored is not None else None
-        password = ctx.secrets.generated(given) if given else None
-        acc = _Account(name, path, password, False)
-        hashed = secret_data.get(f"{acc.prefix}.password")
-        ok = (
-            password is not None
-            and hashed is not None
-            and f"{acc.prefix}.passwordMtime" in secret_data
-            and (_recorded(stored, hashed) or _verifies(password, hashed))
-        )
-        accounts.append(_Account(name, path, password, ok, stored))
+    accounts = [_account(ctx, name, name, secret_data) for name in _login_names(ctx)]
     owned = {obj: argocd.owned_keys(o, MANAGER) for obj, o in objs.items()}
     owned[argocd.SECRET] = argocd.owned_keys(secret_obj, MANAGER)
     wanted = {a.name for a in accounts}
@@ -409,8 +384,71 @@ def _record_hash(ctx: Context, path: str, version: int, metadata: dict[str, str]
         ctx.services.vault.set_metadata(path, {**metadata, HASH_DIGEST: digest})
 
 
+_Versions = dict[str, tuple[int, dict[str, str]]]
+"""Per account: the Vault version its password was read or written as, and that version's metadata."""
+
+
+def _record_hashes(ctx: Context, state: _State, secret_vars: dict[str, str], versions: _Versions) -> None:
+    """After the apply: the digest of each applied hash beside its password (a no-op skips bcrypt)."""
+    for i, acc in enumerate(state.accounts):
+        version, metadata = versions[acc.name]
+        _record_hash(ctx, acc.vault_path, version, metadata, secret_vars[f"argocd_hash_{i}"])
+
+
+def _hashes(ctx: Context, state: _State) -> tuple[dict[str, str], dict[str, str], _Versions]:
+    """argocd-secret's keys for every account (hash placeholders), the hashes as secret vars, and
+    the Vault version (with its metadata) each hash was made from, for ``_record_hash``.
+
+    A password Vault lacks is generated and stored check-and-set first, so a crash never
+    loses one; a cluster hash that verifies is kept with its mtime (no needless re-hash).
+    """
+    vault = ctx.services.vault
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    secret_vars: dict[str, str] = {}
+    secret_data: dict[str, str] = {}
+    versions = {a.name: (a.stored.version, a.stored.custom_metadata) for a in state.accounts if a.stored}
+    for i, acc in enumerate(state.accounts):
+        password = acc.password
+        if password is None:
+            ctx.intend(f"store a generated password for Argo CD account {acc.name} at Vault {acc.vault_path}")
+            password = ctx.secrets.generated(secrets.token_urlsafe(32))
+            versions[acc.name] = (vault.write(acc.vault_path, {"password": password}, cas=0), {})
+        if acc.hash_ok:
+            hashed, mtime = (
+                state.secret[f"{acc.prefix}.password"],
+                state.secret[f"{acc.prefix}.passwordMtime"],
+            )
+        else:
+            import bcrypt  # slow to import and only needed when hashing
+
+            hashed, mtime = bcrypt.hashpw(password.encode(), bcrypt.gensalt(COST)).decode(), now
+        secret_vars[f"argocd_hash_{i}"] = hashed
+        secret_data[f"{acc.prefix}.password"] = argocd.secret_placeholder(f"argocd_hash_{i}")
+        secret_data[f"{acc.prefix}.passwordMtime"] = argocd.b64(mtime)
+    return secret_vars, secret_data, versions
+
+
+def _account(ctx: Context, name: str, account: str, secret_data: dict[str, str]) -> _Account:
+    """customer.yaml's ``name`` as Argo CD ``account``: its Vault password and whether the hash fits."""
+    path = _vault_path(ctx, name)
+    stored = ctx.services.vault.read_version(path)
+    given = stored.data.get("password") if stored is not None else None
+    password = ctx.secrets.generated(given) if given else None
+    acc = _Account(account, path, password, False)
+    hashed = secret_data.get(f"{acc.prefix}.password")
+    ok = (
+        password is not None
+        and hashed is not None
+        and f"{acc.prefix}.passwordMtime" in secret_data
+        and (_recorded(stored, hashed) or _verifies(password, hashed))
+    )
+    return _Account(account, path, password, ok, stored)
+
+
 def _login_names(ctx: Context) -> tuple[str, ...]:
-    """The accounts that get a password: admin and the users that may log in."""
+    """The accounts that get a password: admin and the users that may log in (no admin in a hub)."""
+    if ctx.config.hub is not None:
+        return tuple(u.name for u in ctx.config.argocd.users if "login" in u.capabilities)
     return ("admin", *(u.name for u in ctx.config.argocd.users if "login" in u.capabilities))
 
 
@@ -473,4 +511,255 @@ def _ansible_apply(ctx: Context, manifests: list[dict[str, Any]], secret_vars: d
         secret_vars,
         ctx.services.kubeconfig,
         ctx.config.cluster.context,
+    )
+
+
+# -- hub mode --------------------------------------------------------------------------------
+# In hub mode the accounts live in the hub's argocd-cm / argocd-secret / argocd-rbac-cm, which
+# every customer of the hub shares. Three things keep customers apart:
+# * account names are prefixed with the customer (``<customer>-<name>``), so two customers'
+#   ``alice`` never meet;
+# * each customer applies as its own field manager (``bootstrap-argocd-users-<customer>``):
+#   server-side apply removes only the keys *that* manager applied before and left out now, so
+#   a customer's apply (and its destroy, an apply with no keys) never touches another's;
+# * its RBAC is one key of its own, ``policy.<customer>.csv``, which Argo CD concatenates after
+#   ``policy.csv`` (docs/operator-manual/rbac.md, "Policy CSV Composition"), with roles that
+#   reach only the customer's AppProject. The hub's admin, ``policy.csv`` and
+#   ``policy.default`` belong to the hub's operator and are never written.
+_HUB_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "role:admin": (
+        ("applications", "*"),
+        ("applicationsets", "*"),
+        ("logs", "get"),
+        ("exec", "create"),
+    ),
+    "role:readonly": (("applications", "get"), ("applicationsets", "get"), ("logs", "get")),
+}
+"""What a customer.yaml role grants in a hub: the built-in role's rights, on the customer's project only."""
+
+
+def hub_manager(customer: str) -> str:
+    """The field manager of one customer's keys in the hub's shared Argo CD objects."""
+    return f"{MANAGER}-{customer}"
+
+
+def hub_account(customer: str, name: str) -> str:
+    """A customer's account as the hub knows it: ``<customer>-<name>``."""
+    return f"{customer}-{name}"
+
+
+def hub_role(customer: str, role: str) -> str:
+    """``role:admin`` of customer ``kuvaq`` → ``role:kuvaq-admin`` (scoped to project ``kuvaq``)."""
+    return f"role:{customer}-{role.removeprefix('role:')}"
+
+
+def _hub_ns(ctx: Context) -> str:
+    assert ctx.config.hub is not None
+    return ctx.config.hub.namespace
+
+
+def _hub_checks(config: CustomerConfig) -> tuple[Need, ...]:
+    assert config.hub is not None
+    return (
+        *(
+            Need("vault", config.vault_path("argocd", "users", u.name), ("read", "write"))
+            for u in config.argocd.users
+        ),
+        Need(
+            "hub", config.hub.namespace, tuple(f"{v} {r}" for r in ("configmaps", "secrets") for v in APPLY)
+        ),
+    )
+
+
+def _hub_observe(ctx: Context) -> _State:
+    ns, kube, customer = _hub_ns(ctx), ctx.services.hub_kube, ctx.config.customer.name
+    manager = hub_manager(customer)
+    objs = {name: kube.get("v1", kind, ns, name) for name, kind in _HUB_OBJECTS}
+    secret_data = argocd.secret_data(objs[argocd.SECRET])
+    accounts = [_account(ctx, name, hub_account(customer, name), secret_data) for name in _login_names(ctx)]
+    owned = {name: argocd.owned_keys(obj, manager) for name, obj in objs.items()}
+    managed = {m.group(1) for k in owned[argocd.CM] if (m := _ACCOUNT_KEY.match(k))}
+    wanted = {hub_account(customer, u.name) for u in ctx.config.argocd.users}
+    return _State(
+        namespace_exists=True,
+        accounts=tuple(accounts),
+        removed=tuple(sorted(managed - wanted)),
+        passwordless=(),
+        cm=argocd.config_data(objs[argocd.CM]),
+        rbac=argocd.config_data(objs[argocd.RBAC]),
+        secret=secret_data,
+        owned=owned,
+        existing=frozenset(n for n, o in objs.items() if o is not None),
+    )
+
+
+_HUB_OBJECTS = ((argocd.CM, "ConfigMap"), (argocd.RBAC, "ConfigMap"), (argocd.SECRET, "Secret"))
+
+
+def _hub_cm(ctx: Context) -> dict[str, str]:
+    customer = ctx.config.customer.name
+    data: dict[str, str] = {}
+    for user in ctx.config.argocd.users:
+        data[f"accounts.{hub_account(customer, user.name)}"] = ", ".join(user.capabilities)
+        data[f"accounts.{hub_account(customer, user.name)}.enabled"] = "true"
+    return data
+
+
+def _hub_rbac(ctx: Context) -> dict[str, str]:
+    """``policy.<customer>.csv``: project-scoped roles, and who has them.
+
+    Local users get their role's rights as direct policies, not through ``g`` lines: Argo CD
+    advises that a local user given a role shares it with any SSO subject of the same name
+    (rbac.md, "Local users/accounts"); the SSO admin team is a group and gets the role.
+    """
+    cfg = ctx.config
+    customer = cfg.customer.name
+    for i, user in enumerate(cfg.argocd.users):
+        if user.role not in _HUB_ROLES:
+            raise PermanentError(
+                cfg.located(
+                    f"argocd.users[{i}].role",
+                    f"argocd.users[{i}].role: {user.role} has no meaning in a hub; "
+                    f"use one of {', '.join(sorted(_HUB_ROLES))} (granted on project {customer} only)",
+                )
+            )
+
+    def grants(subject: str, role: str) -> list[str]:
+        lines = [f"p, {subject}, projects, get, {customer}, allow"]
+        lines += [f"p, {subject}, {res}, {act}, {customer}/*, allow" for res, act in _HUB_ROLES[role]]
+        return lines
+
+    lines = [line for u in cfg.argocd.users for line in grants(hub_account(customer, u.name), u.role)]
+    if cfg.argocd.sso.admin_team:
+        lines += grants(hub_role(customer, "role:admin"), "role:admin")
+        lines.append(f"g, {cfg.github.org}:{cfg.argocd.sso.admin_team}, {hub_role(customer, 'role:admin')}")
+    return {f"policy.{customer}.csv": "".join(f"{line}\n" for line in lines)}
+
+
+def _hub_plan(ctx: Context) -> Plan:
+    state = _hub_observe(ctx)
+    ns = _hub_ns(ctx)
+    changes: list[Change] = []
+    for acc in state.accounts:
+        if acc.password is None or not acc.hash_ok:
+            why = (
+                "new password into Vault"
+                if acc.password is None
+                else "hash does not match the Vault password of"
+            )
+            changes.append(
+                Change(
+                    Action.CREATE if acc.password is None else Action.UPDATE,
+                    f"Argo CD account {acc.name} in the hub",
+                    f"{why} {acc.vault_path}; its hash into {ns}/{argocd.SECRET}",
+                )
+            )
+    for name in state.removed:
+        changes.append(
+            Change(
+                Action.DELETE,
+                f"Argo CD account {name} in the hub",
+                "no longer in customer.yaml: remove its keys",
+            )
+        )
+    for obj, kind, current, desired, masked in (
+        (argocd.CM, "ConfigMap", state.cm, _hub_cm(ctx), False),
+        (argocd.RBAC, "ConfigMap", state.rbac, _hub_rbac(ctx), False),
+        (argocd.SECRET, "Secret", state.secret, _secret_plan(state), True),
+    ):
+        text = argocd.diff(current, desired, state.owned[obj] - set(desired), masked)
+        if text:
+            action = Action.UPDATE if obj in state.existing else Action.CREATE
+            changes.append(
+                Change(action, f"{kind} {ns}/{obj} in the hub", f"keys of {ctx.config.customer.name}", text)
+            )
+    return Plan(tuple(changes), outputs=_outputs(state))
+
+
+def _hub_apply(ctx: Context) -> Outputs:
+    assert ctx.config.hub is not None
+    state = _hub_observe(ctx)
+    ns, customer = _hub_ns(ctx), ctx.config.customer.name
+    secret_vars, secret_data, versions = _hashes(ctx, state)
+    manifests = [
+        argocd.config_map(argocd.CM, ns, _hub_cm(ctx)),
+        argocd.config_map(argocd.RBAC, ns, _hub_rbac(ctx)),
+        argocd.secret(argocd.SECRET, ns, secret_data),
+    ]
+    ctx.intend(f"apply the Argo CD accounts of {customer} to the hub's {ns} as {hub_manager(customer)}")
+    _hub_ansible_apply(ctx, manifests, secret_vars)
+    _record_hashes(ctx, state, secret_vars, versions)
+    for name in state.removed:
+        path = _vault_path(ctx, name.removeprefix(f"{customer}-"))
+        ctx.intend(f"delete Vault {path} of removed Argo CD account {name}")
+        ctx.services.vault.delete(path)
+    return _outputs(state)
+
+
+def _hub_verify(ctx: Context) -> None:
+    state = _hub_observe(ctx)
+    ns = _hub_ns(ctx)
+    bad = [a.name for a in state.accounts if not a.hash_ok]
+    if bad:
+        raise PermanentError(
+            f"password hash of {', '.join(bad)} in the hub's {ns}/{argocd.SECRET} does not match Vault"
+        )
+    for obj, current, desired in (
+        (argocd.CM, state.cm, _hub_cm(ctx)),
+        (argocd.RBAC, state.rbac, _hub_rbac(ctx)),
+    ):
+        wrong = sorted(k for k, v in desired.items() if current.get(k) != v)
+        if wrong or state.removed:
+            raise PermanentError(
+                f"the hub's {ns}/{obj} does not hold the expected {', '.join(wrong or state.removed)}"
+            )
+
+
+def _hub_vault_names(ctx: Context, state: _State) -> list[str]:
+    """Every customer.yaml name whose password Vault may hold (current and removed accounts)."""
+    customer = ctx.config.customer.name
+    names = {a.name for a in state.accounts} | set(state.removed)
+    return sorted(n.removeprefix(f"{customer}-") for n in names)
+
+
+def _hub_plan_destroy(ctx: Context) -> Plan:
+    state = _hub_observe(ctx)
+    ns = _hub_ns(ctx)
+    changes = [
+        Change(Action.DELETE, f"{ns}/{obj} in the hub", f"remove keys {', '.join(sorted(keys))}")
+        for obj, keys in state.owned.items()
+        if keys
+    ]
+    for name in _hub_vault_names(ctx, state):
+        if ctx.services.vault.read(_vault_path(ctx, name)) is not None:
+            changes.append(Change(Action.DELETE, f"Vault {_vault_path(ctx, name)}", "the account's password"))
+    return Plan(tuple(changes))
+
+
+def _hub_destroy(ctx: Context) -> None:
+    state = _hub_observe(ctx)
+    ns, customer = _hub_ns(ctx), ctx.config.customer.name
+    # An apply with no keys as this customer's manager drops exactly this customer's keys.
+    empty = [
+        argocd.secret(obj, ns, {}) if kind == "Secret" else argocd.config_map(obj, ns, {})
+        for obj, kind in _HUB_OBJECTS
+        if state.owned[obj]
+    ]
+    if empty:
+        names = ", ".join(o["metadata"]["name"] for o in empty)
+        ctx.intend(f"remove the keys of {hub_manager(customer)} from the hub's {names}")
+        _hub_ansible_apply(ctx, empty, {})
+    for name in _hub_vault_names(ctx, state):
+        ctx.intend(f"delete Vault {_vault_path(ctx, name)}")
+        ctx.services.vault.delete(_vault_path(ctx, name))
+
+
+def _hub_ansible_apply(ctx: Context, manifests: list[dict[str, Any]], secret_vars: dict[str, str]) -> None:
+    assert ctx.config.hub is not None
+    ctx.services.ansible.apply(
+        manifests,
+        hub_manager(ctx.config.customer.name),
+        secret_vars,
+        ctx.services.hub_kubeconfig,
+        ctx.config.hub.context,
     )

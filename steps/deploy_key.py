@@ -65,16 +65,7 @@ def vault_path(ctx: Context) -> str:
 
 def generate() -> tuple[str, str]:
     """A new ed25519 key pair: (private key in OpenSSH PEM, public key ``ssh-ed25519 AAAA…``)."""
-    # Imported here: cryptography's SSH support pulls in bcrypt, and `bootstrap status` imports the steps.
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    ).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return private, public.decode()
+    return github_keys.generate()
 
 
 def public_of(private_pem: str) -> str | None:

@@ -34,3 +34,17 @@ class KeyInUse(PermanentError):
     def __init__(self, message: str, existing: DeployKey | None) -> None:
         super().__init__(message)
         self.existing = existing
+
+
+def generate() -> tuple[str, str]:
+    """A new ed25519 key pair: (private key in OpenSSH PEM, public key ``ssh-ed25519 AAAA…``)."""
+    # Imported here: cryptography's SSH support pulls in bcrypt, and `bootstrap status` imports the steps.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public.decode()

@@ -96,6 +96,12 @@ def test_every_rendered_object_passes_the_real_crd_schemas_and_argo_rules(hubbed
     assert f"{PATH}/root.yaml" not in synced  # the root never manages itself (argoproj/argo-cd#8846)
     assert not [p for p in synced if "/clusters/" in p]  # values are read through $values, not applied
     assert f"{PATH}/projects/kuvaq.yaml" in synced and f"{PATH}/appsets/kit-core/base.yaml" in synced
+    # Slack per customer from the hub: the project subscribes all its Applications to the customer's channel.
+    project = yaml.safe_load(files[f"{PATH}/projects/kuvaq.yaml"])
+    assert project["metadata"]["annotations"] == {
+        "notifications.argoproj.io/subscribe.on-sync-failed.slack": "alerts-kuvaq",
+        "notifications.argoproj.io/subscribe.on-health-degraded.slack": "alerts-kuvaq",
+    }
     values = yaml.safe_load(files[f"{PATH}/clusters/kuvaq/values/addons.yaml"])
     assert "appEnabled" not in values  # addons are switched by labels only
     assert values["argocd"] == {"namespace": "argocd", "project": "kuvaq"}

@@ -29,12 +29,11 @@ def test_the_step_list_follows_the_mode() -> None:
     assert standalone.mode == "standalone" and hubbed.mode == "hub"
     alone, hubs = for_config(STEPS, standalone), for_config(STEPS, hubbed)
     assert [s.id for s in alone] == [c.id for c in STEPS if c.id != "cluster-register"]
-    assert [s.id for s in hubs] == [c.id for c in STEPS if c.id != "argocd-users"]
-    # A requirement on a step the mode lacks is dropped for that customer only.
+    # argocd-users runs in both: in a hub, its accounts are the customer's own keys there.
+    assert [s.id for s in hubs] == [c.id for c in STEPS]
     install = {s.id: s for s in hubs}["argocd-install"]
-    assert "argocd-users" not in install.requires
+    assert "argocd-users" in install.requires
     assert "argocd-users" in {s.id: s for s in alone}["argocd-install"].requires
-    assert "argocd-users" in type(install).requires
 
 
 def test_the_hub_client_is_built_from_the_hub_section_only(tmp_path: Path) -> None:

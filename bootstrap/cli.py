@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from bootstrap.errors import ExitCode
+
 if TYPE_CHECKING:
     from bootstrap import config, engine, fleet
     from bootstrap.reporting import Reporter
@@ -284,16 +286,16 @@ def destroy(
     if not dry_run and not yes:
         if not sys.stdin.isatty():
             typer.echo("error: destroy needs --yes when not run from a terminal", err=True)
-            raise typer.Exit(4)
+            raise typer.Exit(ExitCode.INVALID_INPUT)
         from bootstrap import config
 
         name = config.load(customer).customer.name
         shown = _execute([customer], dataclasses.replace(opts, mode="destroy-plan", json_output=False))
-        if shown != 2:  # 0: nothing to remove; anything else: the preview itself failed
+        if shown != ExitCode.CHANGES:  # 0: nothing to remove; anything else: the preview itself failed
             raise typer.Exit(shown)
         if not typer.confirm(f"Destroy all of the above for customer {name}?", default=False, err=True):
             typer.echo("nothing done", err=True)
-            raise typer.Exit(0)
+            raise typer.Exit(ExitCode.OK)
     raise typer.Exit(_execute([customer], opts))
 
 
@@ -354,7 +356,7 @@ def status(
         for doc in docs:
             _print_status(doc)
     if any(step.get("problem") for doc in docs for step in _steps_of(doc)):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _status_of(
@@ -489,7 +491,7 @@ def validate(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     )
     if output is Output.json:
         print(json.dumps(problems, indent=2))
-    raise typer.Exit(4 if problems else 0)
+    raise typer.Exit(ExitCode.INVALID_INPUT if problems else ExitCode.OK)
 
 
 def _echo_problems(path: Path, listed: list[config.Problem], cfg: config.CustomerConfig | None) -> None:
@@ -515,7 +517,7 @@ def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     """
     import json
 
-    from bootstrap import fleet, preflight, session
+    from bootstrap import outcome, preflight, session
     from bootstrap.errors import ConfigError
     from steps import STEPS
 
@@ -535,12 +537,12 @@ def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
         from bootstrap import secrets
 
         doc = {
-            "exit_code": fleet.worst([r.exit_code() for r in reports]),
+            "exit_code": outcome.worst([r.exit_code() for r in reports]),
             "customers": [r.to_json() for r in reports],
         }
         print(json.dumps(secrets.REDACTOR.redact_obj(doc), indent=2))
     preflight.print_table(reports)
-    raise typer.Exit(fleet.worst([r.exit_code() for r in reports]))
+    raise typer.Exit(outcome.worst([r.exit_code() for r in reports]))
 
 
 @app.command("steps")
@@ -622,11 +624,14 @@ def main() -> NoReturn:
     except BootstrapError as exc:
         _fail(exc.exit_code, _redact_for_exit(str(exc)), exc.details())
     except KeyboardInterrupt:
-        _fail(130, "interrupted; the checkpoint is saved — run the same command again to resume")
+        _fail(
+            ExitCode.INTERRUPTED,
+            "interrupted; the checkpoint is saved — run the same command again to resume",
+        )
     except typer.Exit as exc:
         _exit(exc.exit_code)
     except (typer.Abort, EOFError):
-        _exit(130)
+        _exit(ExitCode.INTERRUPTED)
     except typer.TyperException as exc:
         # Usage errors (unknown option, bad value) are invalid input too.
         show = getattr(exc, "show", None)
@@ -635,8 +640,8 @@ def main() -> NoReturn:
         else:
             typer.echo(f"error: {exc.format_message()}", err=True)
         if _json_requested():
-            _print_error_document(4, exc.format_message())
-        _exit(4)
+            _print_error_document(ExitCode.INVALID_INPUT, exc.format_message())
+        _exit(ExitCode.INVALID_INPUT)
     _exit(code if isinstance(code, int) else 0)
 
 
@@ -647,16 +652,16 @@ def _exit(code: int) -> NoReturn:
     joining threads stuck in a wait or a request would delay the exit by up to their timeouts
     (and a second Ctrl-C during that join printed a threading traceback).
     """
-    if code == 130:
+    if code == ExitCode.INTERRUPTED:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        os._exit(130)
+        os._exit(ExitCode.INTERRUPTED)
     sys.exit(code)
 
 
 def _fail(code: int, message: str, details: dict[str, object] | None = None) -> NoReturn:
-    typer.echo(message if code == 130 else f"error: {message}", err=True)
+    typer.echo(message if code == ExitCode.INTERRUPTED else f"error: {message}", err=True)
     if _json_requested():
         _print_error_document(code, message, details)
     _exit(code)
@@ -677,7 +682,7 @@ def _print_error_document(code: int, message: str, details: dict[str, object] | 
 
     doc = {
         **(details or {}),
-        "exit_code": code,
+        "exit_code": int(code),
         "error": message.splitlines()[0],
         "messages": message.splitlines(),
     }

@@ -248,7 +248,7 @@ def test_http_manifest_is_downloaded_once(world: World, http_manifest: tuple[str
     world.customer(argocd={"install_url": url, "sha256": argocd_manifest.SHA256})
     for _ in range(2):
         planned = run(world, STEPS, dry_run=True).result
-        assert planned.status == "planned" and planned.plan is not None
+        assert planned.status == "changed" and planned.plan is not None
         assert planned.plan.changes[0].summary == f"server-side apply 59 objects from {url}"
     assert hits == ["/v3.3.0/manifests/install.yaml"]
     assert world.kube.log.writes == []

@@ -26,7 +26,7 @@ def result(world: World, dry_run: bool = False) -> tuple[StepResult, RecordingRe
 
 def test_creates_channel_then_second_run_writes_nothing(world: World) -> None:
     planned, _ = result(world, dry_run=True)
-    assert planned.status == "planned"
+    assert planned.status == "changed"
     assert planned.plan is not None
     assert [c.data["op"] for c in planned.plan.changes] == ["create", "topic", "purpose", "invite", "message"]
     assert world.slack.log.writes == []

@@ -299,17 +299,38 @@ def destroy(
     raise typer.Exit(_execute([customer], opts))
 
 
-class Rotation(enum.StrEnum):
-    deploy_key = "deploy-key"
-    passwords = "passwords"
-    alerting_key = "alerting-key"
+def _rotations() -> list[str]:
+    """What the steps offer to rotate (their ``rotations``), in step order; imports the steps."""
+    from steps import STEPS
+
+    return [w for cls in STEPS for w in getattr(cls, "rotations", ())]
+
+
+def _complete_rotation(incomplete: str) -> list[str]:
+    return [w for w in _rotations() if w.startswith(incomplete)]
+
+
+def _rotation(value: str) -> str:
+    """Checked against the steps when the command runs, so a new rotation needs no CLI change."""
+    offered = _rotations()
+    if value not in offered:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(repr(w) for w in offered)}.")
+    return value
 
 
 @app.command()
 def rotate(
     customer: CustomerArg,
     what: Annotated[
-        Rotation, typer.Argument(help="deploy-key, passwords (Argo CD admin and users), or alerting-key.")
+        str,
+        typer.Argument(
+            metavar="WHAT",
+            parser=_rotation,
+            autocompletion=_complete_rotation,
+            help="The credential to replace, as a step offers it (an unknown one lists them); "
+            "passwords covers the Argo CD admin and users.",
+            show_default=False,
+        ),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", metavar="", help="Show what would change and stop.")
@@ -320,18 +341,17 @@ def rotate(
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Replace a credential: the new one is live everywhere before the old one is removed."""
-    from bootstrap import engine, session
-    from steps import STEPS
+    from bootstrap.fleet import Options
 
-    sess = session.open_session(customer, state_dir, state_url=state)
-    reporter = _reporter(output, sess.redactor)
-    eng = engine.Engine([c() for c in STEPS], sess.store, reporter, sess.redactor)
-    lock = contextlib.nullcontext(None) if dry_run else sess.store.lock(break_lock=break_lock)
-    with lock as notice:  # a preview only reads: no lock
-        if notice:
-            reporter.notice(notice)
-        summary = eng.rotate(sess.context, str(what), dry_run=dry_run)
-    raise typer.Exit(summary.exit_code())
+    opts = Options(
+        mode="rotate-plan" if dry_run else "rotate",
+        rotation=what,
+        state_dir=state_dir,
+        state_url=state,
+        json_output=output is Output.json,
+        break_lock=break_lock,
+    )
+    raise typer.Exit(_execute([customer], opts))
 
 
 @app.command()
@@ -362,20 +382,18 @@ def status(
 def _status_of(
     customer: Path, verify: bool, output: Output, state_dir: Path | None, state: str | None
 ) -> dict[str, object]:
-    from bootstrap import config, engine, session
+    from bootstrap import checkpoint, config, fleet, session
     from steps import STEPS
 
     problems: dict[str, str | None] = {}
     if verify:
         sess = session.open_session(customer, state_dir, state_url=state)
         store = sess.store
-        problems = engine.Engine(
-            [c() for c in STEPS], store, _reporter(output, sess.redactor), sess.redactor
-        ).verify(sess.context)
+        problems = fleet.engine_for(sess, STEPS, _reporter(output, sess.redactor)).verify(sess.context)
         name = sess.config.customer.name
     else:
         name = config.load(customer).customer.name
-        store = session.store_for(state, session.state_dir_for(customer, state_dir), name)
+        store = checkpoint.store_for(state, session.state_dir_for(customer, state_dir), name)
     recorded = store.load(name)
     rows: list[dict[str, object]] = []
     for cls in STEPS:
@@ -447,12 +465,12 @@ def forget(
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Drop one step's record, so the next run treats it as never run (remote state is re-observed)."""
-    from bootstrap import config, session
+    from bootstrap import checkpoint, config, session
     from bootstrap.errors import ConfigError
     from steps import STEPS
 
     name = config.load(customer).customer.name
-    store = session.store_for(state, session.state_dir_for(customer, state_dir), name)
+    store = checkpoint.store_for(state, session.state_dir_for(customer, state_dir), name)
     with store.lock(break_lock=break_lock):
         recorded = store.load(name)
         # A record of a step that no longer exists (renamed, removed) may be dropped too.

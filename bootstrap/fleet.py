@@ -23,7 +23,9 @@ from bootstrap.errors import BootstrapError, ExitCode
 from bootstrap.reporting import Reporter, Summary
 from bootstrap.step import Step
 
-Mode = Literal["run", "plan", "destroy", "destroy-plan"]
+Mode = Literal["run", "plan", "destroy", "destroy-plan", "rotate", "rotate-plan"]
+_PREVIEWS = ("plan", "destroy-plan", "rotate-plan")
+"""Modes that only read: no lock, no checkpoint written."""
 STEP_PARALLELISM = 4
 
 
@@ -40,6 +42,8 @@ class Options:
     full_diff: bool = False
     skip_checks: bool = False
     """Run and plan start with the preflight checks unless this is set."""
+    rotation: str = ""
+    """What ``rotate`` replaces (one of the steps' ``rotations``)."""
 
 
 @dataclass(frozen=True)
@@ -65,21 +69,17 @@ def execute_one(
     try:
         sess = session.open_session(path, opts.state_dir, force=opts.force, state_url=opts.state_url)
         checked = opts.mode in ("run", "plan") and not opts.skip_checks
-        eng = engine.Engine(
-            [cls() for cls in steps],
-            sess.store,
-            reporter,
-            sess.redactor,
-            preflight=preflight.hook if checked else None,
-        )
+        eng = engine_for(sess, steps, reporter, checked)
         # A preview only reads (the checkpoint is replaced atomically), so it runs beside a run.
-        preview = opts.mode in ("plan", "destroy-plan")
+        preview = opts.mode in _PREVIEWS
         lock = contextlib.nullcontext(None) if preview else sess.store.lock(break_lock=opts.break_lock)
         with lock as notice:
             if notice:
                 reporter.notice(notice)
             if opts.mode in ("destroy", "destroy-plan"):
-                summary = eng.destroy(sess.context, opts.selection, dry_run=opts.mode == "destroy-plan")
+                summary = eng.destroy(sess.context, opts.selection, dry_run=preview)
+            elif opts.mode in ("rotate", "rotate-plan"):
+                summary = eng.rotate(sess.context, opts.rotation, dry_run=preview)
             else:
                 summary = eng.run(
                     sess.context, opts.selection, dry_run=opts.mode == "plan", parallel=step_parallel
@@ -92,6 +92,22 @@ def execute_one(
         if not catch:
             raise
         return CustomerResult(path, path.parent.name, exc.exit_code, error=secrets.REDACTOR.redact(str(exc)))
+
+
+def engine_for(
+    sess: session.Session, steps: Sequence[type[Step]], reporter: Reporter, checked: bool = False
+) -> engine.Engine:
+    """The one way an Engine is built for a customer: fresh steps, the session's store and redactor.
+
+    ``checked`` adds the preflight checks before the first step (run and plan).
+    """
+    return engine.Engine(
+        [cls() for cls in steps],
+        sess.store,
+        reporter,
+        sess.redactor,
+        preflight=preflight.hook if checked else None,
+    )
 
 
 def execute(paths: Sequence[Path], steps: Sequence[type[Step]], opts: Options) -> int:

@@ -40,9 +40,12 @@ class Action(StrEnum):
 class Change:
     """One planned change to one remote object.
 
-    ``diff`` is shown to the user and must already have secret values masked;
-    ``data`` carries what ``apply`` needs from the observation (never secrets,
-    it may be printed with ``--output json``).
+    ``diff`` is shown to the user and must already have secret values masked.
+    ``payload`` is the typed operation ``apply`` performs for this change: a frozen
+    value of the step's own (one class per kind of operation), so what apply does is
+    exactly what plan printed, dispatched on its type rather than on a string code.
+    ``data`` is the older untyped form (steps not yet converted). Neither holds a
+    secret, and neither is printed: ``to_json`` shows what a person reads.
     """
 
     action: Action
@@ -50,6 +53,7 @@ class Change:
     summary: str = ""
     diff: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
+    payload: object = None
 
     def to_json(self) -> dict[str, Any]:
         return {"action": str(self.action), "target": self.target, "summary": self.summary, "diff": self.diff}

@@ -110,6 +110,8 @@ def test_install_waits_then_is_idempotent(world: World) -> None:
     # First attempt, called directly (the engine would retry it): one workload is held back.
     world.kube.hold(NS, "Deployment", "argocd-repo-server")
     sess = world.session()
+    # Called directly, the step sees what the engine would give it: deploy-key's recorded outputs.
+    sess.context.outputs = {sid: rec.outputs for sid, rec in sess.store.load("kuvaq").steps.items()}
     step = ArgocdInstall()
     with pytest.raises(RetryableError, match=r"Deployment/argocd-repo-server") as caught:
         step.apply(sess.context, step.plan(sess.context))

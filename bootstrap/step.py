@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NewType, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NewType, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from bootstrap.config import CustomerConfig
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bootstrap.services import Services
 
 StepId = NewType("StepId", str)
+_P = TypeVar("_P")
 Outputs = dict[str, Any]
 """Non-secret results (ids, fingerprints, Vault paths) later steps may read."""
 
@@ -57,6 +58,12 @@ class Change:
 
     def to_json(self) -> dict[str, Any]:
         return {"action": str(self.action), "target": self.target, "summary": self.summary, "diff": self.diff}
+
+    def payload_as(self, kind: type[_P]) -> _P:
+        """The payload, which must be a ``kind``: a plan of another shape is a bug, not a state to guess."""
+        if not isinstance(self.payload, kind):
+            raise TypeError(f"{self.target}: expected a {kind.__name__} payload, got {self.payload!r}")
+        return self.payload
 
 
 @dataclass(frozen=True)

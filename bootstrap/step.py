@@ -73,11 +73,24 @@ class Plan:
     ``outputs`` is what the step observed as current (ids, fingerprints): when
     the plan is empty the engine records them without calling ``apply``, which
     is how a resource left behind by a crashed run gets adopted.
+
+    ``observed`` is the step's own frozen record of what plan saw, for an apply
+    that works from the whole observation rather than change by change: apply
+    uses it instead of observing again, so it acts on what the plan showed. Never
+    printed; it may hold what only apply needs (e.g. a password read from Vault,
+    kept out of its repr).
     """
 
     changes: tuple[Change, ...] = ()
     notes: tuple[str, ...] = ()
     outputs: Outputs = field(default_factory=dict)
+    observed: object = None
+
+    def observed_as(self, kind: type[_P]) -> _P:
+        """``observed``, which must be a ``kind`` (a plan of another step's shape is a bug)."""
+        if not isinstance(self.observed, kind):
+            raise TypeError(f"expected a plan observing {kind.__name__}, got {type(self.observed).__name__}")
+        return self.observed
 
     @property
     def empty(self) -> bool:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bootstrap.clients import argocd
@@ -53,8 +53,8 @@ _ACCOUNT_KEY = re.compile(r"^accounts\.([^.]+)$")
 class _Account:
     name: str
     vault_path: str
-    password: str | None
-    """From Vault; None when this account has none yet."""
+    password: str | None = field(repr=False)
+    """From Vault; None when this account has none yet. Never in a repr."""
     hash_ok: bool
     """The cluster's hash (and its mtime) is there and verifies against the Vault password."""
 
@@ -158,10 +158,11 @@ class ArgocdUsers(Step):
                         text,
                     )
                 )
-        return Plan(tuple(changes), outputs=_outputs(state))
+        return Plan(tuple(changes), outputs=_outputs(state), observed=state)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
-        state = _observe(ctx)
+        """Apply what the plan observed and showed (its accounts, hashes and removals), not a new look."""
+        state = plan.observed_as(_State)
         vault = ctx.services.vault
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         secret_vars: dict[str, str] = {}

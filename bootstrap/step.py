@@ -201,6 +201,23 @@ class Step(abc.ABC):
         """Undo what the step created; idempotent (gone is fine)."""
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A rotation's staging: a new credential into Vault (check-and-set ``cas``) while ``old`` stays live."""
+
+    cas: int
+    old: str
+    """The id of the credential being replaced (deploy key id, integration id)."""
+
+
+@dataclass(frozen=True)
+class Retire:
+    """A rotation's end: remove ``old`` (if still ``present``) and Vault's record that it is retiring."""
+
+    old: str
+    present: bool
+
+
 @runtime_checkable
 class Rotatable(Protocol):
     """Optional capability of a step: replace the credentials it created (``bootstrap rotate``).

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bootstrap.errors import ConfigError, PermanentError, RetryableError
-from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
+from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Retire, Stage, Step, StepId
 
 if TYPE_CHECKING:
     from bootstrap.clients.alerting import AlertingProvider, Heartbeat
@@ -289,21 +289,6 @@ class DeleteSecret:
 class DeleteVault:
     path: str
     retiring: bool = False
-
-
-@dataclass(frozen=True)
-class Stage:
-    """rotate: a new integration, its key to Vault (check-and-set ``cas``); ``old`` stays until retire."""
-
-    cas: int
-    old: str
-
-
-@dataclass(frozen=True)
-class Retire:
-    id: str
-    present: bool
-    """Whether the old integration still exists (else only Vault's record of it is cleared)."""
 
 
 def _retiring(change: Change) -> bool:
@@ -811,11 +796,11 @@ class AlertmanagerOpsgenie(Step):
         path = vault_path(cfg)
         old = plan.changes[0].payload_as(Retire)
         if old.present:
-            ctx.intend(f"delete the retired integration {old.id}")
-            provider_for(ctx, cfg.alerting.provider).delete_integration(old.id)
+            ctx.intend(f"delete the retired integration {old.old}")
+            provider_for(ctx, cfg.alerting.provider).delete_integration(old.old)
         stored = ctx.services.vault.read_version(path)
         meta = stored.custom_metadata if stored else {}
-        ctx.intend(f"clear {RETIRING} {old.id} from the Vault metadata of {path}")
+        ctx.intend(f"clear {RETIRING} {old.old} from the Vault metadata of {path}")
         ctx.services.vault.set_metadata(
             path, {k: v for k, v in meta.items() if k not in (RETIRING, STAGED_FROM)}
         )

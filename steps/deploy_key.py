@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from bootstrap.clients import github_keys
 from bootstrap.errors import PermanentError, RetryableError
-from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Step, StepId
+from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Retire, Stage, Step, StepId
 
 if TYPE_CHECKING:
     from bootstrap.clients.github_keys import DeployKey as GitHubKey
@@ -108,21 +108,6 @@ class Converge:
     register: bool
     key_id: int | None = None
     """Only recording: this registered key's id goes into the Vault metadata."""
-
-
-@dataclass(frozen=True)
-class Stage:
-    """rotate: a new key into Vault (check-and-set ``cas``) while ``old`` stays registered."""
-
-    cas: int
-    old: str
-
-
-@dataclass(frozen=True)
-class Retire:
-    old: str
-    present: bool
-    """Whether the old key is still on GitHub (else only Vault's record of it is cleared)."""
 
 
 @dataclass(frozen=True)

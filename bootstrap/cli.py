@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 import typer.core
 
+from bootstrap.errors import ExitCode
+
 if TYPE_CHECKING:
     from typer import _click as click
 
@@ -390,30 +392,45 @@ def destroy(
 
         name = config.load(customer).customer.name
         shown = _execute([customer], dataclasses.replace(opts, mode="destroy-plan", json_output=False))
-        if shown != 2:  # 0: nothing to remove; anything else: the preview itself failed
+        if shown != ExitCode.CHANGES:  # 0: nothing to remove; anything else: the preview itself failed
             raise typer.Exit(shown)
         if not typer.confirm(f"Destroy all of the above for customer {name}?", default=False, err=True):
             typer.echo("nothing done", err=True)
-            raise typer.Exit(0)
+            raise typer.Exit(ExitCode.OK)
     raise typer.Exit(_execute([customer], opts))
 
 
-class Rotation(enum.StrEnum):
-    deploy_key = "deploy-key"
-    passwords = "passwords"
-    alerting_key = "alerting-key"
-    cluster_token = "cluster-token"
+def _rotations() -> list[str]:
+    """What the steps offer to rotate (their ``rotations``), in step order; imports the steps."""
+    from steps import STEPS
+
+    return [w for cls in STEPS for w in getattr(cls, "rotations", ())]
+
+
+def _complete_rotation(incomplete: str) -> list[str]:
+    return [w for w in _rotations() if w.startswith(incomplete)]
+
+
+def _rotation(value: str) -> str:
+    """Checked against the steps when the command runs, so a new rotation needs no CLI change."""
+    offered = _rotations()
+    if value not in offered:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(repr(w) for w in offered)}.")
+    return value
 
 
 @app.command(cls=_HumanHelp)
 def rotate(
     customer: CustomerArg,
     what: Annotated[
-        Rotation,
+        str,
         typer.Argument(
             metavar="WHAT",
-            help="deploy-key, passwords (Argo CD admin and users), alerting-key, "
-            "or cluster-token (hub mode).",
+            parser=_rotation,
+            autocompletion=_complete_rotation,
+            help="The credential to replace, as a step offers it (an unknown one lists them); "
+            "passwords covers the Argo CD admin and users.",
+            show_default=False,
         ),
     ],
     dry_run: Annotated[
@@ -425,18 +442,17 @@ def rotate(
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Replace a credential: the new one is live everywhere before the old one is removed."""
-    from bootstrap import engine, session, step
-    from steps import STEPS
+    from bootstrap.fleet import Options
 
-    sess = session.open_session(customer, state_dir, state_url=state)
-    reporter = _reporter(output, sess.redactor)
-    eng = engine.Engine(step.for_config(STEPS, sess.config), sess.store, reporter, sess.redactor)
-    lock = contextlib.nullcontext(None) if dry_run else sess.store.lock(break_lock=break_lock)
-    with lock as notice:  # a preview only reads: no lock
-        if notice:
-            reporter.notice(notice)
-        summary = eng.rotate(sess.context, str(what), dry_run=dry_run)
-    raise typer.Exit(summary.exit_code())
+    opts = Options(
+        mode="rotate-plan" if dry_run else "rotate",
+        rotation=what,
+        state_dir=state_dir,
+        state_url=state,
+        json_output=output is Output.json,
+        break_lock=break_lock,
+    )
+    raise typer.Exit(_execute([customer], opts))
 
 
 @app.command(cls=_HumanHelp)
@@ -481,26 +497,24 @@ def status(
         for doc in docs:
             _print_status(doc)
     if any(step.get("problem") for doc in docs for step in _steps_of(doc)):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _status_of(
     customer: Path, verify: bool, output: Output, state_dir: Path | None, state: str | None
 ) -> dict[str, object]:
-    from bootstrap import config, engine, session, step
+    from bootstrap import checkpoint, config, fleet, session, step
     from steps import STEPS
 
     problems: dict[str, str | None] = {}
     if verify:
         sess = session.open_session(customer, state_dir, state_url=state)
         store = sess.store
-        problems = engine.Engine(
-            step.for_config(STEPS, sess.config), store, _reporter(output, sess.redactor), sess.redactor
-        ).verify(sess.context)
+        problems = fleet.engine_for(sess, STEPS, _reporter(output, sess.redactor)).verify(sess.context)
         cfg = sess.config
     else:
         cfg = config.load(customer)
-        store = session.store_for(state, session.state_dir_for(customer, state_dir), cfg.customer.name)
+        store = checkpoint.store_for(state, session.state_dir_for(customer, state_dir), cfg.customer.name)
     name = cfg.customer.name
     recorded = store.load(name)
     rows: list[dict[str, object]] = []
@@ -587,12 +601,12 @@ def forget(
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Drop one step's record, so the next run treats it as never run (remote state is re-observed)."""
-    from bootstrap import config, session
+    from bootstrap import checkpoint, config, session
     from bootstrap.errors import ConfigError
     from steps import STEPS
 
     name = config.load(customer).customer.name
-    store = session.store_for(state, session.state_dir_for(customer, state_dir), name)
+    store = checkpoint.store_for(state, session.state_dir_for(customer, state_dir), name)
     with store.lock(break_lock=break_lock):
         recorded = store.load(name)
         # A record of a step that no longer exists (renamed, removed) may be dropped too.
@@ -631,7 +645,7 @@ def validate(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     )
     if output is Output.json:
         print(json.dumps(problems, indent=2))
-    raise typer.Exit(4 if problems else 0)
+    raise typer.Exit(ExitCode.INVALID_INPUT if problems else ExitCode.OK)
 
 
 def _echo_problems(path: Path, listed: list[config.Problem], cfg: config.CustomerConfig | None) -> None:
@@ -657,7 +671,7 @@ def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
     """
     import json
 
-    from bootstrap import fleet, preflight, session, step
+    from bootstrap import outcome, preflight, session, step
     from bootstrap.errors import ConfigError
     from steps import STEPS
 
@@ -677,12 +691,12 @@ def check(customers: CustomersArg, output: OutputOpt = Output.text) -> None:
         from bootstrap import secrets
 
         doc = {
-            "exit_code": fleet.worst([r.exit_code() for r in reports]),
+            "exit_code": outcome.worst([r.exit_code() for r in reports]),
             "customers": [r.to_json() for r in reports],
         }
         print(json.dumps(secrets.REDACTOR.redact_obj(doc), indent=2))
     preflight.print_table(reports)
-    raise typer.Exit(fleet.worst([r.exit_code() for r in reports]))
+    raise typer.Exit(outcome.worst([r.exit_code() for r in reports]))
 
 
 @app.command("steps", cls=_HumanHelp)
@@ -773,14 +787,14 @@ def main() -> NoReturn:
     except BootstrapError as exc:
         _fail(exc.exit_code, _redact_for_exit(str(exc)), exc.details())
     except KeyboardInterrupt:
-        _fail(130, _INTERRUPTED)
+        _fail(ExitCode.INTERRUPTED, _INTERRUPTED)
     except typer.Exit as exc:
         _exit(exc.exit_code)
     except (typer.Abort, EOFError) as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):
             # Click turns Ctrl-C outside a step (loading, checks, a prompt) into Abort: say so.
-            _fail(130, _INTERRUPTED)
-        _exit(130)
+            _fail(ExitCode.INTERRUPTED, _INTERRUPTED)
+        _exit(ExitCode.INTERRUPTED)
     except typer.TyperException as exc:
         # Usage errors (unknown option, bad value) are invalid input too.
         show = getattr(exc, "show", None)
@@ -789,8 +803,8 @@ def main() -> NoReturn:
         else:
             typer.echo(f"error: {exc.format_message()}", err=True)
         if _json_requested():
-            _print_error_document(4, exc.format_message())
-        _exit(4)
+            _print_error_document(ExitCode.INVALID_INPUT, exc.format_message())
+        _exit(ExitCode.INVALID_INPUT)
     _exit(code if isinstance(code, int) else 0)
 
 
@@ -801,16 +815,16 @@ def _exit(code: int) -> NoReturn:
     joining threads stuck in a wait or a request would delay the exit by up to their timeouts
     (and a second Ctrl-C during that join printed a threading traceback).
     """
-    if code == 130:
+    if code == ExitCode.INTERRUPTED:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        os._exit(130)
+        os._exit(ExitCode.INTERRUPTED)
     sys.exit(code)
 
 
 def _fail(code: int, message: str, details: dict[str, object] | None = None) -> NoReturn:
-    typer.echo(message if code == 130 else f"error: {message}", err=True)
+    typer.echo(message if code == ExitCode.INTERRUPTED else f"error: {message}", err=True)
     if _json_requested():
         _print_error_document(code, message, details)
     _exit(code)
@@ -831,7 +845,7 @@ def _print_error_document(code: int, message: str, details: dict[str, object] | 
 
     doc = {
         **(details or {}),
-        "exit_code": code,
+        "exit_code": int(code),
         "error": message.splitlines()[0],
         "messages": message.splitlines(),
     }

@@ -44,17 +44,44 @@ from bootstrap.errors import (
     StepError,
     WaitingForHuman,
 )
-from bootstrap.reporting import Reporter, StepResult, Summary
+from bootstrap.outcome import HALTING, STOPPING, SUCCESS, Outcome, StepResult, previewed
+from bootstrap.reporting import Reporter, Summary
 from bootstrap.secrets import Redactor
 from bootstrap.step import Context, Outputs, Plan, Rotatable, Step
 
-_STOPPING = frozenset({"failed", "waiting", "interrupted"})
-_HALTING = frozenset({"failed", "interrupted"})
-"""Outcomes after which no new step starts. A step waiting for a person blocks only its dependents."""
-_SUCCESS = frozenset({"done", "up-to-date"})
-_NONE = StepResult("", "skipped")
+_NONE = StepResult("", Outcome.SKIPPED)
 MAX_ATTEMPTS = 3
 MAX_RETRY_DELAY = 30.0
+
+
+@dataclass(frozen=True)
+class Phase:
+    """How the guarded runner treats one kind of step work (run, rotate, destroy).
+
+    The exception → outcome mapping is the same for all of them; what differs is
+    only how often a transient failure is retried, what the person is told to do
+    then, what an interruption is recorded as, and whether a ConfigError found
+    while observing counts as invalid input (exit 4).
+    """
+
+    attempts: int
+    resume: str
+    interrupted: str
+    config_error_is_input: bool = False
+    counts_attempt: bool = True
+    """Whether starting the side effects counts as an attempt of the step (destroy does not)."""
+
+    def gave_up(self, attempt: int) -> str:
+        tried = f"gave up after {attempt} attempts; " if self.attempts > 1 else ""
+        return f" ({tried}{self.resume})"
+
+
+INTERRUPTED = "interrupted; the checkpoint is saved, run the same command again to resume"
+RUN = Phase(
+    MAX_ATTEMPTS, "run the same command again to resume", INTERRUPTED, config_error_is_input=True
+)
+ROTATE = Phase(1, "run the same rotate again to resume", "interrupted during rotate")
+DESTROY = Phase(1, "run the same destroy again to resume", "interrupted during destroy", counts_attempt=False)
 
 
 @dataclass(frozen=True)
@@ -121,13 +148,13 @@ def select(steps: Sequence[Step], selection: Selection) -> list[Step]:
 
 def _not_started(step: Step, results: Mapping[str, StepResult]) -> StepResult:
     """The result of a selected step that never started, saying why (so the counts add up)."""
-    blockers = [r for r in step.requires if r in results and results[r].status not in _SUCCESS]
+    blockers = [r for r in step.requires if r in results and results[r].status not in SUCCESS]
     if blockers:
         why = ", ".join(f"{r} ({results[r].status})" for r in blockers)
-        return StepResult(step.id, "skipped", message=f"not started: needs {why}")
-    stopped = next((r.step for r in results.values() if r.status in _HALTING), None)
+        return StepResult(step.id, Outcome.SKIPPED, message=f"not started: needs {why}")
+    stopped = next((r.step for r in results.values() if r.status in HALTING), None)
     reason = f"the run stopped after {stopped} did not succeed" if stopped else "a step it needs did not run"
-    return StepResult(step.id, "skipped", message=f"not started: {reason}")
+    return StepResult(step.id, Outcome.SKIPPED, message=f"not started: {reason}")
 
 
 class _OutputsView(Mapping[str, Mapping[str, Any]]):
@@ -201,9 +228,6 @@ class _Gate:
     def step_waiting(self, step: str, message: str) -> None:
         if self._open():
             self._inner.step_waiting(step, message)
-
-
-INTERRUPTED = "interrupted; the checkpoint is saved, run the same command again to resume"
 
 
 class Engine:
@@ -301,12 +325,12 @@ class Engine:
         chosen_ids = {s.id for s in chosen}
         for step in chosen:
             blocked = any(
-                r in chosen_ids and results.get(r, _NONE).status not in _SUCCESS for r in step.requires
+                r in chosen_ids and results.get(r, _NONE).status not in SUCCESS for r in step.requires
             )
             if blocked and not dry_run:
                 continue  # a step it needs is waiting or did not succeed: reported as not started
             results[step.id] = result = self._run_step(step, ctx, state, dry_run)
-            if result.status in _HALTING:
+            if result.status in HALTING:
                 break
         return results
 
@@ -324,7 +348,7 @@ class Engine:
             if dry_run:
                 return True
             return all(
-                r not in chosen_ids or (r in results and results[r].status in _SUCCESS) for r in step.requires
+                r not in chosen_ids or (r in results and results[r].status in SUCCESS) for r in step.requires
             )
 
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="step")
@@ -342,12 +366,12 @@ class Engine:
                 for fut in finished:
                     step = running.pop(fut)
                     results[step.id] = result = fut.result()
-                    stopped = stopped or result.status in _HALTING
+                    stopped = stopped or result.status in HALTING
         except KeyboardInterrupt:
             self._interrupt(ctx)
             for step in [*running.values(), *([starting] if starting is not None else [])]:
                 self._record_interrupted(state, step.id, INTERRUPTED)
-                results[step.id] = StepResult(step.id, "interrupted", message="interrupted")
+                results[step.id] = StepResult(step.id, Outcome.INTERRUPTED, message="interrupted")
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         return results
@@ -371,9 +395,50 @@ class Engine:
     def _run_step(self, step: Step, ctx: Context, state: State, dry_run: bool) -> StepResult:
         rec = state.record(step.id)
         digest = step.digest(ctx.config)
+
+        def phase(sctx: Context) -> StepResult:
+            plan = step.plan(sctx)
+            self.reporter.step_planned(step.id, plan)
+            if dry_run:
+                return StepResult(step.id, previewed(plan), plan)
+            if plan.empty:
+                up_to_date = rec.status == Status.DONE and rec.digest == digest
+                if not up_to_date:
+                    # Nothing to change, but the step was never seen to succeed (a failed verify,
+                    # a crashed run, new inputs): check its post-condition before calling it done.
+                    step.verify(sctx)
+                reason = "up to date" if up_to_date else "adopted"
+                self._finish(state, step.id, digest, plan.outputs, changed=not up_to_date)
+                self.reporter.step_skipped(step.id, reason)
+                return StepResult(step.id, Outcome.UP_TO_DATE, plan, dict(plan.outputs))
+            self._mark_running(state, step.id, RUN)
+            outputs = step.apply(sctx, plan)
+            step.verify(sctx)
+            self._finish(state, step.id, digest, outputs, changed=True)
+            self.reporter.step_applied(step.id, outputs)
+            return StepResult(step.id, Outcome.DONE, plan, dict(outputs))
+
+        return self._guarded(step, ctx, state, RUN, phase)
+
+    def _guarded(
+        self, step: Step, ctx: Context, state: State, kind: Phase, phase: Callable[[Context], StepResult]
+    ) -> StepResult:
+        """Run one phase of one step and turn whatever it raises into a recorded outcome.
+
+        The one place where exceptions become outcomes: a person's turn is ``waiting``;
+        a transient failure is retried (``kind.attempts``, backing off as the error asks,
+        capped) and then ``failed`` with what to do; a step or input error is ``failed``;
+        Ctrl-C is ``interrupted`` (intents kept); any other exception is a bug or an
+        unmapped library error, recorded ``failed`` so the state is never lost. The
+        result carries the time the phase took.
+        """
         started = time.monotonic()
         self.reporter.step_started(step.id)
-        ctx = self._step_context(ctx, state, step)
+        sctx = self._step_context(ctx, state, step)
+
+        def timed(result: StepResult) -> StepResult:
+            return dataclasses.replace(result, seconds=time.monotonic() - started)
+
         attempt = 0
         backoff = 0.0
         while True:
@@ -382,72 +447,50 @@ class Engine:
                 # Inside the try, so Ctrl-C during a back-off is recorded like any other interruption.
                 if backoff and pause(self._stopping, backoff):
                     raise Interrupted("interrupted")
-                plan = step.plan(ctx)
-                self.reporter.step_planned(step.id, plan)
-                if dry_run:
-                    return StepResult(step.id, "planned", plan, seconds=time.monotonic() - started)
-                if plan.empty:
-                    up_to_date = rec.status == Status.DONE and rec.digest == digest
-                    if not up_to_date:
-                        # Nothing to change, but the step was never seen to succeed (a failed verify,
-                        # a crashed run, new inputs): check its post-condition before calling it done.
-                        step.verify(ctx)
-                    reason = "up to date" if up_to_date else "adopted"
-                    self._finish(state, step.id, digest, plan.outputs, changed=not up_to_date)
-                    self.reporter.step_skipped(step.id, reason)
-                    return StepResult(
-                        step.id, "up-to-date", plan, dict(plan.outputs), seconds=time.monotonic() - started
-                    )
-                with self._lock:
-                    if self._stopping.is_set():
-                        # Ctrl-C came while this step planned: the run is over, never start an apply.
-                        raise Interrupted("interrupted")
-                    rec.status = Status.RUNNING
-                    rec.attempts += 1
-                    rec.started = checkpoint.now()
-                    rec.error = None
-                    self._save(state)
-                outputs = step.apply(ctx, plan)
-                step.verify(ctx)
-                self._finish(state, step.id, digest, outputs, changed=True)
-                self.reporter.step_applied(step.id, outputs)
-                return StepResult(step.id, "done", plan, dict(outputs), seconds=time.monotonic() - started)
+                return timed(phase(sctx))
             except WaitingForHuman as exc:
                 message = self.redactor.redact(str(exc))
                 self._fail(state, step.id, Status.WAITING, message)
                 self.reporter.step_waiting(step.id, message)
-                return StepResult(step.id, "waiting", message=message, seconds=time.monotonic() - started)
+                return timed(StepResult(step.id, Outcome.WAITING, message=message))
             except RetryableError as exc:
                 message = self.redactor.redact(str(exc))
-                if attempt < MAX_ATTEMPTS:
+                if attempt < kind.attempts:
                     self.reporter.step_failed(step.id, message, retrying=True)
                     backoff = min(exc.delay if exc.delay is not None else 2.0**attempt, self.retry_delay_cap)
                     continue
-                return self._failed(
-                    state,
-                    step.id,
-                    f"{message} (gave up after {attempt} attempts; run the same command again to resume)",
-                    started,
-                )
+                return self._failed(state, step.id, message + kind.gave_up(attempt), started)
             except ConfigError as exc:
                 # Found while observing (unknown addon, unknown kit version): invalid input, exit 4.
-                result = self._failed(state, step.id, self.redactor.redact(str(exc)), started)
-                result.invalid_input = True
-                return result
+                failed = self._failed(state, step.id, self.redactor.redact(str(exc)), started)
+                return dataclasses.replace(failed, invalid_input=kind.config_error_is_input)
             except StepError as exc:
                 return self._failed(state, step.id, self.redactor.redact(str(exc)), started)
             except (KeyboardInterrupt, Interrupted) as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     self._interrupt(ctx)
-                self._record_interrupted(state, step.id, INTERRUPTED)
-                return StepResult(
-                    step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
-                )
+                self._record_interrupted(state, step.id, kind.interrupted)
+                return timed(StepResult(step.id, Outcome.INTERRUPTED, message="interrupted"))
             except BootstrapError:
                 raise
             except Exception as exc:  # a bug or an unmapped library error: record it, never lose state
                 message = self.redactor.redact(f"unexpected {type(exc).__name__}: {exc}")
                 return self._failed(state, step.id, message, started)
+
+    def _mark_running(self, state: State, step_id: str, kind: Phase) -> None:
+        """Saved before a step's first side effect: a crash from then on leaves ``running`` and intents."""
+        with self._lock:
+            if self._stopping.is_set():
+                # Ctrl-C came while this step planned: the run is over, never start its side effects
+                # (recording ``running`` now would outlive the process, which exits at once).
+                raise Interrupted("interrupted")
+            rec = state.record(step_id)
+            rec.status = Status.RUNNING
+            rec.started = checkpoint.now()
+            if kind.counts_attempt:
+                rec.attempts += 1
+                rec.error = None
+            self._save(state)
 
     def _step_context(self, ctx: Context, state: State, step: Step) -> Context:
         """A step's own copy of the context: concurrent steps must not share progress/intent callbacks."""
@@ -460,7 +503,7 @@ class Engine:
     def _failed(self, state: State, step_id: str, message: str, started: float) -> StepResult:
         self._fail(state, step_id, Status.FAILED, message)
         self.reporter.step_failed(step_id, message, retrying=False)
-        return StepResult(step_id, "failed", message=message, seconds=time.monotonic() - started)
+        return StepResult(step_id, Outcome.FAILED, message=message, seconds=time.monotonic() - started)
 
     def _intend(self, state: State, step_id: str, what: str) -> None:
         if self._stopping.is_set():
@@ -541,7 +584,7 @@ class Engine:
         with self._interruptible():
             staged = self._stage(step, ctx, state, what, dry_run)
             summary.results.append(staged)
-            if not dry_run and staged.status not in _STOPPING:
+            if not dry_run and staged.status not in STOPPING:
                 results = self._run_sequential(rollout, ctx, state, dry_run=False)
                 if not self._stopping.is_set():
                     self._retire(rollout, ctx, state, results)
@@ -569,41 +612,23 @@ class Engine:
 
     def _stage(self, step: Step, ctx: Context, state: State, what: str, dry_run: bool) -> StepResult:
         assert isinstance(step, Rotatable)
-        started = time.monotonic()
-        self.reporter.step_started(step.id)
-        ctx = self._step_context(ctx, state, step)
-        try:
-            plan = step.plan_rotate(ctx, what)
+        rotatable = step
+
+        def phase(sctx: Context) -> StepResult:
+            plan = rotatable.plan_rotate(sctx, what)
             self.reporter.step_planned(step.id, plan)
             if dry_run:
-                return StepResult(step.id, "planned", plan, seconds=time.monotonic() - started)
+                return StepResult(step.id, previewed(plan), plan)
             if plan.empty:
                 self.reporter.step_skipped(step.id, f"a new {what} is already staged; finishing its rotation")
-                return StepResult(step.id, "up-to-date", plan, seconds=time.monotonic() - started)
-            with self._lock:
-                if self._stopping.is_set():
-                    raise Interrupted("interrupted")
-                rec = state.record(step.id)
-                rec.status = Status.RUNNING  # the rollout below records done once the new credential is live
-                rec.attempts += 1
-                rec.started = checkpoint.now()
-                rec.error = None
-                self._save(state)
-            outputs = step.rotate(ctx, plan)
+                return StepResult(step.id, Outcome.UP_TO_DATE, plan)
+            # The rollout that follows records done once the new credential is live.
+            self._mark_running(state, step.id, ROTATE)
+            outputs = rotatable.rotate(sctx, plan)
             self.reporter.step_applied(step.id, outputs)
-            return StepResult(step.id, "staged", plan, dict(outputs), seconds=time.monotonic() - started)
-        except (StepError, ConfigError) as exc:
-            message = self.redactor.redact(str(exc))
-            if isinstance(exc, RetryableError):
-                message += " (run the same rotate again to resume)"
-            return self._failed(state, step.id, message, started)
-        except (KeyboardInterrupt, Interrupted) as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                self._interrupt(ctx)
-            self._record_interrupted(state, step.id, "interrupted during rotate")
-            return StepResult(
-                step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
-            )
+            return StepResult(step.id, Outcome.STAGED, plan, dict(outputs))
+
+        return self._guarded(step, ctx, state, ROTATE, phase)
 
     def _retire(self, chosen: list[Step], ctx: Context, state: State, results: dict[str, StepResult]) -> None:
         """Finish staged rotations whose step and dependents all succeeded in this run."""
@@ -611,7 +636,7 @@ class Engine:
             if not isinstance(step, Rotatable):
                 continue
             rollout = {step.id} | self._dependents(step.id)
-            if not all(sid in results and results[sid].status in _SUCCESS for sid in rollout):
+            if not all(sid in results and results[sid].status in SUCCESS for sid in rollout):
                 continue  # the new credential is not proven live everywhere: keep the old one
             sctx = dataclasses.replace(ctx, intend=functools.partial(self._intend, state, step.id))
             try:
@@ -644,53 +669,28 @@ class Engine:
             for step in chosen:
                 result = self._destroy_step(step, ctx, state, dry_run)
                 summary.results.append(result)
-                if result.status in _STOPPING:
+                if result.status in STOPPING:
                     break
         self.reporter.run_finished(summary)
         return summary
 
     def _destroy_step(self, step: Step, ctx: Context, state: State, dry_run: bool) -> StepResult:
-        started = time.monotonic()
-        self.reporter.step_started(step.id)
-        ctx = self._step_context(ctx, state, step)
-        try:
-            plan = step.plan_destroy(ctx)
+        def phase(sctx: Context) -> StepResult:
+            plan = step.plan_destroy(sctx)
             self.reporter.step_planned(step.id, plan)
             if dry_run:
-                return StepResult(step.id, "planned", plan, seconds=time.monotonic() - started)
+                return StepResult(step.id, previewed(plan), plan)
             if not plan.empty:
-                with self._lock:
-                    if self._stopping.is_set():
-                        raise Interrupted("interrupted")
-                    rec = state.record(step.id)
-                    rec.status = Status.RUNNING
-                    rec.started = checkpoint.now()
-                    self._save(state)
-                step.destroy(ctx, plan)
+                self._mark_running(state, step.id, DESTROY)
+                step.destroy(sctx, plan)
             with self._lock:
                 state.steps.pop(step.id, None)
                 self._save(state)
             self.reporter.step_applied(step.id, {})
-            return StepResult(
-                step.id, "removed" if not plan.empty else "absent", plan, seconds=time.monotonic() - started
-            )
-        except RetryableError as exc:
-            message = f"{self.redactor.redact(str(exc))} (run the same destroy again to resume)"
-            return self._failed(state, step.id, message, started)
-        except (StepError, ConfigError) as exc:
-            return self._failed(state, step.id, self.redactor.redact(str(exc)), started)
-        except (KeyboardInterrupt, Interrupted) as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                self._interrupt(ctx)
-            self._record_interrupted(state, step.id, "interrupted during destroy")
-            return StepResult(
-                step.id, "interrupted", message="interrupted", seconds=time.monotonic() - started
-            )
-        except BootstrapError:
-            raise
-        except Exception as exc:  # record it, never lose state
-            message = self.redactor.redact(f"unexpected {type(exc).__name__}: {exc}")
-            return self._failed(state, step.id, message, started)
+            # What it removed is done; nothing left to remove is up to date.
+            return StepResult(step.id, Outcome.UP_TO_DATE if plan.empty else Outcome.DONE, plan)
+
+        return self._guarded(step, ctx, state, DESTROY, phase)
 
     # -- status ----------------------------------------------------------------
     def verify(self, ctx: Context) -> dict[str, str | None]:

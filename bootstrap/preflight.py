@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bootstrap.errors import AuthError, BootstrapError, ConfigError, PermanentError, RetryableError
+from bootstrap.errors import AuthError, BootstrapError, ConfigError, ExitCode, PermanentError, RetryableError
 
 if TYPE_CHECKING:
     from bootstrap.clients.github import RepoAccess
@@ -87,16 +87,17 @@ class Report:
     def problems(self) -> list[Result]:
         return [r for r in self.results if r.status in (Status.FAILED, Status.INVALID)]
 
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
+        """A check that failed is 1 (fix a permission, reach a service); only bad input is 4."""
         statuses = {r.status for r in self.results}
         if Status.FAILED in statuses:
-            return 1
-        return 4 if Status.INVALID in statuses else 0
+            return ExitCode.FAILED
+        return ExitCode.INVALID_INPUT if Status.INVALID in statuses else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         return {
             "customer": self.customer,
-            "exit_code": self.exit_code(),
+            "exit_code": int(self.exit_code()),
             "seconds": round(self.seconds, 3),
             "checks": [r.to_json() for r in self.results],
         }

@@ -15,7 +15,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol, TextIO
 
 from rich.console import Console, Group
@@ -24,24 +23,13 @@ from rich.markup import escape
 from rich.spinner import Spinner
 from rich.text import Text
 
+from bootstrap import outcome
+from bootstrap.errors import ExitCode
+from bootstrap.outcome import Outcome, StepResult
 from bootstrap.secrets import Redactor
 from bootstrap.step import Action, Outputs, Plan
 
-
-class Outcome(StrEnum):
-    """The one vocabulary for what happened to a step: summary lines, the status table and JSON alike."""
-
-    DONE = "done"
-    UP_TO_DATE = "up-to-date"
-    CHANGED = "changed"
-    """A plan (or destroy plan) found changes to make."""
-    FAILED = "failed"
-    WAITING = "waiting"
-    INTERRUPTED = "interrupted"
-    SKIPPED = "skipped"
-    """Not started: a step it requires did not succeed in this run."""
-    STAGED = "staged"
-    """``rotate``: a new credential is in place beside the old one, rolled out by the steps that follow."""
+__all__ = ["ConsoleReporter", "JsonReporter", "Outcome", "Reporter", "StepResult", "Summary"]
 
 
 _WORDS = {
@@ -56,61 +44,27 @@ _WORDS = {
 }
 
 
-_DESTROYED = {"removed": Outcome.DONE, "absent": Outcome.UP_TO_DATE}
-"""destroy's records in the shared words: what it removed is done, nothing left to remove is up to date."""
-
-
-@dataclass
-class StepResult:
-    step: str
-    status: str  # as recorded: done | up-to-date | planned | failed | waiting | skipped | interrupted
-    plan: Plan | None = None
-    outputs: Outputs = field(default_factory=dict)
-    message: str | None = None
-    seconds: float = 0.0
-    invalid_input: bool = False
-
-    @property
-    def outcome(self) -> Outcome:
-        """``status`` in the shared vocabulary: a plan result says whether it found changes."""
-        if self.status == "planned":
-            return Outcome.CHANGED if self.plan is not None and not self.plan.empty else Outcome.UP_TO_DATE
-        return _DESTROYED.get(self.status) or Outcome(self.status)
-
-
 @dataclass
 class Summary:
     customer: str
-    mode: str  # run | plan | destroy | destroy-plan
+    mode: str  # run | plan | destroy | destroy-plan | rotate | rotate-plan
     results: list[StepResult] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return any(r.status in ("failed", "interrupted") for r in self.results)
-
-    @property
-    def waiting(self) -> bool:
-        return any(r.status == "waiting" for r in self.results)
+        return any(r.status in outcome.HALTING for r in self.results)
 
     @property
     def has_changes(self) -> bool:
-        return any(r.plan is not None and not r.plan.empty for r in self.results)
+        return any(r.status is Outcome.CHANGED for r in self.results)
 
-    def exit_code(self) -> int:
-        if any(r.status == "interrupted" for r in self.results):
-            return 130
-        if self.failed:
-            return 4 if all(r.invalid_input for r in self.results if r.status == "failed") else 1
-        if self.waiting:
-            return 3
-        if self.mode.endswith("plan") and self.has_changes:
-            return 2
-        return 0
+    def exit_code(self) -> ExitCode:
+        return outcome.exit_code(self.results)
 
     def counts(self) -> dict[Outcome, int]:
         """Steps per outcome, in the vocabulary's order; they add up to the steps selected."""
-        found = Counter(r.outcome for r in self.results)
+        found = Counter(r.status for r in self.results)
         return {o: found[o] for o in Outcome if found[o]}
 
     def change_counts(self) -> dict[Action, int]:
@@ -134,13 +88,13 @@ class Summary:
         return {
             "customer": self.customer,
             "mode": self.mode,
-            "exit_code": self.exit_code(),
+            "exit_code": int(self.exit_code()),
             "counts": {str(o): n for o, n in self.counts().items()},
             "notices": self.notices,
             "steps": [
                 {
                     "id": r.step,
-                    "status": str(r.outcome),
+                    "status": str(r.status),
                     "seconds": round(r.seconds, 3),
                     "plan": r.plan.to_json() if r.plan is not None else None,
                     "outputs": r.outputs,
@@ -368,7 +322,7 @@ class ConsoleReporter:
         with self._lock:
             # Blocks still open belong to steps that never finished: after an interruption they are
             # dropped (nothing of a step may follow "run interrupted"; the summary names them).
-            interrupted = any(r.outcome is Outcome.INTERRUPTED for r in summary.results)
+            interrupted = any(r.status is Outcome.INTERRUPTED for r in summary.results)
             for step in list(self._blocks):
                 if interrupted:
                     self._blocks.pop(step)
@@ -379,18 +333,18 @@ class ConsoleReporter:
                 self._live = None
         code = summary.exit_code()
         word = {
-            0: "[green]finished[/]",
-            1: "[red]failed[/]",
-            2: "[yellow]changes planned[/]",
-            3: "[magenta]waiting[/]",
-            4: "[red]invalid input[/]",
-            130: "[red]interrupted[/]",
-        }.get(code, str(code))
+            ExitCode.OK: "[green]finished[/]",
+            ExitCode.FAILED: "[red]failed[/]",
+            ExitCode.CHANGES: "[yellow]changes planned[/]",
+            ExitCode.WAITING: "[magenta]waiting[/]",
+            ExitCode.INVALID_INPUT: "[red]invalid input[/]",
+            ExitCode.INTERRUPTED: "[red]interrupted[/]",
+        }.get(code, str(int(code)))
         self._print(f"[bold]{escape(self.redactor.redact(summary.line()))}[/] — {word}")
-        if any(r.outcome is Outcome.INTERRUPTED for r in summary.results):
+        if any(r.status is Outcome.INTERRUPTED for r in summary.results):
             return  # what did not start is plain after an interruption; nothing of a step follows it
         for r in summary.results:
-            if r.outcome is Outcome.SKIPPED and r.message:
+            if r.status is Outcome.SKIPPED and r.message:
                 self._print(f"  [dim]{r.step}: {self._safe(r.message)}[/]")
 
 
@@ -450,6 +404,7 @@ def print_fleet_table(rows: list[tuple[str, str, int, str]], redactor: Redactor)
     for col in ("customer", "file", "exit", "result"):
         table.add_column(col)
     for customer, path, code, detail in rows:
-        style = "green" if code == 0 else "yellow" if code in (2, 3) else "red"
+        calm = (ExitCode.CHANGES, ExitCode.WAITING)
+        style = "green" if code == ExitCode.OK else "yellow" if code in calm else "red"
         table.add_row(escape(customer), escape(path), f"[{style}]{code}[/]", escape(redactor.redact(detail)))
     console().print(table)

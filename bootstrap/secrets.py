@@ -98,14 +98,22 @@ class Secrets:
         self,
         redactor: Redactor,
         base_dir: Path,
-        vault: Callable[[], VaultClient] | None = None,
         environ: dict[str, str] | None = None,
     ) -> None:
         self.redactor = redactor
         self.base_dir = base_dir
-        self._vault = vault
+        self._vault: Callable[[], VaultClient] | None = None
         self._environ = environ if environ is not None else os.environ
         self._cache: dict[SecretRef, str] = {}
+
+    def use_vault(self, client: Callable[[], VaultClient]) -> None:
+        """Read ``vault:`` references through ``client()``, called on the first such reference.
+
+        Set after construction because the Vault client is built from these same secrets (its
+        own token or AppRole secret id is an ``env:``/``file:`` reference): each needs the other,
+        and neither is built before it is used.
+        """
+        self._vault = client
 
     def resolve(self, ref: SecretRef, field: str) -> str:
         """The value behind ``ref``; ``field`` (dotted path) makes errors point at customer.yaml."""

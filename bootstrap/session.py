@@ -45,16 +45,11 @@ def open_session(
     redactor = redactor or secrets_mod.REDACTOR
     install_log_redaction(redactor)
     base = path.resolve().parent
-    services: Services | None = None
-
-    def vault() -> object:
-        assert services is not None
-        return services.vault
-
-    secrets = Secrets(redactor, base, vault=vault, environ=environ)  # type: ignore[arg-type]
+    secrets = Secrets(redactor, base, environ=environ)
     services = Services(cfg, secrets, base)
+    secrets.use_vault(lambda: services.vault)
     directory = state_dir_for(path, state_dir)
-    store = store_for(state_url, directory, cfg.customer.name)
+    store = checkpoint.store_for(state_url, directory, cfg.customer.name)
     ctx = Context(config=cfg, secrets=secrets, services=services, workdir=directory, force=force)
     return Session(path, cfg, redactor, secrets, services, store, ctx)
 
@@ -68,15 +63,3 @@ def install_log_redaction(redactor: Redactor) -> None:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(redactor))
 
-
-def store_for(state_url: str | None, directory: Path, customer: str) -> checkpoint.Store:
-    """The checkpoint store: a file next to customer.yaml, or ``kubernetes://<context>/<namespace>``.
-
-    The Kubernetes store lives on the management cluster (KUBECONFIG, or the pod's ServiceAccount),
-    never on the customer's cluster from ``cluster.kubeconfig``.
-    """
-    if state_url is None:
-        return checkpoint.FileStore(directory)
-    from bootstrap import kubestore
-
-    return kubestore.store_for(state_url, directory, None, customer)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NewType, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NewType, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from bootstrap.config import CustomerConfig
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bootstrap.services import Services
 
 StepId = NewType("StepId", str)
+_P = TypeVar("_P")
 Outputs = dict[str, Any]
 """Non-secret results (ids, fingerprints, Vault paths) later steps may read."""
 
@@ -40,9 +41,12 @@ class Action(StrEnum):
 class Change:
     """One planned change to one remote object.
 
-    ``diff`` is shown to the user and must already have secret values masked;
-    ``data`` carries what ``apply`` needs from the observation (never secrets,
-    it may be printed with ``--output json``).
+    ``diff`` is shown to the user and must already have secret values masked.
+    ``payload`` is the typed operation ``apply`` performs for this change: a frozen
+    value of the step's own (one class per kind of operation), so what apply does is
+    exactly what plan printed, dispatched on its type rather than on a string code.
+    ``data`` is the older untyped form (steps not yet converted). Neither holds a
+    secret, and neither is printed: ``to_json`` shows what a person reads.
     """
 
     action: Action
@@ -50,9 +54,16 @@ class Change:
     summary: str = ""
     diff: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
+    payload: object = None
 
     def to_json(self) -> dict[str, Any]:
         return {"action": str(self.action), "target": self.target, "summary": self.summary, "diff": self.diff}
+
+    def payload_as(self, kind: type[_P]) -> _P:
+        """The payload, which must be a ``kind``: a plan of another shape is a bug, not a state to guess."""
+        if not isinstance(self.payload, kind):
+            raise TypeError(f"{self.target}: expected a {kind.__name__} payload, got {self.payload!r}")
+        return self.payload
 
 
 @dataclass(frozen=True)
@@ -62,11 +73,24 @@ class Plan:
     ``outputs`` is what the step observed as current (ids, fingerprints): when
     the plan is empty the engine records them without calling ``apply``, which
     is how a resource left behind by a crashed run gets adopted.
+
+    ``observed`` is the step's own frozen record of what plan saw, for an apply
+    that works from the whole observation rather than change by change: apply
+    uses it instead of observing again, so it acts on what the plan showed. Never
+    printed; it may hold what only apply needs (e.g. a password read from Vault,
+    kept out of its repr).
     """
 
     changes: tuple[Change, ...] = ()
     notes: tuple[str, ...] = ()
     outputs: Outputs = field(default_factory=dict)
+    observed: object = None
+
+    def observed_as(self, kind: type[_P]) -> _P:
+        """``observed``, which must be a ``kind`` (a plan of another step's shape is a bug)."""
+        if not isinstance(self.observed, kind):
+            raise TypeError(f"expected a plan observing {kind.__name__}, got {type(self.observed).__name__}")
+        return self.observed
 
     @property
     def empty(self) -> bool:
@@ -197,6 +221,23 @@ def for_config(steps: Sequence[type[Step]], config: CustomerConfig) -> list[Step
             # argocd-users only where there are local accounts to install with).
             vars(step)["requires"] = tuple(r for r in step.requires if r not in absent)
     return built
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A rotation's staging: a new credential into Vault (check-and-set ``cas``) while ``old`` stays live."""
+
+    cas: int
+    old: str
+    """The id of the credential being replaced (deploy key id, integration id)."""
+
+
+@dataclass(frozen=True)
+class Retire:
+    """A rotation's end: remove ``old`` (if still ``present``) and Vault's record that it is retiring."""
+
+    old: str
+    present: bool
 
 
 @runtime_checkable

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bootstrap.errors import ConfigError, PermanentError, RetryableError
-from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
+from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Retire, Stage, Step, StepId
 
 if TYPE_CHECKING:
     from bootstrap.clients.alerting import AlertingProvider, Heartbeat
@@ -245,6 +245,58 @@ def provider_for(ctx: Context, name: str) -> AlertingProvider:
     return ctx.services.jsm if name == "jsm" else ctx.services.opsgenie
 
 
+@dataclass(frozen=True)
+class CreateIntegration:
+    """Delete ``delete`` (their keys are lost), create ours, store its key (check-and-set ``cas``)."""
+
+    delete: tuple[str, ...]
+    cas: int
+
+
+@dataclass(frozen=True)
+class DeleteIntegration:
+    id: str
+    retiring: bool = False
+    """OpsGenie's, after the switch-over to JSM (else a duplicate, or destroy's, of the current provider)."""
+
+
+@dataclass(frozen=True)
+class EnableIntegration:
+    id: str
+
+
+@dataclass(frozen=True)
+class CreateHeartbeat:
+    """The dead-man's switch Alertmanager's Watchdog pings."""
+
+
+@dataclass(frozen=True)
+class DeleteHeartbeat:
+    retiring: bool = False
+
+
+@dataclass(frozen=True)
+class ApplySecret:
+    """The namespace and the Alertmanager Secret, applied together server-side."""
+
+
+@dataclass(frozen=True)
+class DeleteSecret:
+    pass
+
+
+@dataclass(frozen=True)
+class DeleteVault:
+    path: str
+    retiring: bool = False
+
+
+def _retiring(change: Change) -> bool:
+    """A removal of what the switch-over to JSM leaves of OpsGenie (done only after JSM took an alert)."""
+    removal = change.payload
+    return isinstance(removal, DeleteIntegration | DeleteHeartbeat | DeleteVault) and removal.retiring
+
+
 class AlertmanagerOpsgenie(Step):
     id = StepId("alertmanager-opsgenie")
     title = "Alertmanager → OpsGenie / JSM and Slack"
@@ -294,7 +346,7 @@ class AlertmanagerOpsgenie(Step):
                     f"{provider.provider} heartbeat {heartbeat_name(cfg)} (team {al.team})",
                     f"create, expiring after {al.heartbeat_minutes} min without a ping from Alertmanager's "
                     "Watchdog (the dead-man's switch)",
-                    data={"op": "heartbeat"},
+                    payload=CreateHeartbeat(),
                 )
             )
         changes += self._cluster_changes(ctx, provider, key)
@@ -320,7 +372,7 @@ class AlertmanagerOpsgenie(Step):
             if not doomed:
                 summary = f"create the {INTEGRATION_TYPE} integration, enable it, store its key in Vault"
                 return [
-                    Change(Action.CREATE, target, summary, data={"op": "create", "delete": [], "cas": cas})
+                    Change(Action.CREATE, target, summary, payload=CreateIntegration((), cas))
                 ]
             why = (
                 "Vault holds no key for it"
@@ -332,14 +384,14 @@ class AlertmanagerOpsgenie(Step):
                 "delete, create a new one, enable it, store its key in Vault"
             )
             return [
-                Change(Action.REPLACE, target, summary, data={"op": "create", "delete": doomed, "cas": cas})
+                Change(Action.REPLACE, target, summary, payload=CreateIntegration(tuple(doomed), cas))
             ]
         changes = [
             Change(
                 Action.DELETE,
                 target,
                 f"delete duplicate {i.id} (same name, team and type)",
-                data={"op": "delete", "id": i.id},
+                payload=DeleteIntegration(i.id),
             )
             for i in obs.integrations
             if i.id != obs.keep.id
@@ -347,7 +399,7 @@ class AlertmanagerOpsgenie(Step):
         if not obs.keep.enabled:
             changes.append(
                 Change(
-                    Action.UPDATE, target, f"enable {obs.keep.id}", data={"op": "enable", "id": obs.keep.id}
+                    Action.UPDATE, target, f"enable {obs.keep.id}", payload=EnableIntegration(obs.keep.id)
                 )
             )
         return changes
@@ -374,20 +426,20 @@ class AlertmanagerOpsgenie(Step):
                 )
             return []
         why = "switch-over to JSM: once JSM has accepted a test alert"
-        changes = self._removals(ctx, ctx.services.opsgenie, f"{why}, ", "retire-")
+        changes = self._removals(ctx, ctx.services.opsgenie, f"{why}, ", retiring=True)
         if stored is not None:
             changes.append(
                 Change(
                     Action.DELETE,
                     f"vault {cfg.vault.mount}/{path}",
                     f"{why}, delete the OpsGenie key (last: it marks the switch-over as unfinished)",
-                    data={"op": "retire-vault"},
+                    payload=DeleteVault(path, retiring=True),
                 )
             )
         return changes
 
-    def _removals(self, ctx: Context, provider: AlertingProvider, why: str, op: str) -> list[Change]:
-        """Deleting ``provider``'s heartbeat and integrations (ops ``<op>heartbeat``/``<op>integration``)."""
+    def _removals(self, ctx: Context, provider: AlertingProvider, why: str, retiring: bool) -> list[Change]:
+        """Deleting ``provider``'s heartbeat and integrations (``retiring``: OpsGenie after a switch-over)."""
         cfg = ctx.config
         team, name = cfg.alerting.team, heartbeat_name(cfg)
         changes = []
@@ -397,7 +449,7 @@ class AlertmanagerOpsgenie(Step):
                     Action.DELETE,
                     f"{provider.provider} heartbeat {name}",
                     f"{why}delete the heartbeat",
-                    data={"op": f"{op}heartbeat"},
+                    payload=DeleteHeartbeat(retiring),
                 )
             )
         for i in provider.find_integrations(integration_name(cfg), INTEGRATION_TYPE, team):
@@ -406,7 +458,7 @@ class AlertmanagerOpsgenie(Step):
                     Action.DELETE,
                     f"{provider.provider} integration {i.name} (team {team})",
                     f"{why}delete {i.id}",
-                    data={"op": f"{op}integration", "id": i.id},
+                    payload=DeleteIntegration(i.id, retiring),
                 )
             )
         return changes
@@ -421,7 +473,7 @@ class AlertmanagerOpsgenie(Step):
         if current_data is None and kube.get("v1", "Namespace", None, am.namespace) is None:
             changes.append(
                 Change(
-                    Action.CREATE, f"namespace {am.namespace}", "create the namespace", data={"op": "apply"}
+                    Action.CREATE, f"namespace {am.namespace}", "create the namespace", payload=ApplySecret()
                 )
             )
         current_text = (current_data or {}).get(CONFIG_KEY)
@@ -441,7 +493,7 @@ class AlertmanagerOpsgenie(Step):
         action = Action.CREATE if current_data is None else Action.UPDATE
         summary = f"{action} {CONFIG_KEY}" + (f"; {'; '.join(hidden)}" if hidden else "")
         changes.append(
-            Change(action, target, summary, diff=ctx.secrets.redactor.redact(diff), data={"op": "apply"})
+            Change(action, target, summary, diff=ctx.secrets.redactor.redact(diff), payload=ApplySecret())
         )
         return changes
 
@@ -458,25 +510,23 @@ class AlertmanagerOpsgenie(Step):
         outputs = dict(plan.outputs)
         key: str | None = None
         for change in plan.changes:
-            op = change.data["op"]
-            if op == "create":
-                created_id, key = self._create(
-                    ctx, provider, list(change.data["delete"]), int(change.data["cas"])
-                )
-                outputs["integration_id"] = created_id
-            elif op == "delete":
-                ctx.intend(f"delete duplicate {provider.provider} integration {change.data['id']}")
-                provider.delete_integration(str(change.data["id"]))
-            elif op == "enable":
-                ctx.intend(f"enable {provider.provider} integration {change.data['id']}")
-                provider.enable_integration(str(change.data["id"]))
-            elif op == "heartbeat":
-                ctx.intend(f"create {provider.provider} heartbeat {heartbeat_name(cfg)}")
-                provider.create_heartbeat(heartbeat_name(cfg), al.team, al.heartbeat_minutes)
-                outputs["heartbeat_created_at"] = round(time.time())
-        if any(c.data["op"] == "apply" for c in plan.changes):
+            match change.payload:
+                case CreateIntegration(delete=doomed, cas=cas):
+                    created_id, key = self._create(ctx, provider, list(doomed), cas)
+                    outputs["integration_id"] = created_id
+                case DeleteIntegration(id=found, retiring=False):
+                    ctx.intend(f"delete duplicate {provider.provider} integration {found}")
+                    provider.delete_integration(found)
+                case EnableIntegration(id=found):
+                    ctx.intend(f"enable {provider.provider} integration {found}")
+                    provider.enable_integration(found)
+                case CreateHeartbeat():
+                    ctx.intend(f"create {provider.provider} heartbeat {heartbeat_name(cfg)}")
+                    provider.create_heartbeat(heartbeat_name(cfg), al.team, al.heartbeat_minutes)
+                    outputs["heartbeat_created_at"] = round(time.time())
+        if any(isinstance(c.payload, ApplySecret) for c in plan.changes):
             self._apply_secret(ctx, provider, key or self._key(ctx))
-        retiring = [c for c in plan.changes if str(c.data["op"]).startswith("retire-")]
+        retiring = [c for c in plan.changes if _retiring(c)]
         if retiring:
             # Only a provider that has accepted an alert through the deployed key may take over.
             self._prove_delivery(ctx, key or self._key(ctx))
@@ -517,13 +567,13 @@ class AlertmanagerOpsgenie(Step):
         og = ctx.services.opsgenie
         for change in changes:
             ctx.intend(f"{change.summary}: {change.target}")
-            op = change.data["op"]
-            if op == "retire-heartbeat":
-                og.delete_heartbeat(heartbeat_name(cfg), cfg.alerting.team)
-            elif op == "retire-integration":
-                og.delete_integration(str(change.data["id"]))
-            elif op == "retire-vault":
-                ctx.services.vault.delete(vault_path(cfg, "opsgenie"))
+            match change.payload:
+                case DeleteHeartbeat():
+                    og.delete_heartbeat(heartbeat_name(cfg), cfg.alerting.team)
+                case DeleteIntegration(id=found):
+                    og.delete_integration(found)
+                case DeleteVault(path=path):
+                    ctx.services.vault.delete(path)
 
     def _apply_secret(self, ctx: Context, provider: AlertingProvider, key: str) -> None:
         am = ctx.config.alerting.alertmanager
@@ -628,17 +678,17 @@ class AlertmanagerOpsgenie(Step):
                     Action.DELETE,
                     f"secret {am.namespace}/{am.secret_name}",
                     "delete the Secret",
-                    data={"op": "secret"},
+                    payload=DeleteSecret(),
                 )
             )
-        changes += self._removals(ctx, provider, "", "")
+        changes += self._removals(ctx, provider, "", retiring=False)
         if ctx.services.vault.read_version(vault_path(cfg)) is not None:
             changes.append(
                 Change(
                     Action.DELETE,
                     f"vault {cfg.vault.mount}/{vault_path(cfg)}",
                     "delete the stored key (all versions)",
-                    data={"op": "vault"},
+                    payload=DeleteVault(vault_path(cfg), retiring=False),
                 )
             )
         return Plan(tuple(changes + self._switch_over_changes(ctx)))
@@ -648,13 +698,13 @@ class AlertmanagerOpsgenie(Step):
         al = cfg.alerting
         am = al.alertmanager
         provider = provider_for(ctx, al.provider)
-        retiring = [c for c in plan.changes if str(c.data["op"]).startswith("retire-")]
+        retiring = [c for c in plan.changes if _retiring(c)]
         for change in plan.changes:
-            op = change.data["op"]
-            if op.startswith("retire-"):
+            if _retiring(change):
                 continue
             ctx.intend(f"{change.summary}: {change.target}")
-            if op == "secret":
+            op = change.payload
+            if isinstance(op, DeleteSecret):
                 ctx.services.ansible.delete(
                     [
                         {
@@ -667,12 +717,12 @@ class AlertmanagerOpsgenie(Step):
                     ctx.services.kubeconfig,
                     cfg.cluster.context,
                 )
-            elif op == "heartbeat":
+            elif isinstance(op, DeleteHeartbeat):
                 provider.delete_heartbeat(heartbeat_name(cfg), al.team)
-            elif op == "integration":
-                provider.delete_integration(str(change.data["id"]))
-            elif op == "vault":
-                ctx.services.vault.delete(vault_path(cfg))
+            elif isinstance(op, DeleteIntegration):
+                provider.delete_integration(op.id)
+            elif isinstance(op, DeleteVault):
+                ctx.services.vault.delete(op.path)
         self._retire(ctx, retiring)
 
     # -- rotation (Rotatable: ``bootstrap rotate CUSTOMER alerting-key``) ------
@@ -694,7 +744,7 @@ class AlertmanagerOpsgenie(Step):
             f"{recorded} is deleted"
         )
         target = f"{provider} integration {integration_name(cfg)} (team {cfg.alerting.team})"
-        return Plan((Change(Action.REPLACE, target, summary, data={"cas": stored.version, "old": recorded}),))
+        return Plan((Change(Action.REPLACE, target, summary, payload=Stage(stored.version, recorded)),))
 
     def rotate(self, ctx: Context, plan: Plan) -> Outputs:
         """Create the new integration and stage its key; the old one stays until ``retire``.
@@ -704,21 +754,21 @@ class AlertmanagerOpsgenie(Step):
         integration, whose key is lost, is then an ordinary duplicate).
         """
         cfg = ctx.config
-        data = plan.changes[0].data
+        stage = plan.changes[0].payload_as(Stage)
         provider = provider_for(ctx, cfg.alerting.provider)
         path, name = vault_path(cfg), integration_name(cfg)
-        ctx.intend(f"create a new {provider.provider} integration {name} (rotation of {data['old']})")
+        ctx.intend(f"create a new {provider.provider} integration {name} (rotation of {stage.old})")
         created = provider.create_integration(name, INTEGRATION_TYPE, cfg.alerting.team)
         key = ctx.secrets.generated(created.api_key)
-        meta = {"integration_id": created.id, RETIRING: str(data["old"]), STAGED_FROM: str(data["cas"])}
-        ctx.intend(f"record the rotation {data['old']} → {created.id} in the Vault metadata of {path}")
+        meta = {"integration_id": created.id, RETIRING: stage.old, STAGED_FROM: str(stage.cas)}
+        ctx.intend(f"record the rotation {stage.old} → {created.id} in the Vault metadata of {path}")
         ctx.services.vault.set_metadata(path, meta)
         ctx.intend(f"store the key of {provider.provider} integration {created.id} in Vault at {path}")
-        ctx.services.vault.write(path, {"api_key": key}, cas=int(data["cas"]))
+        ctx.services.vault.write(path, {"api_key": key}, cas=stage.cas)
         if not created.enabled:
             ctx.intend(f"enable {provider.provider} integration {created.id}")
             provider.enable_integration(created.id)
-        return {"integration_id": created.id, RETIRING: str(data["old"]), "vault_path": path}
+        return {"integration_id": created.id, RETIRING: stage.old, "vault_path": path}
 
     def plan_retire(self, ctx: Context) -> Plan:
         cfg = ctx.config
@@ -739,18 +789,18 @@ class AlertmanagerOpsgenie(Step):
             f"delete the old integration {retiring}" if present else f"forget retired integration {retiring}"
         )
         target = f"{provider.provider} integration {integration_name(cfg)}"
-        return Plan((Change(Action.DELETE, target, summary, data={"old": retiring, "present": present}),))
+        return Plan((Change(Action.DELETE, target, summary, payload=Retire(retiring, present)),))
 
     def retire(self, ctx: Context, plan: Plan) -> None:
         cfg = ctx.config
         path = vault_path(cfg)
-        data = plan.changes[0].data
-        if data["present"]:
-            ctx.intend(f"delete the retired integration {data['old']}")
-            provider_for(ctx, cfg.alerting.provider).delete_integration(str(data["old"]))
+        old = plan.changes[0].payload_as(Retire)
+        if old.present:
+            ctx.intend(f"delete the retired integration {old.old}")
+            provider_for(ctx, cfg.alerting.provider).delete_integration(old.old)
         stored = ctx.services.vault.read_version(path)
         meta = stored.custom_metadata if stored else {}
-        ctx.intend(f"clear {RETIRING} {data['old']} from the Vault metadata of {path}")
+        ctx.intend(f"clear {RETIRING} {old.old} from the Vault metadata of {path}")
         ctx.services.vault.set_metadata(
             path, {k: v for k, v in meta.items() if k not in (RETIRING, STAGED_FROM)}
         )

@@ -618,18 +618,29 @@ def _kit_token(ctx: Context) -> str:
     return ctx.secrets.resolve(creds.token, "kit.credentials.token")
 
 
+def _deploy_key_path(ctx: Context) -> str | None:
+    """Where deploy-key stored the private key, as it recorded it (None before it has run)."""
+    path = ctx.output_of("deploy-key", "vault_path")
+    return str(path) if path else None
+
+
 def _stored_private_key(ctx: Context) -> str | None:
-    data = ctx.services.vault.read(ctx.config.vault_path("deploy-key"))
+    path = _deploy_key_path(ctx)
+    data = ctx.services.vault.read(path) if path is not None else None
     return ctx.secrets.generated(data["private_key"]) if data and data.get("private_key") else None
 
 
 def _private_key(ctx: Context) -> str:
     key = _stored_private_key(ctx)
     if key is None:
-        path = ctx.config.vault_path("deploy-key")
+        path = _deploy_key_path(ctx)
+        where = (
+            f"Vault {ctx.config.vault.mount}/{path} has no private_key"
+            if path is not None
+            else "the checkpoint has no vault_path recorded by deploy-key"
+        )
         raise PermanentError(
-            f"Vault {ctx.config.vault.mount}/{path} has no private_key; run the deploy-key step first "
-            "(`bootstrap run … --only deploy-key`)"
+            f"{where}; run the deploy-key step first (`bootstrap run … --only deploy-key`)"
         )
     return key
 

@@ -45,7 +45,7 @@ import datetime
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bootstrap.clients import argocd
@@ -65,8 +65,8 @@ _ACCOUNT_KEY = re.compile(r"^accounts\.([^.]+)$")
 class _Account:
     name: str
     vault_path: str
-    password: str | None
-    """From Vault; None when this account has none yet."""
+    password: str | None = field(repr=False)
+    """From Vault; None when this account has none yet. Never in a repr."""
     hash_ok: bool
     """The cluster's hash (and its mtime) is there and verifies against the Vault password."""
     stored: VersionedSecret | None = None
@@ -91,6 +91,22 @@ class _State:
     """Keys this step owns, per object name."""
     existing: frozenset[str]
     """Which of the three objects exist."""
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    """rotate: a new password for ``account`` as a new Vault version (check-and-set ``cas``, kept)."""
+
+    account: str
+    cas: int
+
+
+@dataclass(frozen=True)
+class DestroyOldVersions:
+    """retire: the versions of ``path`` before ``current`` (the cluster's hash verifies the current one)."""
+
+    path: str
+    current: int
 
 
 class ArgocdUsers(Step):
@@ -176,12 +192,13 @@ class ArgocdUsers(Step):
                         text,
                     )
                 )
-        return Plan(tuple(changes), outputs=_outputs(state))
+        return Plan(tuple(changes), outputs=_outputs(state), observed=state)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        """Apply what the plan observed and showed (its accounts, hashes and removals), not a new look."""
         if ctx.config.hub is not None:
             return _hub_apply(ctx)
-        state = _observe(ctx)
+        state = plan.observed_as(_State)
         vault = ctx.services.vault
         secret_vars, secret_data, versions = _hashes(ctx, state)
         ns = ctx.config.argocd.namespace
@@ -279,7 +296,7 @@ class ArgocdUsers(Step):
                     f"new password into Vault {_vault_path(ctx, name)} (version {v.version + 1}); "
                     f"version {v.version} is kept until {argocd.SECRET} has the new hash",
                     "~ password: ******** -> ********",
-                    {"name": name, "cas": v.version},
+                    payload=NewPassword(name, v.version),
                 )
                 for name, v in stored.items()
                 if v is not None
@@ -287,15 +304,16 @@ class ArgocdUsers(Step):
         )
 
     def rotate(self, ctx: Context, plan: Plan) -> Outputs:
-        for change in plan.changes:
-            name, cas = str(change.data["name"]), int(change.data["cas"])
+        staged = [c.payload_as(NewPassword) for c in plan.changes]
+        for op in staged:
+            name, cas = op.account, op.cas
             path = _vault_path(ctx, name)
             ctx.intend(
                 f"store a new password for Argo CD account {name} at Vault {path} (version {cas} kept)"
             )
             password = ctx.secrets.generated(secrets.token_urlsafe(32))
             ctx.services.vault.write(path, {"password": password}, cas=cas, metadata={REPLACES: str(cas)})
-        return {"rotated": [str(c.data["name"]) for c in plan.changes]}
+        return {"rotated": [op.account for op in staged]}
 
     def plan_retire(self, ctx: Context) -> Plan:
         state = _observe(ctx)
@@ -309,14 +327,14 @@ class ArgocdUsers(Step):
                         Action.DELETE,
                         f"Vault {acc.vault_path} versions before {stored.version}",
                         f"destroy the replaced passwords of {acc.name} (the cluster has the new hash)",
-                        data={"path": acc.vault_path, "current": stored.version},
+                        payload=DestroyOldVersions(acc.vault_path, stored.version),
                     )
                 )
         return Plan(tuple(changes))
 
     def retire(self, ctx: Context, plan: Plan) -> None:
-        for change in plan.changes:
-            path, current = str(change.data["path"]), int(change.data["current"])
+        for op in (c.payload_as(DestroyOldVersions) for c in plan.changes):
+            path, current = op.path, op.current
             ctx.intend(f"destroy the versions of Vault {path} before {current} (replaced passwords)")
             ctx.services.vault.destroy_versions(path, list(range(1, current)))
             # The hash digest stays valid (same version, same hash): only the rotation mark goes.

@@ -38,11 +38,12 @@ What it guarantees:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bootstrap.clients import github_keys
 from bootstrap.errors import PermanentError, RetryableError
-from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Step, StepId
+from bootstrap.step import Action, Change, Context, Need, Outputs, Plan, Retire, Stage, Step, StepId
 
 if TYPE_CHECKING:
     from bootstrap.clients.github_keys import DeployKey as GitHubKey
@@ -83,6 +84,33 @@ def public_of(private_pem: str) -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class Converge:
+    """Reach one registered read-only key matching Vault, from what plan observed.
+
+    ``vault_version`` is the Vault version plan saw: the check-and-set of a new key, or
+    the proof (re-read in apply) that Vault did not change since the plan.
+    """
+
+    vault_version: int
+    generate: bool
+    delete: tuple[int, ...]
+    """Ids of keys with our title that do not match Vault."""
+    register: bool
+    key_id: int | None = None
+    """Only recording: this registered key's id goes into the Vault metadata."""
+
+
+@dataclass(frozen=True)
+class DeleteKey:
+    key_id: int
+
+
+@dataclass(frozen=True)
+class DeleteVault:
+    path: str
+
+
 class DeployKey(Step):
     id = StepId("deploy-key")
     title = "Read-only deploy key for Argo CD"
@@ -109,7 +137,7 @@ class DeployKey(Step):
         ours = _ours(ctx, stored)
         public = _stored_public(ctx, stored)
         target = f"{repo} deploy key {name}"
-        base: dict[str, Any] = {"vault_version": stored.version if stored else 0}
+        version = stored.version if stored else 0
         if public is None:
             why = (
                 f"; delete {len(ours)} key(s) titled {name} whose private half is not in Vault"
@@ -122,7 +150,7 @@ class DeployKey(Step):
                 target,
                 f"generate an ed25519 key, store it in Vault, register it read-only{why}",
                 _diff(name, ours, "(new key)"),
-                {**base, "generate": True, "delete": [k.id for k in ours], "register": True},
+                payload=Converge(version, generate=True, delete=tuple(k.id for k in ours), register=True),
             )
             return Plan((change,), notes)
         fp = github_keys.fingerprint(public)
@@ -138,7 +166,9 @@ class DeployKey(Step):
                         target,
                         f"register the key stored in Vault ({fp}) read-only{why}",
                         _diff(name, stale, fp),
-                        {**base, "generate": False, "delete": [k.id for k in stale], "register": True},
+                        payload=Converge(
+                            version, generate=False, delete=tuple(k.id for k in stale), register=True
+                        ),
                     ),
                 )
             )
@@ -153,7 +183,9 @@ class DeployKey(Step):
                     target,
                     f"delete {len(stale)} leftover key(s) titled {name} that do not match Vault",
                     _diff(name, stale, None),
-                    {**base, "generate": False, "delete": [k.id for k in stale], "register": False},
+                    payload=Converge(
+                        version, generate=False, delete=tuple(k.id for k in stale), register=False
+                    ),
                 )
             )
         meta = stored.custom_metadata if stored else {}
@@ -163,7 +195,7 @@ class DeployKey(Step):
                     Action.UPDATE,
                     f"vault {vault_path(ctx)}",
                     f"record key id {match.id} in the Vault metadata (was {meta.get('key_id') or 'unset'})",
-                    data={**base, "generate": False, "delete": [], "register": False, "key_id": match.id},
+                    payload=Converge(version, generate=False, delete=(), register=False, key_id=match.id),
                 )
             )
         return Plan(tuple(changes), notes, outputs=_outputs(ctx, match.id, fp))
@@ -171,9 +203,9 @@ class DeployKey(Step):
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
         repo, name, path = ctx.config.github.infra_repo, title(ctx), vault_path(ctx)
         github, vault = ctx.services.github, ctx.services.vault
-        datas = [c.data for c in plan.changes]
-        version = int(datas[0]["vault_version"])
-        if any(d["generate"] for d in datas):
+        ops = [c.payload_as(Converge) for c in plan.changes]
+        version = ops[0].vault_version
+        if any(op.generate for op in ops):
             public, version = self._store_new(ctx, version)
         else:
             stored = vault.read_version(path)
@@ -181,13 +213,14 @@ class DeployKey(Step):
             if stored is None or from_vault is None or stored.version != version:
                 raise RetryableError(f"Vault {path} changed since the plan; re-planning")
             public = from_vault
-        for key_id in [i for d in datas for i in d["delete"]]:
+        for key_id in [i for op in ops for i in op.delete]:
             ctx.intend(f"delete deploy key {key_id} titled {name} from {repo} (does not match Vault)")
             github.delete_deploy_key(repo, key_id)
-        if any(d["register"] for d in datas):
+        recorded = next((op.key_id for op in ops if op.key_id is not None), None)
+        if any(op.register for op in ops):
             key_id, public = self._register(ctx, public, version)
-        elif any("key_id" in d for d in datas):
-            key_id = int(next(d["key_id"] for d in datas if "key_id" in d))
+        elif recorded is not None:
+            key_id = recorded
         else:
             return dict(plan.outputs)
         fp = github_keys.fingerprint(public)
@@ -259,26 +292,34 @@ class DeployKey(Step):
                 Action.DELETE,
                 f"{repo} deploy key {name}",
                 f"delete key {k.id} ({k.fingerprint})",
-                data={"key_id": k.id},
+                payload=DeleteKey(k.id),
             )
             for k in ctx.services.github.list_deploy_keys(repo)
             if k.title == name
         ]
         if ctx.services.vault.read_version(path) is not None:
-            changes.append(Change(Action.DELETE, f"vault {path}", "delete the private key and its history"))
+            changes.append(
+                Change(
+                    Action.DELETE,
+                    f"vault {path}",
+                    "delete the private key and its history",
+                    payload=DeleteVault(path),
+                )
+            )
         return Plan(tuple(changes))
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
-        repo, path = ctx.config.github.infra_repo, vault_path(ctx)
+        repo = ctx.config.github.infra_repo
         # GitHub first: revoking access matters more than tidying the vault, and both are found
         # again by their deterministic names if this is interrupted.
         for change in plan.changes:
-            if "key_id" in change.data:
-                ctx.intend(f"delete deploy key {change.data['key_id']} from {repo}")
-                ctx.services.github.delete_deploy_key(repo, int(change.data["key_id"]))
-        if any(c.target == f"vault {path}" for c in plan.changes):
-            ctx.intend(f"delete Vault {path}")
-            ctx.services.vault.delete(path)
+            if isinstance(change.payload, DeleteKey):
+                ctx.intend(f"delete deploy key {change.payload.key_id} from {repo}")
+                ctx.services.github.delete_deploy_key(repo, change.payload.key_id)
+        for change in plan.changes:
+            if isinstance(change.payload, DeleteVault):
+                ctx.intend(f"delete Vault {change.payload.path}")
+                ctx.services.vault.delete(change.payload.path)
 
     # -- rotation (Rotatable) ---------------------------------------------------
     def plan_rotate(self, ctx: Context, what: str) -> Plan:
@@ -298,22 +339,22 @@ class DeployKey(Step):
         )
         diff = f"- {title(ctx)} {stored.custom_metadata.get('fingerprint')} (id {key_id}) after the rollout\n"
         diff += f"+ {title(ctx)} (new key, read-only); private key → Vault (********)"
-        return Plan((Change(Action.REPLACE, target, summary, diff, {"cas": stored.version, "old": key_id}),))
+        return Plan((Change(Action.REPLACE, target, summary, diff, payload=Stage(stored.version, key_id)),))
 
     def rotate(self, ctx: Context, plan: Plan) -> Outputs:
-        data = plan.changes[0].data
+        stage = plan.changes[0].payload_as(Stage)
         private, public = generate()
         ctx.secrets.generated(private)
         fp = github_keys.fingerprint(public)
         path = vault_path(ctx)
-        ctx.intend(f"store the new deploy key {fp} in Vault {path}; the old key {data['old']} is retiring")
+        ctx.intend(f"store the new deploy key {fp} in Vault {path}; the old key {stage.old} is retiring")
         ctx.services.vault.write(
             path,
             {"private_key": private, "public_key": public},
-            cas=int(data["cas"]),
-            metadata={"key_id": PENDING, "fingerprint": fp, RETIRING: str(data["old"])},
+            cas=stage.cas,
+            metadata={"key_id": PENDING, "fingerprint": fp, RETIRING: stage.old},
         )
-        return {"fingerprint": fp, RETIRING: str(data["old"]), "vault_path": path}
+        return {"fingerprint": fp, RETIRING: stage.old, "vault_path": path}
 
     def plan_retire(self, ctx: Context) -> Plan:
         stored = ctx.services.vault.read_version(vault_path(ctx))
@@ -330,20 +371,20 @@ class DeployKey(Step):
                     Action.DELETE,
                     f"{repo} deploy key {title(ctx)}",
                     summary,
-                    data={"old": old, "present": present, "key_id": key_id},
+                    payload=Retire(old, present),
                 ),
             )
         )
 
     def retire(self, ctx: Context, plan: Plan) -> None:
         repo, path = ctx.config.github.infra_repo, vault_path(ctx)
-        data = plan.changes[0].data
-        if data["present"]:
-            ctx.intend(f"delete the retired deploy key {data['old']} from {repo}")
-            ctx.services.github.delete_deploy_key(repo, int(data["old"]))
+        retiring = plan.changes[0].payload_as(Retire)
+        if retiring.present:
+            ctx.intend(f"delete the retired deploy key {retiring.old} from {repo}")
+            ctx.services.github.delete_deploy_key(repo, int(retiring.old))
         stored = ctx.services.vault.read_version(path)
         meta = {k: v for k, v in (stored.custom_metadata if stored else {}).items() if k != RETIRING}
-        ctx.intend(f"clear {RETIRING} {data['old']} from the Vault metadata of {path}")
+        ctx.intend(f"clear {RETIRING} {retiring.old} from the Vault metadata of {path}")
         ctx.services.vault.set_metadata(path, meta)
 
 

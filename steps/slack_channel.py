@@ -19,6 +19,7 @@ it never retries on its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bootstrap.errors import PermanentError, WaitingForHuman
@@ -35,6 +36,54 @@ MESSAGE_EVENT = "gitops_bootstrap_connected"
 def marker(customer: str) -> str:
     """What identifies this customer's "connected" message in the channel's history."""
     return f"gitops-bootstrap/{customer}/connected"
+
+
+@dataclass(frozen=True)
+class Create:
+    """Create the channel (every later operation then names the new channel)."""
+
+    name: str
+    private: bool
+
+
+@dataclass(frozen=True)
+class Unarchive:
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class Join:
+    """Add the bot: only members may set the topic, invite or post."""
+
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class SetTopic:
+    value: str
+
+
+@dataclass(frozen=True)
+class SetPurpose:
+    value: str
+
+
+@dataclass(frozen=True)
+class Invite:
+    users: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Post:
+    """The "connected" message, found again by its marker."""
+
+    marker: str
+
+
+@dataclass(frozen=True)
+class Archive:
+    channel_id: str
+    is_member: bool
 
 
 class SlackChannel(Step):
@@ -71,12 +120,17 @@ class SlackChannel(Step):
         if channel is None:
             kind = "private" if sl.private else "public"
             changes = [
-                Change(Action.CREATE, target, f"create {kind} channel #{sl.channel}", data={"op": "create"})
+                Change(
+                    Action.CREATE,
+                    target,
+                    f"create {kind} channel #{sl.channel}",
+                    payload=Create(sl.channel, sl.private),
+                )
             ]
             changes += _settings(ctx, target, topic="", purpose="")
             if sl.invite:
                 changes.append(_invite(target, list(sl.invite)))
-            changes.append(_message(target))
+            changes.append(_message(ctx, target))
             return Plan(tuple(changes))
 
         notes: list[str] = []
@@ -95,55 +149,57 @@ class SlackChannel(Step):
                     Action.UPDATE,
                     target,
                     f"unarchive #{sl.channel} ({channel.id}) {how}: it exists but was archived",
-                    data={"op": "unarchive"},
+                    payload=Unarchive(channel.id),
                 )
             )
             if sl.user_token is None:
                 notes.append(_unarchive_help(sl.channel, channel.id))
         if not channel.is_member:
             # Only members may set the topic, invite or post; a listed channel without the bot is public.
-            changes.append(Change(Action.UPDATE, target, "add the bot to the channel", data={"op": "join"}))
+            join = Change(Action.UPDATE, target, "add the bot to the channel", payload=Join(channel.id))
+            changes.append(join)
         changes += _settings(ctx, target, topic=channel.topic, purpose=channel.purpose)
         missing = _missing_members(slack, channel, list(sl.invite))
         if missing:
             changes.append(_invite(target, missing))
         # A bot outside the channel cannot read its history; it was not there to post the message either.
         if not channel.is_member or slack.find_message(channel.id, marker(ctx.config.customer.name)) is None:
-            changes.append(_message(target))
+            changes.append(_message(ctx, target))
         outputs = {"channel_id": channel.id, "channel_name": channel.name}
         return Plan(tuple(changes), tuple(notes), outputs)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        """Perform the plan's operations in order, and nothing else."""
         sl = ctx.config.slack
         slack = ctx.services.slack
         channel_id = plan.outputs.get("channel_id")
         for change in plan.changes:
-            op = change.data["op"]
-            if op == "create":
-                ctx.intend(f"create Slack channel #{sl.channel}")
-                channel_id = slack.create_channel(sl.channel, sl.private).id
+            op = change.payload
+            if isinstance(op, Create):
+                ctx.intend(f"create Slack channel #{op.name}")
+                channel_id = slack.create_channel(op.name, op.private).id
                 continue
             assert isinstance(channel_id, str), "every change but create names the channel"
             ctx.intend(f"{change.summary} on #{sl.channel} ({channel_id})")
-            if op == "unarchive":
-                _unarchive(ctx, channel_id)
-            elif op == "join":
-                slack.join(channel_id)
-            elif op == "topic":
-                slack.set_topic(channel_id, str(change.data["value"]))
-            elif op == "purpose":
-                slack.set_purpose(channel_id, str(change.data["value"]))
-            elif op == "invite":
-                slack.invite(channel_id, list(change.data["users"]))
-            elif op == "message":
-                slack.post_message(
-                    channel_id,
-                    _message_text(ctx),
-                    metadata={
-                        "event_type": MESSAGE_EVENT,
-                        "event_payload": {"marker": marker(ctx.config.customer.name)},
-                    },
-                )
+            match op:
+                case Unarchive():
+                    _unarchive(ctx, channel_id)
+                case Join():
+                    slack.join(channel_id)
+                case SetTopic(value=value):
+                    slack.set_topic(channel_id, value)
+                case SetPurpose(value=value):
+                    slack.set_purpose(channel_id, value)
+                case Invite(users=users):
+                    slack.invite(channel_id, list(users))
+                case Post(marker=found_by):
+                    slack.post_message(
+                        channel_id,
+                        _message_text(ctx),
+                        metadata={"event_type": MESSAGE_EVENT, "event_payload": {"marker": found_by}},
+                    )
+                case _:
+                    raise TypeError(f"slack-channel cannot apply {op!r}")
         assert isinstance(channel_id, str)
         return {"channel_id": channel_id, "channel_name": sl.channel}
 
@@ -184,7 +240,7 @@ class SlackChannel(Step):
                     Action.DELETE,
                     f"slack channel #{name}",
                     summary,
-                    data={"channel_id": channel.id, "is_member": channel.is_member},
+                    payload=Archive(channel.id, channel.is_member),
                 ),
             )
         )
@@ -192,11 +248,13 @@ class SlackChannel(Step):
     def destroy(self, ctx: Context, plan: Plan) -> None:
         slack = ctx.services.slack
         for change in plan.changes:
-            channel_id = str(change.data["channel_id"])
-            ctx.intend(f"archive Slack channel {change.target} ({channel_id})")
-            if not change.data.get("is_member"):
-                slack.join(channel_id)  # Slack only lets members archive a channel
-            slack.archive(channel_id)
+            op = change.payload
+            if not isinstance(op, Archive):
+                raise TypeError(f"slack-channel cannot destroy with {op!r}")
+            ctx.intend(f"archive Slack channel {change.target} ({op.channel_id})")
+            if not op.is_member:
+                slack.join(op.channel_id)  # Slack only lets members archive a channel
+            slack.archive(op.channel_id)
 
 
 def _unarchive(ctx: Context, channel_id: str) -> None:
@@ -237,19 +295,22 @@ def _settings(ctx: Context, target: str, topic: str, purpose: str) -> list[Chang
                     target,
                     f"set the {name}",
                     diff=f"-{name}: {have}\n+{name}: {want}" if have else f"+{name}: {want}",
-                    data={"op": name, "value": want},
+                    payload=SetTopic(want) if name == "topic" else SetPurpose(want),
                 )
             )
     return out
 
 
 def _invite(target: str, users: list[str]) -> Change:
-    return Change(Action.UPDATE, target, f"invite {', '.join(users)}", data={"op": "invite", "users": users})
+    return Change(Action.UPDATE, target, f"invite {', '.join(users)}", payload=Invite(tuple(users)))
 
 
-def _message(target: str) -> Change:
+def _message(ctx: Context, target: str) -> Change:
     return Change(
-        Action.CREATE, target + " message", 'post the "bootstrap connected" message', data={"op": "message"}
+        Action.CREATE,
+        target + " message",
+        'post the "bootstrap connected" message',
+        payload=Post(marker(ctx.config.customer.name)),
     )
 
 

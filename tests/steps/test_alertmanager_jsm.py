@@ -19,7 +19,7 @@ from bootstrap.errors import RetryableError
 from bootstrap.reporting import StepResult, Summary
 from bootstrap.step import Action, Plan
 from sandbox import customer as sandbox_customer
-from steps.alertmanager_opsgenie import AlertmanagerOpsgenie
+from steps.alertmanager_opsgenie import AlertmanagerOpsgenie, DeleteSecret
 from tests.fixtures.world import World
 from tests.steps.switch_over import (
     HEARTBEAT,
@@ -47,7 +47,7 @@ def rotate(world: World) -> Summary:
 
 def run(world: World, dry_run: bool = False) -> StepResult:
     summary, _, _ = world.run(steps=STEPS, dry_run=dry_run)
-    assert summary.results[0].status in ("done", "up-to-date", "planned"), summary.results[0].message
+    assert summary.results[0].status in ("done", "up-to-date", "changed"), summary.results[0].message
     return summary.results[-1]
 
 
@@ -140,7 +140,9 @@ def test_jsm_create_adopt_replace_destroy(world: World) -> None:
     assert len(jsm_ours(world)) == 2
     healed = run(world, dry_run=True)
     assert healed.plan is not None
-    assert [(c.action, c.data["op"]) for c in healed.plan.changes] == [(Action.DELETE, "delete")]
+    assert [(c.action, type(c.payload).__name__) for c in healed.plan.changes] == [
+        (Action.DELETE, "DeleteIntegration")
+    ]
     assert run(world).status == "done"
     assert [i.id for i in jsm_ours(world)] == [fresh.id]
 
@@ -182,8 +184,8 @@ def test_jsm_create_adopt_replace_destroy(world: World) -> None:
     # Ansible run, is exercised by tests/e2e/test_alert_delivery.py).
     plan = step.plan_destroy(ctx)
     assert [c.target.split()[0] for c in plan.changes] == ["secret", "jsm", "jsm", "vault"]
-    step.destroy(ctx, Plan(tuple(c for c in plan.changes if c.data["op"] != "secret")))
-    assert [c.data["op"] for c in step.plan_destroy(ctx).changes] == ["secret"]
+    step.destroy(ctx, Plan(tuple(c for c in plan.changes if not isinstance(c.payload, DeleteSecret))))
+    assert [type(c.payload) for c in step.plan_destroy(ctx).changes] == [DeleteSecret]
     assert jsm_ours(world) == [] and world.jsm.heartbeat(HEARTBEAT) is None and vault(world, "jsm") is None
 
 

@@ -31,7 +31,7 @@ STEPS = (SlackChannel, AlertmanagerOpsgenie)
 
 def run(world: World, dry_run: bool = False) -> tuple[StepResult, RecordingReporter]:
     summary, reporter, _ = world.run(steps=STEPS, dry_run=dry_run)
-    assert summary.results[0].status in ("done", "up-to-date", "planned"), summary.results[0].message
+    assert summary.results[0].status in ("done", "up-to-date", "changed"), summary.results[0].message
     return summary.results[-1], reporter
 
 

@@ -111,6 +111,8 @@ def test_install_waits_then_is_idempotent(world: World) -> None:
     # First attempt, called directly (the engine would retry it): one workload is held back.
     world.kube.hold(NS, "Deployment", "argocd-repo-server")
     sess = world.session()
+    # Called directly, the step sees what the engine would give it: deploy-key's recorded outputs.
+    sess.context.outputs = {sid: rec.outputs for sid, rec in sess.store.load("kuvaq").steps.items()}
     step = ArgocdInstall()
     with pytest.raises(RetryableError, match=r"Deployment/argocd-repo-server") as caught:
         step.apply(sess.context, step.plan(sess.context))
@@ -253,7 +255,7 @@ def test_http_manifest_is_downloaded_once(world: World, http_manifest: tuple[str
     world.customer(argocd={"install_url": url, "sha256": argocd_manifest.SHA256})
     for _ in range(2):
         planned = run(world, STEPS, dry_run=True).result
-        assert planned.status == "planned" and planned.plan is not None
+        assert planned.status == "changed" and planned.plan is not None
         assert planned.plan.changes[0].summary == f"server-side apply 59 objects from {url}"
     assert hits == ["/v3.3.0/manifests/install.yaml"]
     assert world.kube.log.writes == []

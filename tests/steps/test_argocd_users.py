@@ -157,7 +157,7 @@ def test_accounts_idempotent_then_drift_and_user_swap(world: World) -> None:
     }
 
     removed = destroy(world, (ArgocdUsers,)).results[-1]
-    assert removed.status == "removed", removed.message
+    assert removed.status == "done", removed.message
     assert cm(world, argocd.CM) == {"url": "https://argocd.kuvaq.example.com"}  # someone else's key stays
     assert cm(world, argocd.RBAC) == {} and secret(world) == {}
     assert world.vault.client.list(f"{world.vault.prefix}/kuvaq/argocd/users/") == []

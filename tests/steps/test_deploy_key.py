@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bootstrap.clients import github as github_client
 from bootstrap.clients.github import GitHubClient
 from bootstrap.clients.vault import VersionedSecret
@@ -11,7 +13,7 @@ from bootstrap.reporting import StepResult, Summary
 from bootstrap.step import Action, Plan
 from sandbox import customer as sandbox_customer
 from sandbox.httpemu import Fault
-from steps.deploy_key import PENDING, DeployKey, generate
+from steps.deploy_key import PENDING, Converge, DeployKey, generate
 from tests.fixtures.github import GitHubOpenAPI
 from tests.fixtures.world import World
 
@@ -94,7 +96,7 @@ def test_no_private_key_in_plan_outputs_or_checkpoint(world: World) -> None:
     state = (world.dir / ".bootstrap" / "state.json").read_text()
     body = private.splitlines()[1]
     assert body not in state and "PRIVATE KEY" not in state
-    shown = json.dumps([planned.to_json(), done.outputs, [c.data for c in planned.changes]])
+    shown = json.dumps([planned.to_json(), done.outputs, [repr(c.payload) for c in planned.changes]])
     assert body not in shown and "PRIVATE KEY" not in shown
     # Re-planning reads the private key from Vault: the redaction registry must know it.
     sess = world.session()
@@ -239,3 +241,35 @@ def test_emulator_answers_match_githubs_openapi(world: World, github_openapi: Gi
         ("POST", "/repos/{owner}/{repo}/keys", 201),
         ("DELETE", "/repos/{owner}/{repo}/keys/{key_id}", 204),
     }
+
+
+def _github_writes(op: Converge) -> list[tuple[str, str]]:
+    """The GitHub REST calls a Converge is: DELETE /repos/{owner}/{repo}/keys/{key_id} per stale key,
+    then POST /repos/{owner}/{repo}/keys to register (docs.github.com/rest/deploy-keys)."""
+    keys_path = f"/repos/{OWNER}/{REPO}/keys"
+    deletes = [("DELETE", f"{keys_path}/{key_id}") for key_id in op.delete]
+    return deletes + ([("POST", keys_path)] if op.register else [])
+
+
+@pytest.mark.parametrize("start", ["fresh", "foreign-key", "vault-only", "private-half-gone"])
+def test_apply_performs_exactly_the_planned_operations(world: World, start: str) -> None:
+    """Whatever the starting state, apply's GitHub writes are the plan's, in order, and no more."""
+    if start == "foreign-key":
+        _, foreign = generate()
+        github(world).add_deploy_key(sandbox_customer.INFRA_REPO, TITLE, foreign, read_only=False)
+    elif start != "fresh":
+        assert result(world)[0].status == "done"
+        (old,) = keys(world)
+        if start == "vault-only":
+            github(world).delete_deploy_key(sandbox_customer.INFRA_REPO, int(str(old["id"])))
+        else:
+            world.vault.client.delete(path(world))
+    sess = world.session()
+    step = DeployKey()
+    plan = step.plan(sess.context)
+    assert not plan.empty
+    world.reset_logs()
+    step.apply(sess.context, plan)
+    written = [(c.method, c.path) for c in world.github.log.writes]
+    assert written == [w for c in plan.changes for w in _github_writes(c.payload_as(Converge))]
+    assert step.plan(sess.context).empty

@@ -7,16 +7,33 @@ import json
 import pytest
 
 from bootstrap.reporting import StepResult
-from bootstrap.step import Action
+from bootstrap.step import Action, Plan
 from sandbox import customer as sandbox_customer
 from sandbox import seed
 from sandbox.httpemu import Fault
+from steps import slack_channel
 from steps.slack_channel import MESSAGE_EVENT, SlackChannel, marker
 from tests.fixtures.world import World
 from tests.unit.recording import RecordingReporter
 
 CHANNEL = "alerts-kuvaq"
 PEOPLE = list(sandbox_customer.SLACK_USERS)
+
+
+_OP = {
+    slack_channel.Create: "create",
+    slack_channel.Unarchive: "unarchive",
+    slack_channel.Join: "join",
+    slack_channel.SetTopic: "topic",
+    slack_channel.SetPurpose: "purpose",
+    slack_channel.Invite: "invite",
+    slack_channel.Post: "message",
+}
+
+
+def ops(plan: Plan) -> list[str]:
+    """The plan's operations, one word each."""
+    return [_OP[type(c.payload)] for c in plan.changes]
 
 
 def result(world: World, dry_run: bool = False) -> tuple[StepResult, RecordingReporter]:
@@ -26,9 +43,9 @@ def result(world: World, dry_run: bool = False) -> tuple[StepResult, RecordingRe
 
 def test_creates_channel_then_second_run_writes_nothing(world: World) -> None:
     planned, _ = result(world, dry_run=True)
-    assert planned.status == "planned"
+    assert planned.status == "changed"
     assert planned.plan is not None
-    assert [c.data["op"] for c in planned.plan.changes] == ["create", "topic", "purpose", "invite", "message"]
+    assert ops(planned.plan) == ["create", "topic", "purpose", "invite", "message"]
     assert world.slack.log.writes == []
 
     done, _ = result(world)
@@ -88,9 +105,9 @@ def test_archived_channel_is_unarchived_with_the_user_token(world: World) -> Non
         "unarchive" in planned.plan.changes[0].summary
         and "slack.user_token" in planned.plan.changes[0].summary
     )
-    assert "create" not in [c.data["op"] for c in planned.plan.changes]
-    assert [c.data["op"] for c in planned.plan.changes if c.data["op"] == "invite"] == ["invite"]
-    assert planned.plan.changes[-1].data["op"] == "message"
+    assert "create" not in ops(planned.plan)
+    assert [o for o in ops(planned.plan) if o == "invite"] == ["invite"]
+    assert ops(planned.plan)[-1] == "message"
 
     done, _ = result(world)
     assert done.status == "done", done.message
@@ -116,7 +133,7 @@ def test_adopts_public_channel_without_bot_and_keeps_existing_message(world: Wor
     channel_id = world.slack.add_channel(CHANNEL, members=PEOPLE)
     planned, _ = result(world, dry_run=True)
     assert planned.plan is not None
-    assert [c.data["op"] for c in planned.plan.changes] == ["join", "topic", "purpose", "message"]
+    assert ops(planned.plan) == ["join", "topic", "purpose", "message"]
 
     # Simulate a crash right after the message was posted: the bot is in, the message is there.
     world.slack.channels[channel_id].members.append(world.slack.bot_user_id)
@@ -144,7 +161,7 @@ def test_drift_is_repaired_without_a_second_message(world: World) -> None:
 
     planned, _ = result(world, dry_run=True)
     assert planned.plan is not None
-    assert [c.data["op"] for c in planned.plan.changes] == ["topic", "invite"]
+    assert ops(planned.plan) == ["topic", "invite"]
     assert "changed by hand" in planned.plan.changes[0].diff
 
     repaired, _ = result(world)
@@ -219,3 +236,43 @@ def test_a_bot_token_without_a_scope_it_needs_stops_naming_that_scope(world: Wor
 
 PUBLIC_CHANNEL_SCOPES = {"channels:read", "groups:read", "channels:manage", "chat:write"}
 """What a run that creates a public channel uses: listing asks for private channels too (groups:read)."""
+
+
+_METHOD = {
+    slack_channel.Create: "conversations.create",
+    slack_channel.Unarchive: "conversations.unarchive",
+    slack_channel.Join: "conversations.join",
+    slack_channel.SetTopic: "conversations.setTopic",
+    slack_channel.SetPurpose: "conversations.setPurpose",
+    slack_channel.Invite: "conversations.invite",
+    slack_channel.Post: "chat.postMessage",
+}
+"""The Slack Web API method each planned operation is (https://docs.slack.dev/reference/methods)."""
+
+
+@pytest.mark.parametrize(
+    ("exists", "bot_in", "topic_drift", "people_missing"),
+    [
+        (False, False, False, 0),
+        (True, False, False, 2),
+        (True, True, True, 1),
+        (True, True, False, 0),
+    ],
+)
+def test_apply_performs_exactly_the_planned_operations(
+    world: World, exists: bool, bot_in: bool, topic_drift: bool, people_missing: int
+) -> None:
+    """Whatever the starting state, apply's Slack writes are the plan's operations, in order, and no more."""
+    if exists:
+        members = PEOPLE[people_missing:] + ([world.slack.bot_user_id] if bot_in else [])
+        channel_id = world.slack.add_channel(CHANNEL, members=members)
+        if topic_drift:
+            world.slack.channels[channel_id].topic = "changed by hand"
+    sess = world.session()
+    step = SlackChannel()
+    plan = step.plan(sess.context)
+    world.reset_logs()
+    step.apply(sess.context, plan)
+    written = [c.path.rsplit("/", 1)[-1] for c in world.slack.log.writes]
+    assert written == [_METHOD[type(c.payload)] for c in plan.changes]
+    assert step.plan(sess.context).empty

@@ -20,7 +20,7 @@ import filelock
 import pytest
 
 from bootstrap import checkpoint
-from bootstrap.checkpoint import FileStore, State, Status, StepRecord
+from bootstrap.checkpoint import FileStore, State, Status, StepRecord, file_store
 from bootstrap.errors import LockedError, StateError, StateWriteError
 
 
@@ -137,6 +137,8 @@ def test_killed_writer_leaves_a_readable_file(store: FileStore) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     state = store.load("kuvaq")
     assert state.record("deploy-key").outputs["n"] >= 5
     store.save(state)  # a leftover temp file does not get in the way
@@ -235,10 +237,10 @@ def holder(store: FileStore) -> Iterator[subprocess.Popen[str]]:
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "locked\n"
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
+    with proc:  # closes its pipes
+        yield proc
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_lock_records_the_holder_and_cleans_up(store: FileStore) -> None:
@@ -299,7 +301,7 @@ def test_loser_of_a_simultaneous_start_names_the_holder(
     store: FileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The winner holds the flock but has not written its record yet: the loser waits for it."""
-    monkeypatch.setattr(checkpoint, "HOLDER_WAIT", 120.0)  # generous: returns as soon as the record lands
+    monkeypatch.setattr(file_store, "HOLDER_WAIT", 120.0)  # generous: returns as soon as the record lands
     store.directory.mkdir(parents=True)
     winner = filelock.FileLock(str(store.directory / checkpoint.LOCK_FILE), timeout=0)
     winner.acquire()

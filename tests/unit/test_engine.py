@@ -536,7 +536,7 @@ def test_dry_run_applies_nothing_and_exits_2(h: Harness) -> None:
     summary = h.run(dry_run=True)
     assert h.world.applies == []
     assert h.world.remote == {}
-    assert statuses(summary) == [("a", "planned"), ("b", "planned"), ("c", "planned")]
+    assert statuses(summary) == [("a", "changed"), ("b", "changed"), ("c", "changed")]
     assert summary.exit_code() == 2
     assert h.reporter.of("step_planned") == [("step_planned", s, 1) for s in "abc"]
     assert not h.store.path.exists()

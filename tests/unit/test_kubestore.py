@@ -15,10 +15,11 @@ import pytest
 from kubernetes import config as kube_config
 from kubernetes.dynamic import DynamicClient, exceptions
 
-from bootstrap import checkpoint, kubestore
+from bootstrap import checkpoint
+from bootstrap.checkpoint import kube_store as kubestore
+from bootstrap.checkpoint.kube_store import KubeStore
 from bootstrap.clients import kubernetes as kube
 from bootstrap.errors import AuthError, ConfigError, LockedError, StateError
-from bootstrap.kubestore import KubeStore
 from tests.fixtures.kube import KubeSandbox
 
 NS = "bootstrap-state"
@@ -96,8 +97,8 @@ def test_bad_state_urls_are_config_errors(url: str) -> None:
 
 
 def test_store_for_picks_the_file_store_by_default(tmp_path: Path) -> None:
-    assert isinstance(kubestore.store_for(None, tmp_path, None, "kuvaq"), checkpoint.FileStore)
-    store = kubestore.store_for("kubernetes://mgmt/bootstrap-state", tmp_path, "/kc", "kuvaq")
+    assert isinstance(checkpoint.store_for(None, tmp_path, "kuvaq"), checkpoint.FileStore)
+    store = checkpoint.store_for("kubernetes://mgmt/bootstrap-state", tmp_path, "kuvaq", "/kc")
     assert isinstance(store, KubeStore)
     assert (store.context, store.namespace, store.name) == ("mgmt", NS, SECRET)
     assert store.describe() == "Secret bootstrap-state/bootstrap-state-kuvaq (context mgmt)"
@@ -316,7 +317,7 @@ def test_a_corrupt_checkpoint_says_how_to_get_out(emu: KubeSandbox, content: str
         _store(emu).load("kuvaq")
     message = str(err.value)
     assert f"kubectl --context sandbox -n {NS} delete secret {SECRET}" in message
-    assert "only the run history is lost" in message
+    assert checkpoint.LOST in message  # what moving it aside costs, argocd-dir's drift record included
 
 
 def test_a_missing_namespace_is_named(kube_emu: KubeSandbox) -> None:
@@ -367,7 +368,7 @@ def test_in_a_pod_without_a_kubeconfig_the_store_uses_the_pods_service_account(
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "1")
     with pytest.raises(AuthError, match="cannot use this pod's ServiceAccount"):
-        kubestore.store_for("kubernetes:///bootstrap-state", Path("."), None, "kuvaq").load("kuvaq")
+        checkpoint.store_for("kubernetes:///bootstrap-state", Path("."), "kuvaq").load("kuvaq")
     # A step's client never falls back onto the cluster the tool runs in.
     with pytest.raises(AuthError, match="cannot load kubeconfig"):
         kube.KubeClient(None, None).get("v1", "Secret", NS, SECRET)

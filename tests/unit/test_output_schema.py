@@ -18,7 +18,8 @@ import jsonschema
 import pytest
 
 from bootstrap import fleet, preflight
-from bootstrap.reporting import StepResult, Summary
+from bootstrap.outcome import Outcome, StepResult
+from bootstrap.reporting import Summary
 from bootstrap.step import Action, Change, Plan
 from tests.unit.bad_inputs import EXAMPLE_ENV, EXAMPLE_PATH
 from tests.unit.test_cli import bootstrap
@@ -56,16 +57,16 @@ def test_summaries_and_fleets() -> None:
         "kuvaq",
         "plan",
         [
-            StepResult("a", "planned", plan),
-            StepResult("b", "failed", message="boom"),
-            StepResult("c", "skipped"),
+            StepResult("a", Outcome.CHANGED, plan),
+            StepResult("b", Outcome.FAILED, message="boom"),
+            StepResult("c", Outcome.SKIPPED),
         ],
     )
     assert kind(summary.to_json()) == "summary"
     out = io.StringIO()
     outcomes = [
-        fleet.Outcome(Path("a/customer.yaml"), "a", 2, summary),
-        fleet.Outcome(Path("b/customer.yaml"), "b", 4, error="b/customer.yaml: no such file"),
+        fleet.CustomerResult(Path("a/customer.yaml"), "a", 2, summary),
+        fleet.CustomerResult(Path("b/customer.yaml"), "b", 4, error="b/customer.yaml: no such file"),
     ]
     fleet._print_fleet(outcomes, fleet.Options(mode="plan", json_output=True), write=out.write)
     assert kind(json.loads(out.getvalue())) == "fleet"
@@ -97,6 +98,4 @@ def test_status_validate_and_errors_through_the_cli(customer: Path, tmp_path: Pa
 
 
 def test_every_step_outcome_is_in_the_schema() -> None:
-    from bootstrap.reporting import Outcome
-
     assert set(SCHEMA["$defs"]["outcome"]["enum"]) == {str(o) for o in Outcome}

@@ -7,7 +7,10 @@ import json
 
 import pytest
 
-from bootstrap.reporting import ConsoleReporter, JsonReporter, Outcome, StepResult, Summary
+from bootstrap import outcome
+from bootstrap.errors import ExitCode
+from bootstrap.outcome import Outcome, StepResult
+from bootstrap.reporting import ConsoleReporter, JsonReporter, Summary
 from bootstrap.secrets import MASK, Redactor
 from bootstrap.step import Action, Change, Plan
 
@@ -44,7 +47,7 @@ def test_console_masks_every_text_path(redactor: Redactor) -> None:
 def test_json_reporter_prints_one_masked_document(redactor: Redactor) -> None:
     stdout, stderr = io.StringIO(), io.StringIO()
     reporter = JsonReporter(redactor, stdout=stdout, stderr=stderr)
-    summary = Summary("kuvaq", "run", [StepResult("slack-channel", "done", Plan(), {"token": SECRET})])
+    summary = Summary("kuvaq", "run", [StepResult("slack-channel", Outcome.DONE, Plan(), {"token": SECRET})])
     reporter.run_finished(summary)
     doc = json.loads(stdout.getvalue())
     assert doc["steps"][0]["outputs"] == {"token": MASK}
@@ -60,13 +63,13 @@ _CHANGE = Plan(changes=(Change(Action.CREATE, "x"),))
     ("mode", "results", "code"),
     [
         ("run", [], 0),
-        ("run", [StepResult("a", "done", _CHANGE), StepResult("b", "up-to-date", Plan())], 0),
-        ("plan", [StepResult("a", "planned", Plan())], 0),
-        ("plan", [StepResult("a", "planned", _CHANGE)], 2),
-        ("run", [StepResult("a", "done"), StepResult("b", "failed")], 1),
-        ("run", [StepResult("a", "waiting")], 3),
-        ("run", [StepResult("a", "failed"), StepResult("b", "waiting")], 1),
-        ("run", [StepResult("a", "interrupted")], 130),
+        ("run", [StepResult("a", Outcome.DONE, _CHANGE), StepResult("b", Outcome.UP_TO_DATE, Plan())], 0),
+        ("plan", [StepResult("a", Outcome.UP_TO_DATE, Plan())], 0),
+        ("plan", [StepResult("a", Outcome.CHANGED, _CHANGE)], 2),
+        ("run", [StepResult("a", Outcome.DONE), StepResult("b", Outcome.FAILED)], 1),
+        ("run", [StepResult("a", Outcome.WAITING)], 3),
+        ("run", [StepResult("a", Outcome.FAILED), StepResult("b", Outcome.WAITING)], 1),
+        ("run", [StepResult("a", Outcome.INTERRUPTED)], 130),
     ],
 )
 def test_exit_codes(mode: str, results: list[StepResult], code: int) -> None:
@@ -85,11 +88,11 @@ def test_plan_summary_counts_changes_and_steps() -> None:
         "kuvaq",
         "plan",
         [
-            StepResult("a", "planned", plan),
-            StepResult("b", "planned", Plan()),
-            StepResult("c", "planned", Plan()),
-            StepResult("d", "failed", message="boom"),
-            StepResult("e", "skipped", message="not started: needs d (failed)"),
+            StepResult("a", Outcome.CHANGED, plan),
+            StepResult("b", Outcome.UP_TO_DATE, Plan()),
+            StepResult("c", Outcome.UP_TO_DATE, Plan()),
+            StepResult("d", Outcome.FAILED, message="boom"),
+            StepResult("e", Outcome.SKIPPED, message="not started: needs d (failed)"),
         ],
     )
     assert summary.line() == (
@@ -135,16 +138,14 @@ def test_diffs_show_changed_lines_unless_asked_for_all(redactor: Redactor) -> No
     assert "+line 29" in full.getvalue() and " context" in full.getvalue()
 
 
-def test_every_status_the_engine_records_has_an_outcome() -> None:
-    """The engine's StepResult statuses (read from its source) all map into the one vocabulary."""
-    import re
-    from pathlib import Path
-
-    import bootstrap.engine
-
-    source = Path(bootstrap.engine.__file__).read_text()
-    calls = re.findall(r'StepResult\(\s*[^,]+,\s*("[a-z-]+"(?:\s+if [^"]+ else "[a-z-]+")?)', source)
-    statuses = {word for call in calls for word in re.findall(r'"([a-z-]+)"', call)}
-    assert statuses >= {"done", "failed", "staged", "planned", "removed", "absent"}
-    for status in statuses:
-        assert StepResult("x", status, Plan()).outcome in Outcome  # raises for a status without one
+def test_exit_code_of_failures_and_fleets() -> None:
+    """Only-bad-input failures are 4, any other failure 1, interrupted beats both; a fleet takes the worst."""
+    invalid = StepResult("a", Outcome.FAILED, invalid_input=True)
+    assert outcome.exit_code([invalid]) == ExitCode.INVALID_INPUT
+    assert outcome.exit_code([invalid, StepResult("b", Outcome.FAILED)]) == ExitCode.FAILED
+    assert outcome.exit_code([invalid, StepResult("b", Outcome.INTERRUPTED)]) == ExitCode.INTERRUPTED
+    assert outcome.worst([0, 2, 3]) == 3
+    assert outcome.worst([4, 1]) == 1
+    assert outcome.worst([3, 5]) == 5
+    assert outcome.worst([2, 130, 1]) == 130
+    assert outcome.worst([]) == 0

@@ -1,23 +1,18 @@
-"""The checkpoint: what each step last did, kept so a re-run can resume.
+"""The default checkpoint store: a file next to customer.yaml.
 
 Guarantees (DESIGN.md §4):
 - the file is replaced atomically (temp file in the same directory, fsync,
   ``os.replace``, directory fsync), so a crash or Ctrl-C at any instant leaves
   either the old or the new state, never a torn one; mode 0600;
-- the *intent* of a side effect is saved before the side effect, so a crashed
-  run's leftovers can be traced to the deterministic name that was about to be
-  used (the next plan() observes and adopts them);
-- no secret ever goes in: only ids, fingerprints, Vault paths and messages that
-  already went through the redaction registry;
+- the *intent* of a side effect is saved before the side effect (the engine
+  saves through here), so a crashed run's leftovers can be traced to the
+  deterministic name that was about to be used;
 - one writer per customer: an exclusive lock (``flock``, released by the kernel
   if the holder dies) plus a holder record naming pid, host and start time,
   written atomically; a loser of a simultaneous start waits briefly for the
   winner's record, so it can say who holds the lock;
 - a directory that cannot be written is found before the lock is taken (so
   before any service is touched), and reported as one error naming the path.
-
-The checkpoint is a cache of progress, not the source of truth: steps always
-re-observe remote state, so deleting the file loses nothing but history.
 """
 
 from __future__ import annotations
@@ -29,18 +24,14 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
 
 import filelock
 
-from bootstrap import __version__
+from bootstrap.checkpoint.state import LOST, State, now, parse
+from bootstrap.checkpoint.store import Holder
 from bootstrap.errors import LockedError, StateError, StateWriteError
 
-SCHEMA_VERSION = 1
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
 HOLDER_FILE = "state.lock.json"
@@ -48,120 +39,8 @@ HOLDER_WAIT = 3.0
 """Seconds a loser waits for the winner's holder record (written right after its flock)."""
 
 
-class Status(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    WAITING = "waiting"
-    INTERRUPTED = "interrupted"
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@dataclass
-class StepRecord:
-    status: Status = Status.PENDING
-    digest: str | None = None
-    attempts: int = 0
-    started: str | None = None
-    finished: str | None = None
-    """When the step last became done (applied, or adopted as already in place)."""
-    checked: str | None = None
-    """When the step was last observed up to date (every run that finds nothing to change)."""
-    error: str | None = None
-    outputs: dict[str, Any] = field(default_factory=dict)
-    intents: list[dict[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StepRecord:
-        return cls(
-            status=Status(data.get("status", "pending")),
-            digest=data.get("digest"),
-            attempts=int(data.get("attempts", 0)),
-            started=data.get("started"),
-            finished=data.get("finished"),
-            checked=data.get("checked"),
-            error=data.get("error"),
-            outputs=dict(data.get("outputs") or {}),
-            intents=list(data.get("intents") or []),
-        )
-
-
-@dataclass
-class State:
-    customer: str
-    steps: dict[str, StepRecord] = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
-    tool_version: str = __version__
-    updated: str | None = None
-
-    def record(self, step_id: str) -> StepRecord:
-        return self.steps.setdefault(step_id, StepRecord())
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["steps"] = {k: {**asdict(v), "status": str(v.status)} for k, v in self.steps.items()}
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], source: str) -> State:
-        version = data.get("schema_version")
-        if not isinstance(version, int):
-            raise StateError(f"{source}: no schema_version; {_way_out(source)}")
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"{source} was written by a newer gitops-bootstrap (checkpoint schema {version}, this one "
-                f"reads {SCHEMA_VERSION}); upgrade gitops-bootstrap, or {_way_out(source)}"
-            )
-        steps = {str(k): StepRecord.from_json(v) for k, v in (data.get("steps") or {}).items()}
-        return cls(
-            customer=str(data.get("customer", "")),
-            steps=steps,
-            schema_version=SCHEMA_VERSION,
-            tool_version=str(data.get("tool_version", "")),
-            updated=data.get("updated"),
-        )
-
-
 def _way_out(source: str) -> str:
-    return (
-        f"move {source} aside and run again: every step re-observes the remote state, "
-        "so only the run history is lost"
-    )
-
-
-@dataclass(frozen=True)
-class Holder:
-    pid: int
-    host: str
-    started: str
-
-    def describe(self) -> str:
-        return f"pid {self.pid} on {self.host} since {self.started}"
-
-    def alive_here(self) -> bool | None:
-        """True/False for a holder on this host; None when it cannot be known (other host)."""
-        if self.host != socket.gethostname():
-            return None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-
-class Store(Protocol):
-    """Where checkpoints live; the file store is the default (a Kubernetes store can follow)."""
-
-    def load(self, customer: str) -> State: ...
-    def save(self, state: State) -> None: ...
-    def lock(self, break_lock: bool = False) -> contextlib.AbstractContextManager[str | None]: ...
-    def describe(self) -> str: ...
+    return f"move {source} aside and run again: {LOST}"
 
 
 class FileStore:
@@ -179,34 +58,17 @@ class FileStore:
             return State(customer=customer)
         except (OSError, UnicodeDecodeError) as exc:
             raise StateError(f"cannot read {self.path}: {exc}; {_way_out(str(self.path))}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise StateError(
-                f"{self.path} is corrupt ({exc.msg} at line {exc.lineno}); {_way_out(str(self.path))}"
-            ) from None
-        if not isinstance(data, dict):
-            raise StateError(f"{self.path} is corrupt (not a JSON object); {_way_out(str(self.path))}")
-        try:
-            state = State.from_json(data, str(self.path))
-        except (AttributeError, TypeError, ValueError) as exc:
-            # Valid JSON of the wrong shape (a step that is not an object, an unknown status, …).
-            raise StateError(
-                f"{self.path} is corrupt ({type(exc).__name__}: {exc}); {_way_out(str(self.path))}"
-            ) from None
-        if state.customer and state.customer != customer:
-            raise StateError(
-                f"{self.path} belongs to customer {state.customer!r}, not {customer!r}; "
-                "use a separate --state-dir per customer"
-            )
-        state.customer = customer
-        return state
+        return parse(
+            text,
+            str(self.path),
+            customer,
+            _way_out(str(self.path)),
+            foreign="use a separate --state-dir per customer",
+        )
 
     def save(self, state: State) -> None:
-        state.updated = now()
-        payload = json.dumps(state.to_json(), indent=2, sort_keys=True).encode()
         try:
-            _write_atomically(self.directory, self.path, payload)
+            _write_atomically(self.directory, self.path, state.dump())
         except OSError as exc:
             raise _not_writable(self.directory, exc) from None
 
@@ -251,7 +113,8 @@ class FileStore:
                     notice = f"took over a stale lock left by {previous.describe()} (that process is gone)"
             holder = Holder(os.getpid(), socket.gethostname(), now())
             try:
-                _write_atomically(self.directory, holder_path, json.dumps(asdict(holder)).encode())
+                record = {"pid": holder.pid, "host": holder.host, "started": holder.started}
+                _write_atomically(self.directory, holder_path, json.dumps(record).encode())
             except OSError as exc:
                 raise _not_writable(self.directory, exc) from None
             yield notice

@@ -40,13 +40,12 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from bootstrap import checkpoint
+from bootstrap.checkpoint import state as checkpoint
+from bootstrap.checkpoint.store import Holder
 from bootstrap.clients import kubernetes as kube
 from bootstrap.errors import BootstrapError, ConfigError, LockedError, StateError
 
@@ -75,32 +74,6 @@ def parse_state_url(url: str) -> tuple[str | None, str]:
             "(an existing namespace; e.g. kubernetes:///bootstrap-state for the current context)"
         )
     return (unquote(context) or None), namespace
-
-
-def store_for(url: str | None, directory: Path, kubeconfig: str | None, customer: str) -> checkpoint.Store:
-    """The store ``--state`` names: None → the state file in ``directory``; ``kubernetes://…`` → a Secret."""
-    if url is None:
-        return checkpoint.FileStore(directory)
-    context, namespace = parse_state_url(url)
-    return KubeStore(kubeconfig, context, namespace, customer)
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds a customer's lock, and until when (``until`` None: unreadable, so already stale)."""
-
-    id: str
-    pid: int
-    host: str
-    started: str
-    until: datetime | None
-
-    def describe(self) -> str:
-        until = f", lease until {self.until.isoformat()}" if self.until else ", no readable lease"
-        return f"pid {self.pid} on {self.host} since {self.started}{until}"
-
-    def expired(self, at: datetime) -> bool:
-        return self.until is None or self.until <= at
 
 
 class KubeStore:
@@ -145,9 +118,7 @@ class KubeStore:
             seen = self._seen
             if self._holding is None or seen is None:
                 raise StateError(f"{self.describe()}: a checkpoint is only saved while holding its lock")
-            state.updated = checkpoint.now()
-            payload = json.dumps(state.to_json(), indent=2, sort_keys=True).encode()
-            encoded = base64.b64encode(payload).decode()
+            encoded = base64.b64encode(state.dump()).decode()
             for attempt in range(2):
                 body = self._leased(seen, self._holding)
                 body.setdefault("data", {})[STATE_KEY] = encoded
@@ -217,9 +188,9 @@ class KubeStore:
         notice = None
         if previous is not None:
             if break_lock:
-                notice = f"broke the lock held by {previous.describe()} (--break-lock)"
+                notice = f"broke the lock held by {_describe(previous)} (--break-lock)"
             elif previous.expired(datetime.now(UTC)):
-                notice = f"took over a stale lock left by {previous.describe()} (its lease expired)"
+                notice = f"took over a stale lock left by {_describe(previous)} (its lease expired)"
             else:
                 raise self._locked(current)
         try:
@@ -271,7 +242,7 @@ class KubeStore:
 
     def _locked(self, obj: dict[str, Any] | None) -> LockedError:
         holder = _holder(obj)
-        by = holder.describe() if holder else "another run"
+        by = _describe(holder) if holder else "another run"
         return LockedError(
             f"customer state {self.describe()} is locked by {by}; "
             "wait for it to finish. If you are sure it is gone (e.g. its Job or pod was deleted), "
@@ -280,7 +251,7 @@ class KubeStore:
 
     def _taken_over(self, obj: dict[str, Any] | None) -> StateError:
         holder = _holder(obj)
-        by = holder.describe() if holder else "another writer"
+        by = _describe(holder) if holder else "another writer"
         return StateError(
             f"{self.describe()} was taken over by {by} while this run held its lock (expired lease or "
             "--break-lock); this run's progress since then is not saved and nothing was overwritten. "
@@ -297,34 +268,16 @@ class KubeStore:
             return checkpoint.State(customer=customer)
         source = f"{self.describe()} key {STATE_KEY}"
         try:
-            data = json.loads(base64.b64decode(encoded, validate=True).decode("utf-8"))
+            text = base64.b64decode(encoded, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise StateError(f"{source} is corrupt ({type(exc).__name__}); {self._way_out()}") from None
-        except json.JSONDecodeError as exc:
-            raise StateError(
-                f"{source} is corrupt ({exc.msg} at line {exc.lineno}); {self._way_out()}"
-            ) from None
-        if not isinstance(data, dict):
-            raise StateError(f"{source} is corrupt (not a JSON object); {self._way_out()}")
-        try:
-            state = checkpoint.State.from_json(data, source)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise StateError(
-                f"{source} is corrupt ({type(exc).__name__}: {exc}); {self._way_out()}"
-            ) from None
-        if state.customer and state.customer != customer:
-            raise StateError(
-                f"{source} belongs to customer {state.customer!r}, not {customer!r}; {self._way_out()}"
-            )
-        state.customer = customer
-        return state
+        return checkpoint.parse(text, source, customer, self._way_out(), foreign=self._way_out())
 
     def _way_out(self) -> str:
         kubectl = f"kubectl{f' --context {self.context}' if self.context else ''} -n {self.namespace}"
         return (
             f"save a copy (`{kubectl} get secret {self.name} -o yaml`), delete it (`{kubectl} delete secret "
-            f"{self.name}`) and run again: every step re-observes the remote state, so only the run history "
-            "is lost"
+            f"{self.name}`) and run again: {checkpoint.LOST}"
         )
 
 
@@ -343,8 +296,14 @@ def _holder(obj: dict[str, Any] | None) -> Holder | None:
         record = (str(data["id"]), int(data["pid"]), str(data["host"]), str(data["started"]))
     except (ValueError, KeyError, TypeError):
         # Unreadable: someone edited it by hand. Treat it as held without a lease (so, stale).
-        return Holder("", 0, "an unknown host", "an unknown time", None)
-    return Holder(*record, _parse_time(annotations.get(LEASE_UNTIL)))
+        return Holder(0, "an unknown host", "an unknown time", id="", until=None)
+    ident, pid, host, started = record
+    return Holder(pid, host, started, id=ident, until=_parse_time(annotations.get(LEASE_UNTIL)))
+
+
+def _describe(holder: Holder) -> str:
+    until = f", lease until {holder.until.isoformat()}" if holder.until else ", no readable lease"
+    return holder.describe() + until
 
 
 def _parse_time(value: Any) -> datetime | None:

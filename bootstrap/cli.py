@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 _INTERRUPTED = "interrupted; the checkpoint is saved — run the same command again to resume"
 _STEPS_PLACEHOLDER = "{steps}"
+_ROTATIONS_PLACEHOLDER = "{rotations}"
 
 
 def _step_ids() -> str:
@@ -69,11 +70,16 @@ def _humanize(params: list[click.Parameter]) -> None:
 
 
 def _fill_step_ids(params: list[click.Parameter]) -> None:
-    """Step options list the ids; filled in only when help is shown (importing the steps costs start-up)."""
+    """Help lists the step ids and the rotations; filled in only when help is shown (importing the
+    steps costs start-up)."""
     for param in params:
         help_text = getattr(param, "help", None)
         if isinstance(help_text, str) and _STEPS_PLACEHOLDER in help_text:
             param.help = help_text.replace(_STEPS_PLACEHOLDER, _step_ids())  # type: ignore[attr-defined]
+        elif isinstance(help_text, str) and _ROTATIONS_PLACEHOLDER in help_text:
+            param.help = help_text.replace(  # type: ignore[attr-defined]
+                _ROTATIONS_PLACEHOLDER, ", ".join(_rotations())
+            )
 
 
 class _HumanHelp(typer.core.TyperCommand):
@@ -428,8 +434,8 @@ def rotate(
             metavar="WHAT",
             parser=_rotation,
             autocompletion=_complete_rotation,
-            help="The credential to replace, as a step offers it (an unknown one lists them); "
-            "passwords covers the Argo CD admin and users.",
+            help="The credential to replace, one of: {rotations} "
+            "(passwords: the Argo CD admin and users).",
             show_default=False,
         ),
     ],

@@ -282,7 +282,7 @@ def _http(method: str, url: str) -> str:
         return str(resp.read().decode())
 
 
-def start_sandbox(directory: Path, latency: float, customers: int) -> Sandbox:
+def start_sandbox(directory: Path, latency: float, customers: int, hub: bool = False) -> Sandbox:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOOTSTRAP_RATE_")}
     subprocess.run(
         [
@@ -295,6 +295,7 @@ def start_sandbox(directory: Path, latency: float, customers: int) -> Sandbox:
             str(latency),
             "--customers",
             str(customers),
+            *(["--hub"] if hub else []),
         ],
         check=True,
         capture_output=True,
@@ -412,8 +413,10 @@ def help_startup(runs: int) -> tuple[float, float, list[str]]:
     return median([*cmd, "--help"]), median([sys.executable, "-c", "pass"]), sorted(imported & set(HEAVY))
 
 
-def fleet(sb: Sandbox, mode: str, names: Sequence[str], parallel: int) -> Run:
-    run = sb.measure(mode, *(str(sb.customer(n)) for n in names), "--parallel", str(parallel), "-o", "json")
+def fleet(sb: Sandbox, mode: str, names: Sequence[str], parallel: int, *extra: str) -> Run:
+    run = sb.measure(
+        mode, *(str(sb.customer(n)) for n in names), "--parallel", str(parallel), "-o", "json", *extra
+    )
     doc = run.json()
     bad = [
         c["customer"] for c in doc["customers"] if c["exit_code"] not in ((0,) if mode == "run" else (0, 2))
@@ -674,7 +677,17 @@ def main() -> None:
         help=f"fresh customers per fleet run (10); figures for {FLEET_TARGET} are extrapolated from them",
     )
     parser.add_argument("--runs", type=int, default=10, help="runs of each start-up command (10)")
+    parser.add_argument(
+        "--hub",
+        type=int,
+        default=0,
+        help=f"instead of the rest: register N fresh clusters in one hub --parallel 10, N others "
+        f"--parallel 1 (figures for {FLEET_TARGET} extrapolated)",
+    )
     args = parser.parse_args()
+    if args.hub:
+        hub_bench(args.latency, args.hub)
+        return
     lat, n = args.latency, args.fleet
     if n < 2:
         parser.error("--fleet must be at least 2 (one customer is not a fleet run)")
@@ -781,8 +794,42 @@ def main() -> None:
             f"  emulators + OpenBao + Alertmanagers {sandbox:.0f} s of CPU, the tool (Ansible included, "
             f"and the bench's Vault proxy) {tool:.0f} s: the sandbox's share {sandbox / (sandbox + tool):.0%}"
         )
-        print("  hub mode figures: not measured (hub mode is not on main yet)")
+        print("  hub mode figures: `bench/run.py --hub N` (a sandbox of its own)")
         print(f"\nbench finished in {time.monotonic() - started:.0f} s")
+    finally:
+        stop_sandbox(sb)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def hub_bench(lat: float, n: int) -> None:
+    """Hub mode: ``cluster-register`` of ``n`` fresh clusters into one hub at --parallel 10 and of
+    ``n`` others at --parallel 1 (the registration requires no other step, so it runs alone)."""
+    if n < 2:
+        raise SystemExit("--hub must be at least 2 (one cluster is not a fleet run)")
+    names = [f"c{i:03d}" for i in range(1, 1 + 2 * n)]
+    directory = Path(tempfile.mkdtemp(prefix="bootstrap-bench-hub-"))
+    print(
+        f"gitops-bootstrap hub bench {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"{lat * 1000:.0f} ms per emulated call, {os.cpu_count()} CPUs, sandbox in {directory}",
+        flush=True,
+    )
+    sb = start_sandbox(directory, lat, len(names), hub=True)
+    try:
+        section(f"hub: register {n} clusters --parallel 10, {n} others --parallel 1 (cluster-register)")
+        only = ("--only", "cluster-register")
+        run10, run1 = fleet(sb, "run", names[:n], 10, *only), fleet(sb, "run", names[n:], 1, *only)
+        print(
+            f"  --parallel 1: {run1.wall:6.1f} s   --parallel 10: {run10.wall:6.1f} s   "
+            f"speed-up {run1.wall / run10.wall:.1f}x on {n}   CPU per cluster {run10.cpu / n:.1f} s"
+        )
+        seq, par, est = extrapolate(n, run1, run10)
+        print(
+            f"  {FLEET_TARGET} clusters, estimated: --parallel 1 {seq:.0f} s, --parallel 10 >= {par:.0f} s, "
+            f"speed-up <= {est:.1f}x   target >= 7x: {verdict(est >= 7)}"
+        )
+        again = fleet(sb, "run", names, 10, *only)
+        writes = sum(c.write and c.status < 400 for c in again.calls)
+        print(f"  no-op re-run of all {len(names)} --parallel 10: {again.wall:.1f} s, {writes} writes")
     finally:
         stop_sandbox(sb)
         shutil.rmtree(directory, ignore_errors=True)

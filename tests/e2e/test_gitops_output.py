@@ -166,7 +166,7 @@ def test_output_is_accepted_and_kept_by_argocd(world: World) -> None:
     with pytest.raises(
         PermanentError, match=r"no credentials for https://127\.0\.0\.1:\d+/acme-sre/kit-core\.git"
     ):
-        ArgocdInstall().verify(world.session().context)
+        ArgocdInstall().verify(world.context())
     world.customer(argocd={"wait_timeout": 60})
 
     # Destroy: root first, the controller cascades, then the controller and the CRDs go.

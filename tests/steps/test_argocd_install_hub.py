@@ -67,9 +67,9 @@ def test_hub_mode_writes_the_customers_share_to_the_hub_only(hub_world: World) -
     files = {"hub/root.yaml": yaml.safe_dump(ROOT), "hub/projects/kuvaq.yaml": yaml.safe_dump(PROJECT)}
     world.github.commit_files(owner, name, "main", files, "hub records")
     world.reset_logs()
-    sess = world.session()
+    ctx = world.context()  # with deploy-key's recorded outputs, as the engine would give
     step = ArgocdInstall()
-    plan = step.plan(sess.context)
+    plan = step.plan(ctx)
     assert [(c.action, c.target) for c in plan.changes] == [
         (Action.CREATE, f"Secret {NS}/repo-kuvaq-infra in the hub"),
         (Action.CREATE, f"Secret {NS}/{HUB_SECRET} in the hub"),
@@ -80,16 +80,16 @@ def test_hub_mode_writes_the_customers_share_to_the_hub_only(hub_world: World) -
     assert world.writes() == 0
 
     # Called directly: the engine would want argocd-dir, argocd-users and github-oauth recorded first.
-    outputs = step.apply(sess.context, plan)
+    outputs = step.apply(ctx, plan)
     assert outputs == {"project": f"{NS}/kuvaq", "mode": "hub"}
-    step.verify(sess.context)
+    step.verify(ctx)
     # Nothing in the customer cluster: no Argo CD, no namespace, no Secret.
     assert world.kube.log.writes == [] and world.kube.get("v1", "Namespace", None, NS) is None
     repo = argocd.secret_data(world.hub.get("v1", "Secret", NS, "repo-kuvaq-infra"))
     # The hub repo's read credential: one read-only key on the hub repo, its private half in Vault.
     hub_repo = argocd.secret_data(world.hub.get("v1", "Secret", NS, HUB_SECRET))
     # The URL the hub's ApplicationSets read (argocd-dir renders them with the same ssh_url).
-    assert hub_repo["url"] == sess.config.github.ssh_url(sandbox_hub.GITOPS_REPO)
+    assert hub_repo["url"] == ctx.config.github.ssh_url(sandbox_hub.GITOPS_REPO)
     assert hub_repo["sshPrivateKey"] == hub_repo_key(world)
     [hub_key_on_github] = hub_keys(world)
     assert hub_key_on_github.title == "argocd-hub" and hub_key_on_github.read_only
@@ -100,7 +100,7 @@ def test_hub_mode_writes_the_customers_share_to_the_hub_only(hub_world: World) -
 
     hub_key = hub_repo_key(world)
     world.reset_logs()
-    again = step.plan(world.session().context)
+    again = step.plan(world.context())
     assert again.empty and not secrets_in(str(again.to_json()), [key["private_key"], hub_key])
     assert world.writes() == 0
 
@@ -112,7 +112,7 @@ def test_hub_mode_writes_the_customers_share_to_the_hub_only(hub_world: World) -
     world.github.commit_files(
         owner, name, "main", {"hub/projects/zorbu.yaml": yaml.safe_dump(project)}, "zorbu"
     )
-    zorbu = world.session(zorbu_file).context
+    zorbu = world.context(zorbu_file)
     zplan = step.plan(zorbu)
     assert f"Secret {NS}/{HUB_SECRET} in the hub" not in [c.target for c in zplan.changes]
     step.apply(zorbu, zplan)
@@ -120,14 +120,14 @@ def test_hub_mode_writes_the_customers_share_to_the_hub_only(hub_world: World) -
     assert hub_repo_key(world) == hub_key
     assert [k.title for k in hub_keys(world)] == ["argocd-hub"]
 
-    sess = world.session()
-    gone = step.plan_destroy(sess.context)
+    ctx = world.context()
+    gone = step.plan_destroy(ctx)
     assert sorted(c.target for c in gone.changes) == [
         f"AppProject {NS}/kuvaq in the hub",
         f"Secret {NS}/creds-kuvaq-kit in the hub",
         f"Secret {NS}/repo-kuvaq-infra in the hub",
     ]  # never the hub's shared root
-    step.destroy(sess.context, gone)
+    step.destroy(ctx, gone)
     assert world.hub.get("argoproj.io/v1alpha1", "AppProject", NS, "kuvaq") is None
     assert world.hub.get("argoproj.io/v1alpha1", "Application", NS, "hub-root") is not None
     # The hub repo's credential is the hub's: one customer's destroy leaves it for the others.

@@ -83,8 +83,11 @@ def test_crash_at_every_write_of_cluster_register_converges(
             crashes.append(run.killed_at)
         finished = runs[-1]
         assert finished.returncode == 0 and finished.killed_at is None, finished.describe()
-        # Every write of the clean run was a crash point once (the chain walks them in order).
-        assert len(crashes) >= len(clean.writes), (crashes, clean.writes)
+        # Every write of the clean run was a crash point once (the chain walks them in order), except
+        # a Vault metadata write: it follows its data write at once (KV v2 has no atomic data +
+        # metadata), so the kill after the data write may or may not land before it.
+        points = [w for w in clean.writes if "/v1/secret/metadata/" not in w]
+        assert len(crashes) >= len(points), "\n".join(["crashes:", *crashes, "clean:", *clean.writes])
         problems = invariants(world) + harness.diff(expected, snapshot(world))
         further = harness.run_cli(world, *RUN)
         runs.append(further)

@@ -121,7 +121,7 @@ def test_register_relabel_rotate_unregister(hub_world: World) -> None:
     assert hub_secret(world)["metadata"]["annotations"][cluster_register.TOKEN_IN_USE] == TOKEN_2
 
     removed = destroy(world, (ClusterRegister,))
-    assert removed.results[0].status == "removed", removed.results[0].message
+    assert removed.results[0].status == "done", removed.results[0].message
     assert world.hub.get("v1", "Secret", HUB_NS, "cluster-kuvaq") is None
     assert [o["metadata"]["name"] for o in world.kube.objects("Secret") if o.get("type") == TOKEN_TYPE] == []
     assert world.kube.get("v1", "ServiceAccount", NS, "bootstrap-argocd-manager") is None

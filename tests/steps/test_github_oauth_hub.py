@@ -24,5 +24,5 @@ def test_hub_mode_writes_only_grafanas_secret(hub_world: World) -> None:
     world.reset_logs()
     assert run(world, (GithubOauth,)).result.status == "up-to-date" and world.writes() == 0
     gone = destroy(world, (GithubOauth,))
-    assert gone.results[0].status == "removed", gone.results[0].message
+    assert gone.results[0].status == "done", gone.results[0].message
     assert world.kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET) is None

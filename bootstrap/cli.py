@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import io
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -397,13 +399,39 @@ def destroy(
         from bootstrap import config
 
         name = config.load(customer).customer.name
-        shown = _execute([customer], dataclasses.replace(opts, mode="destroy-plan", json_output=False))
+        preview = io.StringIO()
+        # The person reads the preview on stderr; with -o json its document is held back, and is
+        # stdout's one document only if they decline (otherwise the destroy's own document is).
+        shown = _execute([customer], dataclasses.replace(opts, mode="destroy-plan", document_to=preview))
         if shown != ExitCode.CHANGES:  # 0: nothing to remove; anything else: the preview itself failed
+            sys.stdout.write(preview.getvalue())
             raise typer.Exit(shown)
-        if not typer.confirm(f"Destroy all of the above for customer {name}?", default=False, err=True):
+        if not _confirm(f"Destroy all of the above for customer {name}?"):
             typer.echo("nothing done", err=True)
+            if opts.json_output:
+                _declined(preview.getvalue())
             raise typer.Exit(ExitCode.OK)
     raise typer.Exit(_execute([customer], opts))
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr and read the answer; no is the default, and so is end of input.
+
+    Not click's confirm: it writes the space after the question through ``input()``, to stdout,
+    which ``-o json > file`` typed at a terminal would then hold before its document.
+    """
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _declined(document: str) -> None:
+    """The preview's document as the answer to a declined destroy: what would have gone, and that
+    nothing did (exit code 0, as the process's)."""
+    doc = json.loads(document)
+    doc["exit_code"] = int(ExitCode.OK)
+    doc["notices"] = [*doc["notices"], "declined at the prompt: nothing was destroyed"]
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
 def _rotations() -> list[str]:
@@ -434,8 +462,7 @@ def rotate(
             metavar="WHAT",
             parser=_rotation,
             autocompletion=_complete_rotation,
-            help="The credential to replace, one of: {rotations} "
-            "(passwords: the Argo CD admin and users).",
+            help="The credential to replace, one of: {rotations} (passwords: the Argo CD admin and users).",
             show_default=False,
         ),
     ],

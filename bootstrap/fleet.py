@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
 from bootstrap import engine, outcome, preflight, reporting, secrets, session
 from bootstrap import step as step_contract
@@ -45,6 +45,9 @@ class Options:
     """Run and plan start with the preflight checks unless this is set."""
     rotation: str = ""
     """What ``rotate`` replaces (one of the steps' ``rotations``)."""
+    document_to: TextIO | None = None
+    """Where the ``--output json`` document of one customer goes instead of stdout (a destroy's
+    preview, printed only if the person declines)."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ def _reporter(opts: Options, prefix: str | None, quiet: bool = False) -> Reporte
     if quiet:
         return reporting.PrefixedReporter(redactor, prefix or "")
     if opts.json_output:
-        return reporting.JsonReporter(redactor)
+        return reporting.JsonReporter(redactor, stdout=opts.document_to)
     return reporting.ConsoleReporter(redactor, full_diff=opts.full_diff)
 
 

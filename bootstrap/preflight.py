@@ -461,60 +461,70 @@ def check_slack(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
     return out
 
 
-def check_opsgenie(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
-    """The key may manage integrations of the team: listing them answers 200 (not 401/403/404)."""
-    out = []
-    for need, ids in needs.items():
-        name = f"opsgenie integrations of team {need.target}"
-        try:
-            ctx.services.opsgenie.find_integrations("", "API", need.target)
-        except AuthError as exc:
-            fix = (
-                "use an API key (Settings → API key management) with Configuration access, "
-                "Read, Create and Update"
-            )
-            out.append(Result(name, Status.FAILED, str(exc), fix, tuple(ids)))
-            continue
-        except PermanentError as exc:
-            if "no team named" in str(exc):
-                detail = ctx.config.located("alerting.team", f"OpsGenie has no team {need.target!r}")
-                out.append(
-                    Result(name, Status.INVALID, detail, "fix alerting.team or create the team", tuple(ids))
-                )
-                continue
-            raise
-        out.append(
-            Result(name, Status.OK, "the key may list (and so manage) its integrations", "", tuple(ids))
-        )
-    return out
+@dataclass(frozen=True)
+class _Alerting:
+    """What differs between OpsGenie and JSM Operations in the integrations check: the words."""
+
+    label: str
+    provider: str
+    who: str
+    auth_fix: str
+    no_team_fix: str
 
 
-def check_jsm(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
-    """The Atlassian account may manage the team's JSM Operations integrations: the site resolves to
-    a cloudId, the team exists, and listing its integrations answers 200 (not 401/403)."""
+_OPSGENIE = _Alerting(
+    "opsgenie",
+    "OpsGenie",
+    "the key",
+    "use an API key (Settings → API key management) with Configuration access, Read, Create and Update",
+    "fix alerting.team or create the team",
+)
+_JSM = _Alerting(
+    "jsm",
+    "JSM",
+    "the account",
+    "use alerting.jsm.email/api_token of an account with the JSM admin role "
+    "(OAuth: read:ops-config:jira-service-management and write:ops-config:…)",
+    "fix alerting.team or create the team (Teams → Create team, then enable Operations)",
+)
+
+
+def _check_integrations(
+    find: Callable[[str, str, str], object], words: _Alerting, ctx: Context, needs: dict[Need, list[str]]
+) -> list[Result]:
+    """The credential may manage the team's integrations: listing them answers 200 (not 401/403/404).
+
+    Listing is the cheapest read that needs the same rights as the step's writes, and it
+    also proves the team exists (both providers answer "no team named …" otherwise).
+    """
     out = []
     for need, ids in needs.items():
-        name = f"jsm integrations of team {need.target}"
+        name = f"{words.label} integrations of team {need.target}"
         try:
-            ctx.services.jsm.find_integrations("", "API", need.target)
+            find("", "API", need.target)
         except AuthError as exc:
-            fix = (
-                "use alerting.jsm.email/api_token of an account with the JSM admin role "
-                "(OAuth: read:ops-config:jira-service-management and write:ops-config:…)"
-            )
-            out.append(Result(name, Status.FAILED, str(exc), fix, tuple(ids)))
+            out.append(Result(name, Status.FAILED, str(exc), words.auth_fix, tuple(ids)))
             continue
         except PermanentError as exc:
             if "no team named" not in str(exc):
                 raise
-            detail = ctx.config.located("alerting.team", f"JSM has no team {need.target!r}")
-            fix = "fix alerting.team or create the team (Teams → Create team, then enable Operations)"
-            out.append(Result(name, Status.INVALID, detail, fix, tuple(ids)))
+            detail = ctx.config.located("alerting.team", f"{words.provider} has no team {need.target!r}")
+            out.append(Result(name, Status.INVALID, detail, words.no_team_fix, tuple(ids)))
             continue
-        out.append(
-            Result(name, Status.OK, "the account may list (and so manage) its integrations", "", tuple(ids))
-        )
+        ok = f"{words.who} may list (and so manage) its integrations"
+        out.append(Result(name, Status.OK, ok, "", tuple(ids)))
     return out
+
+
+def check_opsgenie(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
+    """The OpsGenie API key may manage the team's integrations."""
+    return _check_integrations(ctx.services.opsgenie.find_integrations, _OPSGENIE, ctx, needs)
+
+
+def check_jsm(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:
+    """The Atlassian account may manage the team's JSM Operations integrations (the site resolves
+    to a cloudId, the team exists, listing answers 200)."""
+    return _check_integrations(ctx.services.jsm.find_integrations, _JSM, ctx, needs)
 
 
 def check_cluster(ctx: Context, needs: dict[Need, list[str]]) -> list[Result]:

@@ -60,12 +60,24 @@ def run_piped(argv: list[str], env: Mapping[str, str], cwd: Path) -> Capture:
 
 
 def run_tty(
-    argv: list[str], env: Mapping[str, str], cwd: Path, answer: tuple[str, str] | None = None
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    answer: tuple[str, str] | None = None,
+    stdout_to: Path | None = None,
 ) -> Capture:
-    """On a terminal ``COLUMNS`` wide; ``answer`` = (prompt pattern, reply) for one question."""
+    """On a terminal ``COLUMNS`` wide; ``answer`` = (prompt pattern, reply) for one question.
+
+    ``stdout_to``: stdout goes to that file (``-o json > file`` typed at a terminal), while stdin
+    and stderr stay the terminal; the capture's ``stdout`` is the file's content.
+    """
+    command, args = sys.executable, ["-m", "bootstrap", *argv]
+    if stdout_to is not None:
+        command, args = "/bin/sh", ["-c", 'exec "$0" "$@" > "$BOOTSTRAP_TEST_STDOUT"', command, *args]
+        env = {**env, "BOOTSTRAP_TEST_STDOUT": str(stdout_to)}
     child = pexpect.spawn(
-        sys.executable,
-        ["-m", "bootstrap", *argv],
+        command,
+        args,
         env={**env, "COLUMNS": str(COLUMNS), "LINES": str(ROWS), "TERM": "xterm-256color"},
         cwd=str(cwd),
         dimensions=(ROWS, COLUMNS),
@@ -81,7 +93,8 @@ def run_tty(
     child.close()
     code = child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0)
     text = raw.decode("utf-8", errors="replace")
-    return Capture(code, screen_text(raw), text)
+    stdout = stdout_to.read_text() if stdout_to is not None else ""
+    return Capture(code, screen_text(raw), text, stdout)
 
 
 class _Screen(pyte.Screen):

@@ -24,6 +24,7 @@ tests/console/test_snapshots.py`` rewrites the snapshots; review them with ``git
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -56,6 +57,8 @@ class Scenario:
     world: World
     captures: dict[str, Capture] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=set)
+    declined_json: Capture | None = None
+    """``destroy -o json`` declined at the terminal, stdout to a file."""
 
 
 SECRET_KEYS = re.compile(r"password|private|secret|token|api_key")
@@ -104,6 +107,9 @@ def scenario(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> Iter
         tty("status", ["status", path])
         s.captures["status.piped"] = terminal.run_piped(["status", path], env, world.dir)
         tty("destroy-declined", ["destroy", path], (DESTROY_PROMPT, "n"))
+        s.declined_json = terminal.run_tty(
+            ["destroy", path, "-o", "json"], env, world.dir, (DESTROY_PROMPT, "n"), world.dir / "out.json"
+        )
         s.captures["destroy-unconfirmed.piped"] = terminal.run_piped(["destroy", path], env, world.dir)
         # The removal itself for the steps that need no playbook: a whole destroy takes minutes
         # (the declined destroy above already shows all seven steps' destroy plan).
@@ -333,3 +339,16 @@ def test_the_declined_destroy_named_the_customer_and_showed_the_plan(scenario: S
         prompt = next(line for line in t.other if line.startswith("Destroy all"))
         assert f"customer {CUSTOMER}?" in prompt
         assert t.other[-1] == "nothing done"
+
+
+def test_a_declined_destroy_with_json_output_prints_the_plan_it_did_not_carry_out(scenario: Scenario) -> None:
+    """stdout still gets its one document: the destroy plan, exit code 0, and a notice that nothing
+    was destroyed (the person read the plan as text on the terminal)."""
+    capture = scenario.declined_json
+    assert capture is not None and capture.code == 0, capture
+    assert capture.stdout.startswith("{"), capture.stdout[:40]  # nothing but the document on stdout
+    doc = json.loads(capture.stdout)
+    assert doc["mode"] == "destroy-plan" and doc["exit_code"] == 0
+    assert "declined at the prompt: nothing was destroyed" in doc["notices"]
+    assert {s["id"] for s in doc["steps"]} == set(IDS)
+    assert "Destroy all" in capture.text and '"exit_code"' not in capture.text  # the terminal got text

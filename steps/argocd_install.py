@@ -29,7 +29,10 @@ Guarantees:
   removes the controller and the CRDs; a timeout names what is still there;
 * ``argocd-initial-admin-secret`` is deleted once the admin password of
   argocd-users is in place;
-* plan() only reads, so a run with nothing to do starts no playbook.
+* plan() only reads, so a run with nothing to do starts no playbook; each change it lists
+  carries a typed operation (``ApplyManifest``, ``ApplyRepoSecret``, ``Delete``, …) and
+  apply performs exactly those, in the plan's order, without looking again: what is applied
+  is what was shown (secrets are resolved by apply, never held in a plan).
 """
 
 from __future__ import annotations

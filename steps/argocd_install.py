@@ -29,7 +29,10 @@ Guarantees:
   removes the controller and the CRDs; a timeout names what is still there;
 * ``argocd-initial-admin-secret`` is deleted once the admin password of
   argocd-users is in place;
-* plan() only reads, so a run with nothing to do starts no playbook.
+* plan() only reads, so a run with nothing to do starts no playbook; each change it lists
+  carries a typed operation (``ApplyManifest``, ``ApplyRepoSecret``, ``Delete``, …) and
+  apply performs exactly those, in the plan's order, without looking again: what is applied
+  is what was shown (secrets are resolved by apply, never held in a plan).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import difflib
 import functools
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -84,9 +87,104 @@ SHARED = frozenset({("ConfigMap", argocd.CM), ("ConfigMap", argocd.RBAC), ("Secr
 
 
 @dataclass(frozen=True)
+class Ref:
+    """One object by its coordinates, as the delete playbook takes it (no namespace: cluster-scoped)."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    def as_dict(self) -> dict[str, str]:
+        ref = {"apiVersion": self.api_version, "kind": self.kind, "name": self.name}
+        return ref | ({"namespace": self.namespace} if self.namespace is not None else {})
+
+    @property
+    def text(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+# -- the operations a plan lists (Change.payload): apply performs these and nothing else ------
+@dataclass(frozen=True)
+class ApplyManifest:
+    """Server-side apply every object of the pinned manifest (the annotated Namespace first), then
+    wait for its workloads: an install is done only when they are ready. ``missing`` and
+    ``outdated`` are what the plan saw (kind/name); applying the rest changes nothing."""
+
+    objects: tuple[dict[str, Any], ...] = field(repr=False)
+    missing: tuple[str, ...]
+    outdated: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApplyNotifications:
+    """Apply the manifest's notification objects (argocd-notifications-cm/-secret) with the customer's
+    channel and bot token (resolved at apply time; the Secret holds a placeholder)."""
+
+    objects: tuple[dict[str, Any], ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ApplyRepoSecret:
+    """Apply the infra repo's ``repository`` Secret; the deploy key is read from Vault at apply time."""
+
+    namespace: str
+
+
+@dataclass(frozen=True)
+class ApplyHubRepoSecret:
+    """Hub mode: make sure the hub repo's shared key exists (Vault, then GitHub), then apply its Secret."""
+
+    namespace: str
+
+
+@dataclass(frozen=True)
+class ApplyKitCreds:
+    """Apply the kit's ``repo-creds`` Secret; ``kit.credentials.token`` is resolved at apply time."""
+
+    namespace: str
+
+
+@dataclass(frozen=True)
+class ApplyRecord:
+    """Apply a record argocd-dir committed (AppProject, root Application) exactly as the plan read it
+    from Git; ``doc`` None means Git had none yet, which apply refuses (run argocd-dir first)."""
+
+    repo: str
+    branch: str
+    path: str
+    doc: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class WaitForWorkloads:
+    """Wait until every workload of the install is ready (nothing to apply; some were not yet)."""
+
+    workloads: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete one object (the initial admin Secret; on destroy, each object the install created)."""
+
+    ref: Ref
+
+
+@dataclass(frozen=True)
+class StripKeys:
+    """destroy: drop the keys the install's field manager owns in a shared object (apply it empty)."""
+
+    kind: str
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True)
 class _Observed:
-    manifest: manifests.Manifest
-    objects: list[dict[str, Any]]
+    """What plan() saw, kept in ``Plan.observed``: the changes (in the order apply performs them)."""
+
+    manifest: manifests.Manifest = field(repr=False)
+    objects: list[dict[str, Any]] = field(repr=False)
     """The manifest's objects, namespaced, preceded by the annotated Namespace."""
     install: Change | None
     waiting: Change | None
@@ -100,16 +198,17 @@ class _Observed:
 
     @property
     def changes(self) -> tuple[Change, ...]:
+        """Applied objects first, then the wait for the workloads, then the initial admin's deletion."""
         return tuple(
             c
             for c in (
                 self.install,
-                self.waiting,
                 self.repo,
                 self.kit_creds,
                 self.notifications,
                 self.project,
                 self.app,
+                self.waiting,
                 self.initial_admin,
             )
             if c
@@ -177,34 +276,16 @@ class ArgocdInstall(Step):
         if ctx.config.hub is not None:
             return _hub_plan(ctx)
         seen = _observe(ctx)
-        return Plan(seen.changes, notes=seen.notes, outputs=_outputs(ctx, seen.manifest))
+        return Plan(seen.changes, notes=seen.notes, outputs=_outputs(ctx, seen.manifest), observed=seen)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
+        """Perform the plan's operations, in its order, from what the plan saw: no second look."""
         if ctx.config.hub is not None:
-            return _hub_apply(ctx)
-        seen = _observe(ctx)
+            return _hub_apply(ctx, plan)
+        seen = plan.observed_as(_Observed)
+        ops = [c.payload for c in plan.changes]
         ns = ctx.config.argocd.namespace
-        batch: list[dict[str, Any]] = []
-        secret_vars: dict[str, str] = {}
-        if seen.install is not None:
-            batch += seen.objects
-        elif seen.notifications is not None:
-            batch += [o for o in seen.objects if o["metadata"]["name"] in _NOTIFICATION_OBJECTS]
-        if any(o["metadata"]["name"] == argocd.NOTIFICATIONS_SECRET for o in batch):
-            secret_vars[SLACK_VAR] = ctx.secrets.resolve(ctx.config.slack.token, "slack.token")
-        if seen.repo is not None:
-            batch.append(_repo_secret(ctx, "deploy_key"))
-            secret_vars["deploy_key"] = _private_key(ctx)
-        if seen.kit_creds is not None and ctx.config.kit.credentials is not None:
-            batch.append(_kit_creds_secret(ctx, KIT_TOKEN_VAR))
-            secret_vars[KIT_TOKEN_VAR] = _kit_token(ctx)
-        if seen.project is not None or seen.app is not None:
-            records = _records(ctx, required=True)
-            batch += [
-                argocd.literal_tree(records[name])
-                for name, change in ((PROJECT_RECORD, seen.project), (ROOT_RECORD, seen.app))
-                if change is not None
-            ]
+        batch, secret_vars = _batch(ctx, ops)
         if batch:
             ctx.intend(
                 f"apply Argo CD {ctx.config.argocd.version} ({len(batch)} objects) to {ns} as {MANAGER}"
@@ -213,16 +294,22 @@ class ArgocdInstall(Step):
             ctx.services.ansible.apply(
                 batch, MANAGER, secret_vars, ctx.services.kubeconfig, ctx.config.cluster.context
             )
-        ctx.services.kube.wait_available(
-            ns, _workloads(seen.objects), float(ctx.config.argocd.wait_timeout), ctx.progress
-        )
-        if seen.initial_admin is not None:
-            ctx.intend(f"delete Secret {ns}/{INITIAL_ADMIN}")
-            ctx.services.ansible.delete(
-                [{"apiVersion": "v1", "kind": "Secret", "namespace": ns, "name": INITIAL_ADMIN}],
-                ctx.services.kubeconfig,
-                ctx.config.cluster.context,
+        workloads: list[tuple[str, str]] = []
+        for op in ops:
+            if isinstance(op, ApplyManifest):
+                workloads += _workloads(list(op.objects))
+            elif isinstance(op, WaitForWorkloads):
+                workloads += op.workloads
+        if workloads:
+            ctx.services.kube.wait_available(
+                ns, list(dict.fromkeys(workloads)), float(ctx.config.argocd.wait_timeout), ctx.progress
             )
+        for op in ops:
+            if isinstance(op, Delete):
+                ctx.intend(f"delete {op.ref.text}")
+                ctx.services.ansible.delete(
+                    [op.ref.as_dict()], ctx.services.kubeconfig, ctx.config.cluster.context
+                )
         return _outputs(ctx, seen.manifest)
 
     def verify(self, ctx: Context) -> None:
@@ -248,24 +335,33 @@ class ArgocdInstall(Step):
 
     def plan_destroy(self, ctx: Context) -> Plan:
         if ctx.config.hub is not None:
-            return Plan(tuple(Change(Action.DELETE, _hub_ref_text(r)) for r in _hub_present(ctx)))
-        present = _present_for_destroy(ctx)
-        where = [f"{o['namespace']}/{o['name']}" if "namespace" in o else o["name"] for o in present]
+            return Plan(
+                tuple(Change(Action.DELETE, _hub_ref_text(r), payload=Delete(r)) for r in _hub_present(ctx))
+            )
         ns = ctx.config.argocd.namespace
         return Plan(
-            tuple(Change(Action.DELETE, f"{o['kind']} {w}") for o, w in zip(present, where, strict=True))
+            tuple(Change(Action.DELETE, ref.text, payload=Delete(ref)) for ref in _present_for_destroy(ctx))
             + tuple(
-                Change(Action.UPDATE, f"{kind} {ns}/{name}", "remove the install's keys; other steps' stay")
+                Change(
+                    Action.UPDATE,
+                    f"{kind} {ns}/{name}",
+                    "remove the install's keys; other steps' stay",
+                    payload=StripKeys(kind, name, ns),
+                )
                 for kind, name in _shared_with_our_keys(ctx)
             )
         )
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
+        """Remove what plan_destroy found, in its order: the root first, the controller last."""
         if ctx.config.hub is not None:
-            return _hub_destroy(ctx)
-        present = _present_for_destroy(ctx)
-        root = [o for o in present if o["kind"] == "Application"]
-        rest = [o for o in present if o["kind"] != "Application"]
+            return _hub_destroy(ctx, plan)
+        ops = [c.payload for c in plan.changes]
+        if any(not isinstance(op, Delete | StripKeys) for op in ops):
+            raise TypeError(f"not a destroy plan of argocd-install: {ops!r}")
+        deletes = [op.ref.as_dict() for op in ops if isinstance(op, Delete)]
+        root = [r for r in deletes if r["kind"] == "Application"]
+        rest = [r for r in deletes if r["kind"] != "Application"]
         kube, cluster = ctx.services.kube, ctx.config.cluster.context
         if root:
             ctx.intend(f"delete the root Application {root[0]['name']} (Argo CD deletes what it manages)")
@@ -290,17 +386,56 @@ class ArgocdInstall(Step):
         if rest:
             ctx.intend(f"delete the project, the repo Secrets and {len(rest)} Argo CD objects")
             ctx.services.ansible.delete(rest, ctx.services.kubeconfig, cluster)
-        shared = _shared_with_our_keys(ctx)
+        shared = [op for op in ops if isinstance(op, StripKeys)]
         if shared:
             # Applying an object with no data as our manager makes the API server drop every key we
             # own there (server-side apply); keys other steps own stay until their own destroy.
-            ns = ctx.config.argocd.namespace
             empty = [
-                argocd.secret(name, ns, {}) if kind == "Secret" else argocd.config_map(name, ns, {})
-                for kind, name in shared
+                argocd.secret(op.name, op.namespace, {})
+                if op.kind == "Secret"
+                else argocd.config_map(op.name, op.namespace, {})
+                for op in shared
             ]
-            ctx.intend(f"remove the install's keys from {', '.join(name for _, name in shared)}")
+            ctx.intend(f"remove the install's keys from {', '.join(op.name for op in shared)}")
             ctx.services.ansible.apply(empty, MANAGER, {}, ctx.services.kubeconfig, cluster)
+
+
+def _batch(ctx: Context, ops: list[object]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The plan's apply operations as the objects of one server-side apply, and the secrets they
+    reference (resolved now, never part of a payload).
+
+    One playbook run, not one per operation: each costs seconds (a module start, API discovery).
+    Within it the playbook orders by need (Namespaces and CRDs first, Secrets last); every object
+    is the plan's. An operation apply does not know is a plan of another shape: a bug, not a guess.
+    """
+    batch: list[dict[str, Any]] = []
+    secret_vars: dict[str, str] = {}
+    for op in ops:
+        match op:
+            case ApplyManifest() | ApplyNotifications():
+                batch += op.objects
+            case ApplyRepoSecret():
+                batch.append(_repo_secret(ctx, "deploy_key", op.namespace))
+                secret_vars["deploy_key"] = _private_key(ctx)
+            case ApplyHubRepoSecret():
+                secret_vars[HUB_KEY_VAR] = _ensure_hub_key(ctx)
+                batch.append(_hub_repo_secret(ctx, HUB_KEY_VAR))
+            case ApplyKitCreds():
+                batch.append(_kit_creds_secret(ctx, KIT_TOKEN_VAR, op.namespace))
+                secret_vars[KIT_TOKEN_VAR] = _kit_token(ctx)
+            case ApplyRecord(doc=None):
+                raise PermanentError(
+                    f"{op.repo} branch {op.branch} has no {op.path}; run the argocd-dir step first"
+                )
+            case ApplyRecord(doc=dict() as doc):
+                batch.append(argocd.literal_tree(doc))
+            case WaitForWorkloads() | Delete():
+                pass
+            case _:
+                raise TypeError(f"argocd-install cannot apply {op!r}")
+    if any(o["kind"] == "Secret" and o["metadata"]["name"] == argocd.NOTIFICATIONS_SECRET for o in batch):
+        secret_vars[SLACK_VAR] = ctx.secrets.resolve(ctx.config.slack.token, "slack.token")
+    return batch, secret_vars
 
 
 def _shared_with_our_keys(ctx: Context) -> list[tuple[str, str]]:
@@ -328,26 +463,30 @@ def _observe(ctx: Context) -> _Observed:
     install: Change | None = None
     namespace = kube.get("v1", "Namespace", None, ns)
     annotations = ((namespace or {}).get("metadata") or {}).get("annotations") or {}
-    missing, outdated = [], []
+    missing: list[str] = []
+    outdated: dict[str, str] = {}
+    """kind/name → why (what the diff shows)."""
     lives = _live(kube, objects[1:])
     for obj in objects[1:]:
         meta = obj["metadata"]
+        ref = f"{obj['kind']}/{meta['name']}"
         live = lives.get((obj["apiVersion"], obj["kind"], meta["name"]))
         if live is None:
-            missing.append(f"{obj['kind']}/{meta['name']}")
+            missing.append(ref)
         elif obj["kind"] in WORKLOADS and _images(obj) != _images(live):
-            outdated.append(f"{obj['kind']}/{meta['name']} ({', '.join(_images(live))})")
+            outdated[ref] = ", ".join(_images(live))
         elif (
             meta["name"] in _CUSTOMISED and (live.get("data") or {}).keys() != (obj.get("data") or {}).keys()
         ):
-            outdated.append(f"{obj['kind']}/{meta['name']} (keys)")
+            outdated[ref] = "keys"
         elif meta["name"] == KNOWN_HOSTS_CM and live.get("data") != obj.get("data"):
-            outdated.append(f"{obj['kind']}/{meta['name']} (host keys)")
+            outdated[ref] = "host keys"
     if missing or outdated or annotations.get(DIGEST_ANNOTATION) != manifest.sha256:
         previous = annotations.get(VERSION_ANNOTATION)
         what = f"{previous} -> {cfg.version}" if previous and previous != cfg.version else cfg.version
         detail = [f"missing: {', '.join(missing)}"] if missing else []
-        detail += [f"outdated: {', '.join(outdated)}"] if outdated else []
+        if outdated:
+            detail.append(f"outdated: {', '.join(f'{r} ({why})' for r, why in outdated.items())}")
         if not missing and not outdated:
             detail.append(f"manifest sha256 {manifest.sha256}")
         install = Change(
@@ -355,6 +494,7 @@ def _observe(ctx: Context) -> _Observed:
             f"Argo CD {what} in {ns}",
             f"server-side apply {len(objects) - 1} objects from {manifest.url}",
             "\n".join(detail),
+            payload=ApplyManifest(tuple(objects), tuple(missing), tuple(outdated)),
         )
 
     waiting: Change | None = None
@@ -366,7 +506,10 @@ def _observe(ctx: Context) -> _Observed:
         ]
         if pending:
             waiting = Change(
-                Action.UPDATE, f"Argo CD workloads in {ns}", f"wait until ready: {', '.join(pending)}"
+                Action.UPDATE,
+                f"Argo CD workloads in {ns}",
+                f"wait until ready: {', '.join(pending)}",
+                payload=WaitForWorkloads(tuple(_workloads(objects))),
             )
 
     repo = _secret_change(
@@ -376,6 +519,7 @@ def _observe(ctx: Context) -> _Observed:
         # Before deploy-key has run (a first `bootstrap plan`) there is no key to compare: it will be new.
         {"type": "git", "url": _repo_url(ctx), "sshPrivateKey": _stored_private_key(ctx) or ""},
         argocd.REPOSITORY,
+        ApplyRepoSecret(ns),
     )
     kit_creds: Change | None = None
     creds = ctx.config.kit.credentials
@@ -391,6 +535,7 @@ def _observe(ctx: Context) -> _Observed:
             f"repo-creds for {_kit_url(ctx)} (kit.credentials)",
             {"type": "git", "url": _kit_url(ctx), "username": creds.username, "password": _kit_token(ctx)},
             argocd.REPO_CREDS,
+            ApplyKitCreds(ns),
         )
 
     notifications: Change | None = None
@@ -411,9 +556,12 @@ def _observe(ctx: Context) -> _Observed:
                 f"ConfigMap {ns}/{argocd.NOTIFICATIONS_CM}",
                 f"notify #{ctx.config.slack.channel} of failed syncs and degraded health",
                 text,
+                payload=ApplyNotifications(
+                    tuple(o for o in objects if o["metadata"]["name"] in _NOTIFICATION_OBJECTS)
+                ),
             )
 
-    records = _records(ctx, required=False)
+    records = _records(ctx)
     project = _record_change(ctx, kube, records.get(PROJECT_RECORD), PROJECT_RECORD)
     app = _record_change(ctx, kube, records.get(ROOT_RECORD), ROOT_RECORD)
 
@@ -424,6 +572,7 @@ def _observe(ctx: Context) -> _Observed:
                 Action.DELETE,
                 f"Secret {ns}/{INITIAL_ADMIN}",
                 "the admin password from argocd-users is in place",
+                payload=Delete(Ref("v1", "Secret", ns, INITIAL_ADMIN)),
             )
         else:
             notes.append(
@@ -649,7 +798,12 @@ _SECRET_KEYS = frozenset({"sshPrivateKey", "password"})
 
 
 def _secret_change(
-    live: dict[str, Any] | None, target: str, summary: str, desired: dict[str, str], secret_type: str
+    live: dict[str, Any] | None,
+    target: str,
+    summary: str,
+    desired: dict[str, str],
+    secret_type: str,
+    payload: object,
 ) -> Change | None:
     """The change that makes a repository / repo-creds Secret hold ``desired`` (secret keys masked)."""
     current = argocd.secret_data(live)
@@ -664,7 +818,7 @@ def _secret_change(
         text = "\n".join(filter(None, [text, f"~ label {argocd.SECRET_TYPE_LABEL}: {secret_type}"]))
     if not text:
         return None
-    return Change(Action.CREATE if live is None else Action.UPDATE, target, summary, text)
+    return Change(Action.CREATE if live is None else Action.UPDATE, target, summary, text, payload=payload)
 
 
 def _repo_secret(ctx: Context, key_var: str, ns: str | None = None) -> dict[str, Any]:
@@ -690,7 +844,7 @@ def _kit_creds_secret(ctx: Context, token_var: str, ns: str | None = None) -> di
     return argocd.secret(_kit_creds_name(ctx), ns or ctx.config.argocd.namespace, data, labels)
 
 
-def _records(ctx: Context, required: bool) -> dict[str, dict[str, Any]]:
+def _records(ctx: Context) -> dict[str, dict[str, Any]]:
     """Git's root.yaml and project.yaml (committed by argocd-dir): what the cluster must hold."""
     gh = ctx.config.github
     github = ctx.services.github
@@ -701,10 +855,6 @@ def _records(ctx: Context, required: bool) -> dict[str, dict[str, Any]]:
         text = github.read_file(gh.infra_repo, head, path) if head else None
         doc = _first_doc(text, f"{gh.infra_repo}:{path}") if text is not None else None
         if doc is None:
-            if required:
-                raise PermanentError(
-                    f"{gh.infra_repo} branch {gh.branch} has no {path}; run the argocd-dir step first"
-                )
             continue
         doc.setdefault("metadata", {})["namespace"] = ctx.config.argocd.namespace
         out[name] = doc
@@ -737,13 +887,17 @@ def _record_change(ctx: Context, kube: Any, want: dict[str, Any] | None, record:
     gh = ctx.config.github
     path = f"{gh.path.strip('/')}/{record}"
     kind = "AppProject" if record == PROJECT_RECORD else "Application"
+    payload = ApplyRecord(gh.infra_repo, gh.branch, path, want)
     if want is None:
         name = ctx.config.customer.name if record == PROJECT_RECORD else f"{ctx.config.customer.name}-root"
         live = kube.get(APP_API, kind, ns, name)
         if live is not None:
             return None  # nothing in Git to compare with yet; argocd-dir's own plan shows the commit
         return Change(
-            Action.CREATE, f"{kind} {ns}/{name}", f"apply {path} from {gh.infra_repo} (argocd-dir commits it)"
+            Action.CREATE,
+            f"{kind} {ns}/{name}",
+            f"apply {path} from {gh.infra_repo} (argocd-dir commits it)",
+            payload=payload,
         )
     name = want["metadata"]["name"]
     live = kube.get(want.get("apiVersion", APP_API), want.get("kind", kind), ns, name)
@@ -756,6 +910,7 @@ def _record_change(ctx: Context, kube: Any, want: dict[str, Any] | None, record:
         f"{want.get('kind', kind)} {ns}/{name}",
         f"apply {path} from {gh.infra_repo} {gh.branch} as it is",
         "\n".join(difflib.unified_diff(before, after, "live", "git", lineterm="")),
+        payload=payload,
     )
 
 
@@ -764,7 +919,7 @@ def uncredentialed(ctx: Context) -> dict[str, list[str]]:
     ns = ctx.config.argocd.namespace
     kube = ctx.services.kube
     gh = ctx.config.github
-    apps = [d for d in _records(ctx, required=False).values() if d.get("kind") == "Application"]
+    apps = [d for d in _records(ctx).values() if d.get("kind") == "Application"]
     head = ctx.services.github.branch_head(gh.infra_repo, gh.branch)
     if head:
         for text in ctx.services.github.read_tree(gh.infra_repo, head, f"{gh.path.strip('/')}/apps").values():
@@ -799,7 +954,7 @@ def _applications_of(ctx: Context, kube: Any) -> list[str]:
     )
 
 
-def _present_for_destroy(ctx: Context) -> list[dict[str, str]]:
+def _present_for_destroy(ctx: Context) -> list[Ref]:
     """What destroy removes, in order: root Application, repo Secret, the manifest's objects backwards."""
     ns = ctx.config.argocd.namespace
     kube = ctx.services.kube
@@ -812,23 +967,17 @@ def _present_for_destroy(ctx: Context) -> list[dict[str, str]]:
     )
     name = ctx.config.customer.name
     candidates = [
-        {"apiVersion": APP_API, "kind": "Application", "namespace": ns, "name": f"{name}-root"},
-        {"apiVersion": APP_API, "kind": "AppProject", "namespace": ns, "name": name},
-        {"apiVersion": "v1", "kind": "Secret", "namespace": ns, "name": _repo_secret_name(ctx)},
-        {"apiVersion": "v1", "kind": "Secret", "namespace": ns, "name": _kit_creds_name(ctx)},
+        Ref(APP_API, "Application", ns, f"{name}-root"),
+        Ref(APP_API, "AppProject", ns, name),
+        Ref("v1", "Secret", ns, _repo_secret_name(ctx)),
+        Ref("v1", "Secret", ns, _kit_creds_name(ctx)),
     ]
-    for obj in reversed(_objects(ctx, manifest)[1:]):
-        if (obj["kind"], obj["metadata"]["name"]) in SHARED:
-            continue
-        ref = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"]}
-        if "namespace" in obj["metadata"]:
-            ref["namespace"] = obj["metadata"]["namespace"]
-        candidates.append(ref)
-    return [
-        c
-        for c in candidates
-        if kube.get(c["apiVersion"], c["kind"], c.get("namespace"), c["name"]) is not None
+    candidates += [
+        Ref(obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        for obj in reversed(_objects(ctx, manifest)[1:])
+        if (obj["kind"], obj["metadata"]["name"]) not in SHARED
     ]
+    return [r for r in candidates if kube.get(r.api_version, r.kind, r.namespace, r.name) is not None]
 
 
 def _outputs(ctx: Context, manifest: manifests.Manifest) -> Outputs:
@@ -883,7 +1032,7 @@ def _hub_record_paths(ctx: Context) -> dict[str, str]:
     }
 
 
-def _hub_records(ctx: Context, required: bool) -> dict[str, dict[str, Any]]:
+def _hub_records(ctx: Context) -> dict[str, dict[str, Any]]:
     """The hub repo's root.yaml and projects/<customer>.yaml (committed by argocd-dir in hub mode)."""
     assert ctx.config.hub is not None
     gitops = ctx.config.hub.gitops
@@ -894,10 +1043,6 @@ def _hub_records(ctx: Context, required: bool) -> dict[str, dict[str, Any]]:
         text = github.read_file(gitops.repo, head, path) if head else None
         doc = _first_doc(text, f"{gitops.repo}:{path}") if text is not None else None
         if doc is None:
-            if required:
-                raise PermanentError(
-                    f"{gitops.repo} branch {gitops.branch} has no {path}; run the argocd-dir step first"
-                )
             continue
         doc.setdefault("metadata", {})["namespace"] = _hub_ns(ctx)
         out[record] = doc
@@ -916,6 +1061,7 @@ def _hub_observe(ctx: Context) -> dict[str, Change]:
             f"repository credentials for {_repo_url(ctx)} (deploy key from Vault)",
             {"type": "git", "url": _repo_url(ctx), "sshPrivateKey": _stored_private_key(ctx) or ""},
             argocd.REPOSITORY,
+            ApplyRepoSecret(ns),
         ),
         "hubrepo": _hub_repo_change(ctx),
     }
@@ -927,20 +1073,24 @@ def _hub_observe(ctx: Context) -> dict[str, Change]:
             f"repo-creds for {_kit_url(ctx)} (kit.credentials)",
             {"type": "git", "url": _kit_url(ctx), "username": creds.username, "password": _kit_token(ctx)},
             argocd.REPO_CREDS,
+            ApplyKitCreds(ns),
         )
-    records = _hub_records(ctx, required=False)
+    records = _hub_records(ctx)
     paths = _hub_record_paths(ctx)
-    repo = ctx.config.hub.gitops.repo
+    gitops = ctx.config.hub.gitops
+    repo = gitops.repo
     for key, record, kind in (
         ("project", PROJECT_RECORD, "AppProject"),
         ("root", HUB_ROOT_RECORD, "Application"),
     ):
         want = records.get(record)
+        payload = ApplyRecord(repo, gitops.branch, paths[record], want)
         if want is None:
             found[key] = Change(
                 Action.CREATE,
                 f"{kind} in {ns} (hub)",
                 f"apply {repo}:{paths[record]} (argocd-dir commits it)",
+                payload=payload,
             )
             continue
         name = want["metadata"]["name"]
@@ -950,6 +1100,7 @@ def _hub_observe(ctx: Context) -> dict[str, Change]:
                 Action.CREATE if live is None else Action.UPDATE,
                 f"{want.get('kind', kind)} {ns}/{name} in the hub",
                 f"apply {repo}:{paths[record]} as it is",
+                payload=payload,
             )
     return {k: c for k, c in found.items() if c is not None}
 
@@ -963,28 +1114,11 @@ def _hub_plan(ctx: Context) -> Plan:
     return Plan(tuple(_hub_observe(ctx).values()), notes=notes, outputs=_hub_outputs(ctx))
 
 
-def _hub_apply(ctx: Context) -> Outputs:
+def _hub_apply(ctx: Context, plan: Plan) -> Outputs:
+    """The hub plan's operations as one apply to the hub (the hub repo's key ensured first)."""
     assert ctx.config.hub is not None
     ns = _hub_ns(ctx)
-    seen = _hub_observe(ctx)
-    batch: list[dict[str, Any]] = []
-    secret_vars: dict[str, str] = {}
-    if "repo" in seen:
-        batch.append(_repo_secret(ctx, "deploy_key", ns))
-        secret_vars["deploy_key"] = _private_key(ctx)
-    if "hubrepo" in seen:
-        batch.append(_hub_repo_secret(ctx, HUB_KEY_VAR))
-        secret_vars[HUB_KEY_VAR] = _ensure_hub_key(ctx)
-    if "kit" in seen:
-        batch.append(_kit_creds_secret(ctx, KIT_TOKEN_VAR, ns))
-        secret_vars[KIT_TOKEN_VAR] = _kit_token(ctx)
-    if "project" in seen or "root" in seen:
-        records = _hub_records(ctx, required=True)
-        batch += [
-            argocd.literal_tree(records[record])
-            for key, record in (("project", PROJECT_RECORD), ("root", HUB_ROOT_RECORD))
-            if key in seen
-        ]
+    batch, secret_vars = _batch(ctx, [c.payload for c in plan.changes])
     if batch:
         ctx.intend(f"apply the customer's project, the hub root and repo credentials to the hub's {ns}")
         ctx.services.ansible.apply(
@@ -998,35 +1132,33 @@ def _hub_verify(ctx: Context) -> None:
         raise PermanentError(f"{change.target} is not as expected: {change.summary}")
 
 
-def _hub_refs(ctx: Context) -> list[dict[str, str]]:
+def _hub_refs(ctx: Context) -> list[Ref]:
     """What destroy removes from the hub: the customer's own objects, never the shared root."""
     ns = _hub_ns(ctx)
     return [
-        {"apiVersion": APP_API, "kind": "AppProject", "namespace": ns, "name": ctx.config.customer.name},
-        {"apiVersion": "v1", "kind": "Secret", "namespace": ns, "name": _repo_secret_name(ctx)},
-        {"apiVersion": "v1", "kind": "Secret", "namespace": ns, "name": _kit_creds_name(ctx)},
+        Ref(APP_API, "AppProject", ns, ctx.config.customer.name),
+        Ref("v1", "Secret", ns, _repo_secret_name(ctx)),
+        Ref("v1", "Secret", ns, _kit_creds_name(ctx)),
     ]
 
 
-def _hub_present(ctx: Context) -> list[dict[str, str]]:
+def _hub_present(ctx: Context) -> list[Ref]:
     kube = ctx.services.hub_kube
-    return [
-        r
-        for r in _hub_refs(ctx)
-        if kube.get(r["apiVersion"], r["kind"], r["namespace"], r["name"]) is not None
-    ]
+    return [r for r in _hub_refs(ctx) if kube.get(r.api_version, r.kind, r.namespace, r.name) is not None]
 
 
-def _hub_ref_text(ref: dict[str, str]) -> str:
-    return f"{ref['kind']} {ref['namespace']}/{ref['name']} in the hub"
+def _hub_ref_text(ref: Ref) -> str:
+    return f"{ref.text} in the hub"
 
 
-def _hub_destroy(ctx: Context) -> None:
+def _hub_destroy(ctx: Context, plan: Plan) -> None:
     assert ctx.config.hub is not None
-    present = _hub_present(ctx)
+    present = [c.payload_as(Delete).ref for c in plan.changes]
     if present:
         ctx.intend(f"delete {', '.join(_hub_ref_text(r) for r in present)}")
-        ctx.services.ansible.delete(present, ctx.services.hub_kubeconfig, ctx.config.hub.context)
+        ctx.services.ansible.delete(
+            [r.as_dict() for r in present], ctx.services.hub_kubeconfig, ctx.config.hub.context
+        )
 
 
 def _hub_outputs(ctx: Context) -> Outputs:
@@ -1080,12 +1212,16 @@ def _hub_repo_change(ctx: Context) -> Change | None:
     name = hub_repo_secret_name(repo)
     stored = _hub_stored_key(ctx)
     target = f"Secret {ns}/{name} in the hub"
+    op = ApplyHubRepoSecret(ns)
     if stored is None:
         why = f"new read-only deploy key {HUB_KEY_TITLE!r} on {repo} (shared by the hub's customers)"
-        return Change(Action.CREATE, target, why, f"+ Vault {hub_key_path(ctx.config)}")
+        return Change(Action.CREATE, target, why, f"+ Vault {hub_key_path(ctx.config)}", payload=op)
     if not _hub_registered(ctx, stored[1]):
         return Change(
-            Action.UPDATE, target, f"register Vault's key on {repo} as {HUB_KEY_TITLE!r} (read-only)"
+            Action.UPDATE,
+            target,
+            f"register Vault's key on {repo} as {HUB_KEY_TITLE!r} (read-only)",
+            payload=op,
         )
     return _secret_change(
         ctx.services.hub_kube.get("v1", "Secret", ns, name),
@@ -1093,6 +1229,7 @@ def _hub_repo_change(ctx: Context) -> Change | None:
         f"repository credentials for the hub repo {ctx.config.github.ssh_url(repo)} (shared)",
         {"type": "git", "url": ctx.config.github.ssh_url(repo), "sshPrivateKey": stored[0]},
         argocd.REPOSITORY,
+        op,
     )
 
 

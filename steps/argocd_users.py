@@ -202,8 +202,9 @@ class ArgocdUsers(Step):
         vault = ctx.services.vault
         secret_vars, secret_data, versions = _hashes(ctx, state)
         ns = ctx.config.argocd.namespace
-        manifests = [
-            argocd.namespace(ns),
+        # The Namespace only when the plan creates it: applying an existing one is no change it listed.
+        manifests = [] if state.namespace_exists else [argocd.namespace(ns)]
+        manifests += [
             argocd.config_map(argocd.CM, ns, _cm(ctx)),
             argocd.config_map(argocd.RBAC, ns, _rbac(ctx)),
             argocd.secret(argocd.SECRET, ns, secret_data),

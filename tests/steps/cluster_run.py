@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from bootstrap import engine, session
 from bootstrap.reporting import StepResult, Summary
-from bootstrap.step import Step
+from bootstrap.step import Context, Plan, Step
 from tests.fixtures.world import World
 from tests.unit.recording import RecordingReporter
 
@@ -81,3 +81,22 @@ def destroy(world: World, steps: Sequence[type[Step]], dry_run: bool = False) ->
     )
     with sess.store.lock():
         return eng.destroy(sess.context, dry_run=dry_run)
+
+
+def apply_from(world: World, step: Step, start: str) -> tuple[Context, Plan]:
+    """Plan ``step`` from ``start`` (must have changes), reset the call logs, apply exactly that plan."""
+    ctx = world.context()
+    plan = step.plan(ctx)
+    assert not plan.empty, start
+    world.reset_logs()
+    step.apply(ctx, plan)
+    return ctx, plan
+
+
+def kube_writes(world: World) -> list[tuple[str, str, str]]:
+    """The kube emulator's successful writes since the last reset: (method, resource, object name)."""
+    out = []
+    for call in world.kube.log.writes:
+        *_, resource, name = call.path.split("?", 1)[0].rstrip("/").split("/")
+        out.append((call.method, resource, name))
+    return out

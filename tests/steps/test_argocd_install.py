@@ -20,15 +20,17 @@ import pytest
 import yaml
 
 from bootstrap.clients import argocd
+from bootstrap.clients.kubernetes import KubeClient
 from bootstrap.errors import RetryableError
-from bootstrap.step import Action, Context, Outputs, Plan, Step, StepId
+from bootstrap.step import Action, Change, Context, Outputs, Plan, Step, StepId
 from sandbox import argocd_manifest
 from sandbox import customer as sandbox_customer
+from steps import argocd_install as install
 from steps.argocd_dir import ArgocdDir
 from steps.argocd_install import DIGEST_ANNOTATION, INITIAL_ADMIN, VERSION_ANNOTATION, ArgocdInstall
 from steps.deploy_key import DeployKey
 from tests.fixtures.world import World
-from tests.steps.cluster_run import destroy, run, secrets_in, state_text
+from tests.steps.cluster_run import apply_from, destroy, kube_writes, run, secrets_in, state_text
 
 NS = "argocd"
 REPO_SECRET = "repo-kuvaq-infra"
@@ -270,3 +272,127 @@ def test_enterprise_host_without_its_ssh_host_keys_is_refused(world: World) -> N
         result.message or ""
     )
     assert world.kube.log.writes == []
+
+
+def _plural(kind: str) -> str:
+    """A kind's resource name in its REST path: lower case, plural (NetworkPolicy → networkpolicies)."""
+    lower = kind.lower()
+    return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
+
+
+Written = tuple[str, str]
+"""A write to the Kubernetes API as (resource, name): ``("secrets", "repo-kuvaq-infra")``."""
+
+
+def _written(world: World) -> list[tuple[str, Written]]:
+    return [(method, (resource, name)) for method, resource, name in kube_writes(world)]
+
+
+def _implied(op: object) -> tuple[set[Written], set[Written]]:
+    """What one planned operation writes to the Kubernetes API: (must, may).
+
+    Server-side apply of an object already as wanted stores nothing, so an operation applying
+    many objects must write the ones the plan saw missing or outdated and may write the rest;
+    every other operation writes exactly its own object (a Delete is checked as a DELETE).
+    """
+    match op:
+        case install.ApplyManifest():
+            every = {(_plural(o["kind"]), o["metadata"]["name"]) for o in op.objects}
+            drifted = {
+                (_plural(kind), name) for kind, name in (r.split("/") for r in op.missing + op.outdated)
+            }
+            return drifted, every
+        case install.ApplyNotifications():
+            return set(), {(_plural(o["kind"]), o["metadata"]["name"]) for o in op.objects}
+        case install.ApplyRepoSecret():
+            return {("secrets", REPO_SECRET)}, {("secrets", REPO_SECRET)}
+        case install.ApplyKitCreds():
+            return {("secrets", KIT_CREDS)}, {("secrets", KIT_CREDS)}
+        case install.ApplyRecord(doc=dict() as doc):
+            one = {(_plural(doc["kind"]), doc["metadata"]["name"])}
+            return one, one
+        case install.Delete():
+            one = {(_plural(op.ref.kind), op.ref.name)}
+            return one, one
+        case install.WaitForWorkloads():
+            return set(), set()
+    raise AssertionError(f"no writes known for {op!r}")
+
+
+def _drift(world: World, start: str) -> None:
+    """Bring an installed customer into ``start`` by hand (as someone with kubectl would)."""
+    kube = KubeClient(str(world.kube.kubeconfig_path), "sandbox")
+    if start == "workload image outdated":
+        live = kube.get("apps/v1", "Deployment", NS, "argocd-server")
+        assert live is not None
+        live["spec"]["template"]["spec"]["containers"][0]["image"] = "quay.io/argoproj/argocd:v3.3.13"
+        meta = {"name": "argocd-server", "namespace": NS}
+        kube.apply(
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": live["spec"]}, "kubectl"
+        )
+    elif start == "repo Secret drifted":
+        kube.apply(argocd.secret(REPO_SECRET, NS, {"url": argocd.b64("git@elsewhere:x/y.git")}), "kubectl")
+    elif start == "notifications drifted":
+        data = {"service.slack": "token: $slack-token\n"}
+        kube.apply(argocd.config_map(argocd.NOTIFICATIONS_CM, NS, data), "kubectl")
+    elif start == "initial admin Secret back":
+        world.kube.seed(argocd.secret(INITIAL_ADMIN, NS, {"password": argocd.b64("initial-admin-pw-123")}))
+    else:
+        raise AssertionError(start)
+
+
+def _apply_is_the_plan(world: World, start: str) -> list[Change]:
+    """Plan, apply, and check the Kubernetes writes against the plan's operations; re-plan is empty."""
+    step = ArgocdInstall()
+    ctx, plan = apply_from(world, step, start)
+    written = _written(world)
+    implied = [_implied(c.payload) for c in plan.changes]
+    objects = [w for _, w in written]
+    assert len(objects) == len(set(objects)), (start, "an object written twice", written)
+    assert set(objects) <= set().union(*(may for _, may in implied)), (start, "a write the plan did not list")
+    for change, (must, _) in zip(plan.changes, implied, strict=True):
+        assert must <= set(objects), (start, change.target, must - set(objects))
+    # The deletions are the plan's, in its order, and come after everything it applies.
+    deleted = [
+        w
+        for c, (must, _) in zip(plan.changes, implied, strict=True)
+        if isinstance(c.payload, install.Delete)
+        for w in must
+    ]
+    assert [w for m, w in written if m == "DELETE"] == deleted, start
+    methods = [m for m, _ in written]
+    assert methods == sorted(methods, key=lambda m: m == "DELETE"), start
+    assert world.writes() == len(written), (start, "writes beyond the cluster")  # no Vault, GitHub, Slack
+    step.verify(ctx)
+    assert step.plan(ctx).empty, start
+    return list(plan.changes)
+
+
+def test_apply_performs_exactly_the_planned_operations(world: World) -> None:
+    """From each starting state, apply writes what its plan's operations imply, and only that.
+
+    The states follow one another in one world (an install costs a playbook run; each state
+    starts from the previous one converged): fresh, then by-hand drifts of an installed customer.
+    """
+    seed_argocd_users(world)
+    world.customer(argocd={"wait_timeout": 120})
+    assert run(world, STEPS[:2]).result.status == "done"
+    fresh = _apply_is_the_plan(world, "fresh")
+    assert [type(c.payload) for c in fresh] == [
+        install.ApplyManifest,
+        install.ApplyRepoSecret,
+        install.ApplyKitCreds,
+        install.ApplyRecord,
+        install.ApplyRecord,
+        install.Delete,
+    ]
+    for start, payloads, touched in (
+        ("workload image outdated", [install.ApplyManifest], [("deployments", "argocd-server")]),
+        ("repo Secret drifted", [install.ApplyRepoSecret], [("secrets", REPO_SECRET)]),
+        ("notifications drifted", [install.ApplyNotifications], [("configmaps", argocd.NOTIFICATIONS_CM)]),
+        ("initial admin Secret back", [install.Delete], [("secrets", INITIAL_ADMIN)]),
+    ):
+        _drift(world, start)
+        changes = _apply_is_the_plan(world, start)
+        assert [type(c.payload) for c in changes] == payloads, start
+        assert [w for _, w in _written(world)] == touched, start

@@ -9,15 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 
 import bcrypt
 
 from bootstrap.clients import argocd
 from bootstrap.clients.kubernetes import KubeClient
-from bootstrap.step import Action, Plan
+from bootstrap.step import Action, Change, Plan
 from steps.argocd_users import HASH_DIGEST, MANAGER, ArgocdUsers
 from tests.fixtures.world import World
-from tests.steps.cluster_run import destroy, run, secrets_in, state_text
+from tests.steps.cluster_run import apply_from, destroy, kube_writes, run, secrets_in, state_text
 
 NS = "argocd"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -186,3 +187,88 @@ def test_api_key_only_account_gets_no_password(world: World) -> None:
     assert world.vault.client.read(path) is None
     assert done.result.outputs["users"] == ["admin"]
     assert run(world, (ArgocdUsers,)).result.status == "up-to-date"
+
+
+Write = tuple[str, str, str]
+"""One write: ("kube", resource, object name) or ("vault", data|metadata|delete, account name)."""
+
+
+def _writes(world: World) -> Counter[Write]:
+    """The kube emulator's and the Vault proxy's successful writes since the last reset."""
+    out: Counter[Write] = Counter()
+    for _, resource, name in kube_writes(world):
+        out[("kube", resource, name)] += 1
+    assert world.vault_proxy is not None
+    for call in world.vault_proxy.log.writes:
+        parts = call.path.split("?", 1)[0].split("/")  # /v1/<mount>/<data|metadata>/<path…>/<account>
+        out[("vault", "delete" if call.method == "DELETE" else parts[3], parts[-1])] += 1
+    return out
+
+
+_RESOURCE = {"Namespace": "namespaces", "ConfigMap": "configmaps", "Secret": "secrets"}
+
+
+def _implied(change: Change) -> list[Write]:
+    """What one change of an argocd-users plan writes.
+
+    An object change is one server-side apply of that object (an object already as wanted stores
+    nothing, so none is written for the ones the plan left out); an account's new password is a
+    Vault write and then the digest of its hash in the path's metadata; a re-hashed account only
+    records the new digest; a removed account (or an apiKey-only one's old password) is deleted
+    from Vault (KV v2 metadata DELETE: every version).
+    """
+    if change.target.startswith("Argo CD account "):
+        name = change.target.removeprefix("Argo CD account ")
+        return {
+            Action.CREATE: [("vault", "data", name), ("vault", "metadata", name)],
+            Action.UPDATE: [("vault", "metadata", name)],
+            Action.DELETE: [("vault", "delete", name)],
+        }[change.action]
+    kind, where = change.target.split(" ", 1)
+    return [("kube", _RESOURCE[kind], where.rsplit("/", 1)[-1])]
+
+
+def _apply_is_the_plan(world: World, start: str) -> list[tuple[Action, str]]:
+    step = ArgocdUsers()
+    ctx, plan = apply_from(world, step, start)
+    assert _writes(world) == Counter(w for c in plan.changes for w in _implied(c)), start
+    assert world.writes() == sum(_writes(world).values()), (start, "writes beyond the cluster and Vault")
+    step.verify(ctx)
+    assert step.plan(ctx).empty, start
+    return [(c.action, c.target) for c in plan.changes]
+
+
+def test_apply_performs_exactly_the_planned_operations(world: World) -> None:
+    """From each starting state, apply's writes (cluster and Vault) are the ones its plan lists.
+
+    The states follow one another in one world (each apply costs a playbook run): fresh, then a
+    user removed from customer.yaml, a password gone from Vault, and a hash changed by hand.
+    """
+    users = [{"name": n, "capabilities": ["apiKey", "login"]} for n in ("deployer", "ci")]
+    world.customer(argocd={"users": users})
+    assert _apply_is_the_plan(world, "fresh")[:3] == [
+        (Action.CREATE, "Namespace argocd"),
+        (Action.CREATE, "Argo CD account admin"),
+        (Action.CREATE, "Argo CD account deployer"),
+    ]
+
+    world.customer(argocd={"users": users[:1]})
+    removed = _apply_is_the_plan(world, "a user removed from customer.yaml")
+    assert (Action.DELETE, "Argo CD account ci") in removed
+
+    world.vault.client.delete(f"{world.vault.prefix}/kuvaq/argocd/users/deployer")
+    missing = _apply_is_the_plan(world, "a password missing in Vault")
+    assert missing == [
+        (Action.CREATE, "Argo CD account deployer"),
+        (Action.UPDATE, f"Secret {NS}/argocd-secret"),
+    ]
+
+    kube = KubeClient(str(world.kube.kubeconfig_path), "sandbox")
+    kube.apply(
+        argocd.secret(argocd.SECRET, NS, {"admin.password": argocd.b64("$2b$10$" + "x" * 53)}), "kubectl"
+    )
+    drifted = _apply_is_the_plan(world, "an account's hash changed by hand")
+    assert drifted == [
+        (Action.UPDATE, "Argo CD account admin"),
+        (Action.UPDATE, f"Secret {NS}/argocd-secret"),
+    ]

@@ -25,7 +25,7 @@ Guarantees:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
@@ -45,12 +45,41 @@ GRAFANA_SECRET = "grafana-github-oauth"
 
 @dataclass(frozen=True)
 class _Creds:
+    """The client credentials plan found (customer.yaml or Vault); apply uses them as they were."""
+
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     app_slug: str | None
     store: bool
     """The credentials came from customer.yaml and differ from (or are missing in) Vault."""
     vault_version: int
+
+
+@dataclass(frozen=True)
+class CreateApp:
+    """The manifest flow: a person creates the App in a browser; its credentials go to Vault."""
+
+
+@dataclass(frozen=True)
+class StoreCredentials:
+    """Check customer.yaml's client credentials against GitHub, then store them in Vault (``cas``)."""
+
+    client_id: str
+    cas: int
+
+
+DEX_CONFIG = argocd.CM
+DEX_SECRET = argocd.SECRET
+
+
+@dataclass(frozen=True)
+class ApplyObjects:
+    """Server-side apply of the objects named (``argocd-cm``, ``argocd-secret``, Grafana's Secret).
+
+    Each goes with its namespace; the secret values reach Ansible only as private vars.
+    """
+
+    names: tuple[str, ...]
 
 
 class GithubOauth(Step):
@@ -88,6 +117,7 @@ class GithubOauth(Step):
                     Action.CREATE,
                     f"GitHub App {_app_name(ctx)} in {ctx.config.github.org}",
                     f"manifest flow: open the local URL shown in a browser; credentials to Vault {path}",
+                    payload=CreateApp(),
                 )
             )
             changes.append(
@@ -95,6 +125,7 @@ class GithubOauth(Step):
                     Action.UPDATE,
                     f"Dex connector and Grafana OAuth secret in {ctx.config.argocd.namespace}, {GRAFANA_NS}",
                     "with the new App's client id and secret",
+                    payload=ApplyObjects(_objects(ctx.config)),
                 )
             )
             return Plan(tuple(changes))
@@ -105,30 +136,27 @@ class GithubOauth(Step):
                     f"Vault {path}",
                     f"store client {creds.client_id} (checked against GitHub first)",
                     "client_id: " + creds.client_id + "\nclient_secret: " + argocd.MASK,
+                    payload=StoreCredentials(creds.client_id, creds.vault_version),
                 )
             )
         changes += _cluster_changes(ctx, creds)
-        return Plan(tuple(changes), outputs=_outputs(ctx, creds))
+        return Plan(tuple(changes), outputs=_outputs(ctx, creds), observed=creds)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
-        creds = _credentials(ctx)
-        if creds is None:
-            creds = self._create_app(ctx)
-        elif creds.store:
-            _check_and_store(ctx, creds)
-        if _cluster_changes(ctx, creds):
+        """The planned operations with the credentials plan found (or the App created here)."""
+        ops = [c.payload for c in plan.changes]
+        creating = any(isinstance(op, CreateApp) for op in ops)
+        creds = self._create_app(ctx) if creating else plan.observed_as(_Creds)
+        for store in (op for op in ops if isinstance(op, StoreCredentials)):
+            _check_and_store(ctx, store, creds.client_secret)
+        names = {n for op in ops if isinstance(op, ApplyObjects) for n in op.names}
+        if names:
             ns = ctx.config.argocd.namespace
-            dex = [
-                argocd.namespace(ns),
-                argocd.config_map(argocd.CM, ns, _cm(ctx, creds)),
-                argocd.secret(
-                    argocd.SECRET, ns, {"dex.github.clientSecret": argocd.secret_placeholder("client_secret")}
-                ),
-            ]
-            manifests = [
-                *(dex if _dex(ctx.config) else []),
-                argocd.namespace(GRAFANA_NS),
-                argocd.secret(
+            secret_ref = {"dex.github.clientSecret": argocd.secret_placeholder("client_secret")}
+            wanted = {
+                DEX_CONFIG: argocd.config_map(argocd.CM, ns, _cm(ctx, creds)),
+                DEX_SECRET: argocd.secret(argocd.SECRET, ns, secret_ref),
+                GRAFANA_SECRET: argocd.secret(
                     GRAFANA_SECRET,
                     GRAFANA_NS,
                     {
@@ -136,8 +164,19 @@ class GithubOauth(Step):
                         "GF_AUTH_GITHUB_CLIENT_SECRET": argocd.secret_placeholder("client_secret"),
                     },
                 ),
-            ]
-            ctx.intend(f"apply the Dex GitHub connector and {GRAFANA_NS}/{GRAFANA_SECRET} as {MANAGER}")
+            }
+            manifests: list[dict[str, Any]] = []
+            for name in _objects(ctx.config):
+                if name not in names:
+                    continue
+                space = wanted[name]["metadata"]["namespace"]
+                if not any(m["kind"] == "Namespace" and m["metadata"]["name"] == space for m in manifests):
+                    manifests.append(argocd.namespace(space))
+                manifests.append(wanted[name])
+            what = ", ".join(
+                f"{m['kind']} {m['metadata']['name']}" for m in manifests if m["kind"] != "Namespace"
+            )
+            ctx.intend(f"apply {what} as {MANAGER}")
             ctx.progress("applying the Dex connector and Grafana's OAuth secret (ansible)")
             ctx.services.ansible.apply(
                 manifests,
@@ -146,7 +185,7 @@ class GithubOauth(Step):
                 ctx.services.kubeconfig,
                 ctx.config.cluster.context,
             )
-        return _outputs(ctx, creds)
+        return dict(plan.outputs) if not creating else _outputs(ctx, creds)
 
     def _create_app(self, ctx: Context) -> _Creds:
         org = ctx.config.github.org
@@ -289,18 +328,18 @@ def _credentials(ctx: Context) -> _Creds | None:
     return None
 
 
-def _check_and_store(ctx: Context, creds: _Creds) -> None:
-    if not ctx.services.github.check_oauth_client(creds.client_id, creds.client_secret):
+def _check_and_store(ctx: Context, op: StoreCredentials, client_secret: str) -> None:
+    if not ctx.services.github.check_oauth_client(op.client_id, client_secret):
         raise PermanentError(
-            f"GitHub rejects client {creds.client_id} with the secret from argocd.sso.client_secret "
+            f"GitHub rejects client {op.client_id} with the secret from argocd.sso.client_secret "
             f"({ctx.config.argocd.sso.client_secret}); copy the client id and a current client secret "
             "from the app's settings page and run again"
         )
     ctx.intend(f"store the GitHub client credentials at Vault {_vault_path(ctx)}")
     ctx.services.vault.write(
         _vault_path(ctx),
-        {"client_id": creds.client_id, "client_secret": creds.client_secret},
-        cas=creds.vault_version,
+        {"client_id": op.client_id, "client_secret": client_secret},
+        cas=op.cas,
         metadata={"mode": "manual"},
     )
 
@@ -326,16 +365,35 @@ def _cluster_changes(ctx: Context, creds: _Creds) -> list[Change]:
     for name, kind, current, desired in dex if _dex(ctx.config) else ():
         text = argocd.diff(current, desired, set(), masked=kind == "Secret")
         if text:
-            changes.append(Change(Action.UPDATE, f"{kind} {ns}/{name}", "Dex GitHub connector", text))
+            changes.append(
+                Change(
+                    Action.UPDATE,
+                    f"{kind} {ns}/{name}",
+                    "Dex GitHub connector",
+                    text,
+                    payload=ApplyObjects((name,)),
+                )
+            )
     grafana = kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET)
     want = {"GF_AUTH_GITHUB_CLIENT_ID": creds.client_id, "GF_AUTH_GITHUB_CLIENT_SECRET": creds.client_secret}
     text = argocd.diff(argocd.secret_data(grafana), want, set(), masked=True)
     if text:
         action = Action.CREATE if grafana is None else Action.UPDATE
         changes.append(
-            Change(action, f"Secret {GRAFANA_NS}/{GRAFANA_SECRET}", "Grafana's GitHub OAuth client", text)
+            Change(
+                action,
+                f"Secret {GRAFANA_NS}/{GRAFANA_SECRET}",
+                "Grafana's GitHub OAuth client",
+                text,
+                payload=ApplyObjects((GRAFANA_SECRET,)),
+            )
         )
     return changes
+
+
+def _objects(config: CustomerConfig) -> tuple[str, ...]:
+    """The objects this step applies, in the order it applies them (Dex's in standalone mode only)."""
+    return (DEX_CONFIG, DEX_SECRET, GRAFANA_SECRET) if _dex(config) else (GRAFANA_SECRET,)
 
 
 def _cm(ctx: Context, creds: _Creds) -> dict[str, str]:

@@ -12,9 +12,9 @@ from bootstrap.reporting import StepResult, Summary
 from bootstrap.step import Action, Plan
 from sandbox import customer as sandbox_customer
 from sandbox.httpemu import Fault
-from steps.argocd_dir import ArgocdDir, WriteFile, application_problems, writes
+from steps.argocd_dir import ArgocdDir, Head, WriteFile, application_problems, writes
 from tests.fixtures import argocd_rules
-from tests.fixtures.github import GitHubOpenAPI
+from tests.fixtures.github import GitHubOpenAPI, committed
 from tests.fixtures.world import World
 
 OWNER, REPO = sandbox_customer.INFRA_REPO.split("/")
@@ -417,3 +417,33 @@ def test_archived_infra_repository_fails_once_saying_so(world: World) -> None:
     assert summary.exit_code() == 1 and failed.status == "failed"
     assert "archived" in (failed.message or "") and "unarchive it" in (failed.message or "")
     assert world.github.log.writes == []
+
+
+@pytest.mark.parametrize(
+    "start", ["fresh", "hand-edit-forced", "addon-removed", "values-only", "cloud-moved"]
+)
+def test_apply_commits_exactly_the_planned_files(world: World, start: str) -> None:
+    """Whatever the starting state, apply makes one commit on the planned head, and it differs from
+    that head in exactly the planned files, with exactly the planned contents (deletions included)."""
+    if start != "fresh":
+        assert result(world)[0].status == "done"
+    if start == "hand-edit-forced":
+        edited = argocd_files(world)["argocd/values/base.yaml"] + "handTuned: true\n"
+        world.github.commit_files(OWNER, REPO, "main", {"argocd/values/base.yaml": edited}, "by hand")
+    elif start == "addon-removed":
+        world.customer(kit={"addons": ["cert-manager"]})
+    elif start == "values-only":
+        world.customer(kit={"values": {"ingress": {"class": "nginx"}}})
+    elif start == "cloud-moved":
+        world.customer(kit={"cloud": "gcp"})  # aws files removed, gcp files created
+    ctx = world.context()
+    ctx.force = start == "hand-edit-forced"
+    step = ArgocdDir()
+    plan = step.plan(ctx)
+    assert not plan.empty
+    assert any(w.by_hand for w in writes(plan)) == (start == "hand-edit-forced")
+    world.reset_logs()
+    step.apply(ctx, plan)
+    made = committed(world.github, sandbox_customer.INFRA_REPO, plan.observed_as(Head).commit)
+    assert made == {w.path: w.content for w in writes(plan)}
+    assert step.plan(ctx).empty

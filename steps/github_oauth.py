@@ -73,10 +73,17 @@ DEX_SECRET = argocd.SECRET
 
 
 @dataclass(frozen=True)
+class CreateNamespace:
+    """A namespace an object of this step goes into, missing when planned."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class ApplyObjects:
     """Server-side apply of the objects named (``argocd-cm``, ``argocd-secret``, Grafana's Secret).
 
-    Each goes with its namespace; the secret values reach Ansible only as private vars.
+    The secret values reach Ansible only as private vars.
     """
 
     names: tuple[str, ...]
@@ -125,10 +132,10 @@ class GithubOauth(Step):
                     Action.UPDATE,
                     f"Dex connector and Grafana OAuth secret in {ctx.config.argocd.namespace}, {GRAFANA_NS}",
                     "with the new App's client id and secret",
-                    payload=ApplyObjects(_objects(ctx.config)),
+                    payload=ApplyObjects(tuple(_objects(ctx.config))),
                 )
             )
-            return Plan(tuple(changes))
+            return Plan(tuple(_namespace_changes(ctx, changes)))
         if creds.store:
             changes.append(
                 Change(
@@ -140,7 +147,7 @@ class GithubOauth(Step):
                 )
             )
         changes += _cluster_changes(ctx, creds)
-        return Plan(tuple(changes), outputs=_outputs(ctx, creds), observed=creds)
+        return Plan(tuple(_namespace_changes(ctx, changes)), outputs=_outputs(ctx, creds), observed=creds)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
         """The planned operations with the credentials plan found (or the App created here)."""
@@ -165,17 +172,10 @@ class GithubOauth(Step):
                     },
                 ),
             }
-            manifests: list[dict[str, Any]] = []
-            for name in _objects(ctx.config):
-                if name not in names:
-                    continue
-                space = wanted[name]["metadata"]["namespace"]
-                if not any(m["kind"] == "Namespace" and m["metadata"]["name"] == space for m in manifests):
-                    manifests.append(argocd.namespace(space))
-                manifests.append(wanted[name])
-            what = ", ".join(
-                f"{m['kind']} {m['metadata']['name']}" for m in manifests if m["kind"] != "Namespace"
-            )
+            # Namespaces first: kubernetes.core applies the list in order.
+            manifests = [argocd.namespace(op.name) for op in ops if isinstance(op, CreateNamespace)]
+            manifests += [wanted[name] for name in _objects(ctx.config) if name in names]
+            what = ", ".join(f"{m['kind']} {m['metadata']['name']}" for m in manifests)
             ctx.intend(f"apply {what} as {MANAGER}")
             ctx.progress("applying the Dex connector and Grafana's OAuth secret (ansible)")
             ctx.services.ansible.apply(
@@ -391,9 +391,29 @@ def _cluster_changes(ctx: Context, creds: _Creds) -> list[Change]:
     return changes
 
 
-def _objects(config: CustomerConfig) -> tuple[str, ...]:
-    """The objects this step applies, in the order it applies them (Dex's in standalone mode only)."""
-    return (DEX_CONFIG, DEX_SECRET, GRAFANA_SECRET) if _dex(config) else (GRAFANA_SECRET,)
+def _namespace_changes(ctx: Context, changes: list[Change]) -> list[Change]:
+    """``changes`` with the creation of the missing namespaces they write into before the first write there.
+
+    Read only when an object is to be written; a namespace that exists is not applied again.
+    """
+    homes = _objects(ctx.config)
+    objects = [i for i, c in enumerate(changes) if isinstance(c.payload, ApplyObjects)]
+    wanted = [homes[n] for i in objects for n in changes[i].payload_as(ApplyObjects).names]
+    missing = [
+        ns for ns in dict.fromkeys(wanted) if ctx.services.kube.get("v1", "Namespace", None, ns) is None
+    ]
+    created = [
+        Change(Action.CREATE, f"Namespace {ns}", "create the namespace", payload=CreateNamespace(ns))
+        for ns in missing
+    ]
+    first = objects[0] if objects else len(changes)
+    return [*changes[:first], *created, *changes[first:]]
+
+
+def _objects(config: CustomerConfig) -> dict[str, str]:
+    """The objects this step applies → their namespace, in apply order (Dex's in standalone mode only)."""
+    dex = {DEX_CONFIG: config.argocd.namespace, DEX_SECRET: config.argocd.namespace} if _dex(config) else {}
+    return {**dex, GRAFANA_SECRET: GRAFANA_NS}
 
 
 def _cm(ctx: Context, creds: _Creds) -> dict[str, str]:

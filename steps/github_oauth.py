@@ -25,6 +25,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -73,20 +74,15 @@ DEX_SECRET = argocd.SECRET
 
 
 @dataclass(frozen=True)
-class CreateNamespace:
-    """A namespace an object of this step goes into, missing when planned."""
-
-    name: str
-
-
-@dataclass(frozen=True)
 class ApplyObjects:
     """Server-side apply of the objects named (``argocd-cm``, ``argocd-secret``, Grafana's Secret).
 
-    The secret values reach Ansible only as private vars.
+    ``namespaces``: those they go into that plan found missing, applied first (an existing
+    one is not applied again). The secret values reach Ansible only as private vars.
     """
 
     names: tuple[str, ...]
+    namespaces: tuple[str, ...] = ()
 
 
 class GithubOauth(Step):
@@ -135,7 +131,7 @@ class GithubOauth(Step):
                     payload=ApplyObjects(tuple(_objects(ctx.config))),
                 )
             )
-            return Plan(tuple(_namespace_changes(ctx, changes)))
+            return Plan(tuple(_with_namespaces(ctx, changes)))
         if creds.store:
             changes.append(
                 Change(
@@ -147,7 +143,7 @@ class GithubOauth(Step):
                 )
             )
         changes += _cluster_changes(ctx, creds)
-        return Plan(tuple(_namespace_changes(ctx, changes)), outputs=_outputs(ctx, creds), observed=creds)
+        return Plan(tuple(_with_namespaces(ctx, changes)), outputs=_outputs(ctx, creds), observed=creds)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
         """The planned operations with the credentials plan found (or the App created here)."""
@@ -173,7 +169,8 @@ class GithubOauth(Step):
                 ),
             }
             # Namespaces first: kubernetes.core applies the list in order.
-            manifests = [argocd.namespace(op.name) for op in ops if isinstance(op, CreateNamespace)]
+            missing = [n for op in ops if isinstance(op, ApplyObjects) for n in op.namespaces]
+            manifests = [argocd.namespace(n) for n in missing]
             manifests += [wanted[name] for name in _objects(ctx.config) if name in names]
             what = ", ".join(f"{m['kind']} {m['metadata']['name']}" for m in manifests)
             ctx.intend(f"apply {what} as {MANAGER}")
@@ -391,23 +388,26 @@ def _cluster_changes(ctx: Context, creds: _Creds) -> list[Change]:
     return changes
 
 
-def _namespace_changes(ctx: Context, changes: list[Change]) -> list[Change]:
-    """``changes`` with the creation of the missing namespaces they write into before the first write there.
-
-    Read only when an object is to be written; a namespace that exists is not applied again.
-    """
+def _with_namespaces(ctx: Context, changes: list[Change]) -> list[Change]:
+    """``changes``, each object write also creating the namespaces it is the first to go into
+    that do not exist yet (read only when something is to be written)."""
     homes = _objects(ctx.config)
-    objects = [i for i, c in enumerate(changes) if isinstance(c.payload, ApplyObjects)]
-    wanted = [homes[n] for i in objects for n in changes[i].payload_as(ApplyObjects).names]
-    missing = [
-        ns for ns in dict.fromkeys(wanted) if ctx.services.kube.get("v1", "Namespace", None, ns) is None
-    ]
-    created = [
-        Change(Action.CREATE, f"Namespace {ns}", "create the namespace", payload=CreateNamespace(ns))
-        for ns in missing
-    ]
-    first = objects[0] if objects else len(changes)
-    return [*changes[:first], *created, *changes[first:]]
+    out: list[Change] = []
+    seen: set[str] = set()
+    for change in changes:
+        if isinstance(change.payload, ApplyObjects):
+            wanted = [homes[n] for n in change.payload.names if homes[n] not in seen]
+            seen |= set(wanted)
+            missing = tuple(
+                ns
+                for ns in dict.fromkeys(wanted)
+                if ctx.services.kube.get("v1", "Namespace", None, ns) is None
+            )
+            change = dataclasses.replace(
+                change, payload=dataclasses.replace(change.payload, namespaces=missing)
+            )
+        out.append(change)
+    return out
 
 
 def _objects(config: CustomerConfig) -> dict[str, str]:

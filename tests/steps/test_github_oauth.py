@@ -26,7 +26,6 @@ from steps.github_oauth import (
     GRAFANA_SECRET,
     ApplyObjects,
     CreateApp,
-    CreateNamespace,
     GithubOauth,
     StoreCredentials,
 )
@@ -274,10 +273,12 @@ def _writes(world: World, op: object) -> dict[str, list[tuple[str, str]]]:
                 "github": [("POST", "/app-manifests/{code}/conversions")],
                 "vault": [("POST", vault % "data"), ("POST", vault % "metadata")],
             }
-        case CreateNamespace(name=name):
-            return {"kube": [("PATCH", f"/api/v1/namespaces/{name}")]}
-        case ApplyObjects(names=names):
-            return {"kube": [("PATCH", _OBJECT_PATHS[n]) for n in names]}
+        case ApplyObjects(names=names, namespaces=namespaces):
+            # One playbook: every missing namespace first, then the objects (playbooks/apply.yml).
+            return {
+                "namespaces": [("PATCH", f"/api/v1/namespaces/{ns}") for ns in namespaces],
+                "kube": [("PATCH", _OBJECT_PATHS[n]) for n in names],
+            }
     raise AssertionError(f"unexpected operation {op!r}")
 
 
@@ -293,10 +294,11 @@ def _apply_is_the_plan(world: World, browser: Browser | None = None) -> list[obj
     if browser is not None:
         ctx.progress = lambda text: browser.step_progress(step.id, text)
     step.apply(ctx, plan)
-    expected: dict[str, list[tuple[str, str]]] = {"github": [], "vault": [], "kube": []}
+    expected: dict[str, list[tuple[str, str]]] = {"github": [], "vault": [], "namespaces": [], "kube": []}
     for op in ops:
         for server, calls in _writes(world, op).items():
             expected[server] += calls
+    expected["kube"] = expected.pop("namespaces") + expected["kube"]
     logs = {"github": world.github.log, "vault": world.vault_proxy.log, "kube": world.kube.log}  # type: ignore[union-attr]
     made = {k: [(w.method, w.path) for w in log.writes] for k, log in logs.items()}
     made["github"] = [
@@ -319,11 +321,9 @@ def test_apply_performs_exactly_the_planned_operations(world: World) -> None:
         vault_path(world), {"client_id": client_id, "client_secret": secret}, 0, {"mode": "manual"}
     )
     assert _apply_is_the_plan(world) == [
-        CreateNamespace(NS),
-        CreateNamespace(GRAFANA_NS),
-        ApplyObjects((argocd.CM,)),
+        ApplyObjects((argocd.CM,), (NS,)),
         ApplyObjects((argocd.SECRET,)),
-        ApplyObjects((GRAFANA_SECRET,)),
+        ApplyObjects((GRAFANA_SECRET,), (GRAFANA_NS,)),
     ]
 
     grafana = world.kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET)
@@ -360,9 +360,7 @@ def test_manifest_mode_apply_performs_exactly_the_planned_operations(world: Worl
     browser = Browser()
     assert _apply_is_the_plan(world, browser) == [
         CreateApp(),
-        CreateNamespace(NS),
-        CreateNamespace(GRAFANA_NS),
-        ApplyObjects((argocd.CM, argocd.SECRET, GRAFANA_SECRET)),
+        ApplyObjects((argocd.CM, argocd.SECRET, GRAFANA_SECRET), (NS, GRAFANA_NS)),
     ]
     [app] = world.github.apps.values()
     assert cluster_secrets(world)[1]["GF_AUTH_GITHUB_CLIENT_SECRET"] == app.client_secret

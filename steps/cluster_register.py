@@ -100,7 +100,6 @@ class _Seen:
     token: str = field(repr=False)
     """The live token Secret's token ("" when absent or not yet filled)."""
     ca: str = field(repr=False)
-    labels: dict[str, str]
     server: str
     kubernetes_version: str
 
@@ -365,7 +364,7 @@ def _observe(ctx: Context) -> tuple[_Seen, tuple[Change, ...]]:
     if registration is not None:
         op = Register(server, tuple(labels.items()), name)
         changes.append(dataclasses.replace(registration, payload=op))
-    seen = _Seen(name, token, ca, labels, server, version)
+    seen = _Seen(name, token, ca, server, version)
     return seen, tuple(changes)
 
 

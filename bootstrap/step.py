@@ -45,15 +45,13 @@ class Change:
     ``payload`` is the typed operation ``apply`` performs for this change: a frozen
     value of the step's own (one class per kind of operation), so what apply does is
     exactly what plan printed, dispatched on its type rather than on a string code.
-    ``data`` is the older untyped form (steps not yet converted). Neither holds a
-    secret, and neither is printed: ``to_json`` shows what a person reads.
+    It holds no secret and is not printed: ``to_json`` shows what a person reads.
     """
 
     action: Action
     target: str
     summary: str = ""
     diff: str = ""
-    data: Mapping[str, Any] = field(default_factory=dict)
     payload: object = None
 
     def to_json(self) -> dict[str, Any]:

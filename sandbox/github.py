@@ -278,6 +278,11 @@ class RepoState:
     def leaves(self, tree_sha: str) -> dict[str, Leaf]:
         return {p: (e.mode, e.type, e.sha) for p, e in self.walk(tree_sha) if e.type != "tree"}
 
+    def files(self, commit: str) -> dict[str, str]:
+        """Every file of ``commit`` as text."""
+        leaves = self.leaves(self.commits[commit].tree)
+        return {p: self.blobs[sha].decode() for p, (_, kind, sha) in leaves.items() if kind == "blob"}
+
     def resolve(self, ref: str | None) -> str | None:
         """A commit SHA for a branch name, ``heads/x``, ``refs/heads/x`` or a commit SHA."""
         ref = ref or self.default_branch
@@ -476,12 +481,7 @@ class GitHubEmulator(EmulatorServer):
         """Every file on ``branch`` as text."""
         with self.lock:
             repo = self._seeded(owner, name)
-            tree = repo.commits[repo.refs[f"heads/{branch}"]].tree
-            return {
-                p: repo.blobs[sha].decode()
-                for p, (_, kind, sha) in repo.leaves(tree).items()
-                if kind == "blob"
-            }
+            return repo.files(repo.refs[f"heads/{branch}"])
 
     def deploy_keys(self, owner: str, name: str) -> list[dict[str, Any]]:
         with self.lock:

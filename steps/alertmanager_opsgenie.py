@@ -276,8 +276,13 @@ class DeleteHeartbeat:
 
 
 @dataclass(frozen=True)
+class CreateNamespace:
+    """Alertmanager's namespace, applied with the Secret (planned only when neither exists)."""
+
+
+@dataclass(frozen=True)
 class ApplySecret:
-    """The namespace and the Alertmanager Secret, applied together server-side."""
+    """The Alertmanager Secret, applied server-side."""
 
 
 @dataclass(frozen=True)
@@ -473,7 +478,10 @@ class AlertmanagerOpsgenie(Step):
         if current_data is None and kube.get("v1", "Namespace", None, am.namespace) is None:
             changes.append(
                 Change(
-                    Action.CREATE, f"namespace {am.namespace}", "create the namespace", payload=ApplySecret()
+                    Action.CREATE,
+                    f"namespace {am.namespace}",
+                    "create the namespace",
+                    payload=CreateNamespace(),
                 )
             )
         current_text = (current_data or {}).get(CONFIG_KEY)
@@ -525,7 +533,8 @@ class AlertmanagerOpsgenie(Step):
                     provider.create_heartbeat(heartbeat_name(cfg), al.team, al.heartbeat_minutes)
                     outputs["heartbeat_created_at"] = round(time.time())
         if any(isinstance(c.payload, ApplySecret) for c in plan.changes):
-            self._apply_secret(ctx, provider, key or self._key(ctx))
+            namespace = any(isinstance(c.payload, CreateNamespace) for c in plan.changes)
+            self._apply_secret(ctx, provider, key or self._key(ctx), namespace)
         retiring = [c for c in plan.changes if _retiring(c)]
         if retiring:
             # Only a provider that has accepted an alert through the deployed key may take over.
@@ -575,11 +584,13 @@ class AlertmanagerOpsgenie(Step):
                 case DeleteVault(path=path):
                     ctx.services.vault.delete(path)
 
-    def _apply_secret(self, ctx: Context, provider: AlertingProvider, key: str) -> None:
+    def _apply_secret(self, ctx: Context, provider: AlertingProvider, key: str, namespace: bool) -> None:
+        """The Secret, and its namespace only when the plan found it missing (no write beyond the plan)."""
         am = ctx.config.alerting.alertmanager
         text = dump(self._render(ctx, provider, key))
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": am.namespace}}
         manifests: list[dict[str, Any]] = [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": am.namespace}},
+            *([ns] if namespace else []),
             {
                 "apiVersion": "v1",
                 "kind": "Secret",

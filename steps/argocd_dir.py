@@ -47,6 +47,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,31 @@ _GONE = "remove (no longer produced by the template)"
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    """One file of the commit: ``content`` at ``path``, or the path removed (``content`` None).
+
+    ``by_hand``: the repository's copy differs from what gitops-bootstrap last committed, so
+    writing it loses someone's edit (apply refuses without ``--force``).
+    """
+
+    path: str
+    content: str | None
+    by_hand: bool = False
+
+
+@dataclass(frozen=True)
+class Head:
+    """The branch head plan read the files at (None: no branch yet).
+
+    Standalone, the commit goes on top of exactly this commit, and a push in between makes
+    it fail (RetryableError) instead of overwriting; in the hub's shared repository it is a
+    hint only (``commit_shared`` re-reads the head and re-applies what still differs).
+    """
+
+    commit: str | None
 
 
 def application_problems(doc: Mapping[str, Any]) -> list[str]:
@@ -154,24 +180,26 @@ class ArgocdDir(Step):
         return _file_plan(ctx, head, rendered, current)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
-        gh = ctx.config.github
-        drifted = [c.data["path"] for c in plan.changes if c.data.get("drift")]
+        """Commit exactly the planned files, on top of the head plan read them at."""
+        repo, branch, path = _target(ctx.config)
+        planned = writes(plan)
+        drifted = [w.path for w in planned if w.by_hand]
         if drifted and not ctx.force:
             raise DriftError(
-                f"{', '.join(drifted)} in {gh.infra_repo} {'was' if len(drifted) == 1 else 'were'} edited by "
+                f"{', '.join(drifted)} in {repo} {'was' if len(drifted) == 1 else 'were'} edited by "
                 "hand since gitops-bootstrap last committed it; re-run with --force to overwrite, or fold "
                 "the change into customer.yaml / the kit"
             )
-        files = {c.data["path"]: c.data["content"] for c in plan.changes}
+        files = {w.path: w.content for w in planned}
         if ctx.config.hub is not None:
             return _hub_apply(ctx, plan, files)
-        parent = plan.changes[0].data["parent"]
+        parent = plan.observed_as(Head).commit
         ctx.intend(
-            f"commit {len(files)} file(s) under {gh.path}/ to {gh.infra_repo} branch {gh.branch} "
+            f"commit {len(files)} file(s) under {path}/ to {repo} branch {branch} "
             f"on top of {parent or 'nothing (new branch)'}"
         )
-        message = f"bootstrap: {gh.path}/ for {ctx.config.customer.name} (kit {ctx.config.kit.version})"
-        commit = ctx.services.github.commit_files(gh.infra_repo, gh.branch, parent, files, message)
+        message = f"bootstrap: {path}/ for {ctx.config.customer.name} (kit {ctx.config.kit.version})"
+        commit = ctx.services.github.commit_files(repo, branch, parent, files, message)
         return {**plan.outputs, "commit": commit}
 
     def verify(self, ctx: Context) -> None:
@@ -208,35 +236,29 @@ class ArgocdDir(Step):
         for path in sorted(managed & set(current)):
             last = recorded.get(path)
             by_hand = last is not None and sha256(current[path]) != last
-            change = _change(gh.infra_repo, path, current[path], None, head, by_hand, restored=False)
+            change = _change(gh.infra_repo, path, current[path], None, by_hand, restored=False)
             changes.append(dataclasses.replace(change, summary=change.summary.replace(_GONE, "remove")))
-        return Plan(tuple(changes), (note,) if note else ())
+        return Plan(tuple(changes), (note,) if note else (), observed=Head(head))
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
         if plan.empty:
             return
+        repo, branch, path = _target(ctx.config)
+        files = {w.path: w.content for w in writes(plan)}
         if ctx.config.hub is not None:
-            files: dict[str, str | None] = {c.data["path"]: None for c in plan.changes}
-            repo, branch, path = _target(ctx.config)
-            ctx.intend(
-                f"commit removing {len(files)} file(s) of {ctx.config.hub_cluster_name} from {repo} {branch}"
-            )
+            cluster = ctx.config.hub_cluster_name
+            ctx.intend(f"commit removing {len(files)} file(s) of {cluster} from {repo} {branch}")
             ctx.services.github.commit_shared(
-                repo,
-                branch,
-                files,
-                f"bootstrap: remove {path}/ files of cluster {ctx.config.hub_cluster_name}",
+                repo, branch, files, f"bootstrap: remove {path}/ files of cluster {cluster}"
             )
             return
-        gh = ctx.config.github
-        files = {c.data["path"]: None for c in plan.changes}
-        ctx.intend(f"commit removing {len(files)} file(s) under {gh.path}/ from {gh.infra_repo} {gh.branch}")
+        ctx.intend(f"commit removing {len(files)} file(s) under {path}/ from {repo} {branch}")
         ctx.services.github.commit_files(
-            gh.infra_repo,
-            gh.branch,
-            plan.changes[0].data["parent"],
+            repo,
+            branch,
+            plan.observed_as(Head).commit,
             files,
-            f"bootstrap: remove {gh.path}/ for {ctx.config.customer.name}",
+            f"bootstrap: remove {path}/ for {ctx.config.customer.name}",
         )
 
 
@@ -633,12 +655,12 @@ def _hub_plan_destroy(ctx: Context) -> Plan:
     for path in sorted(managed & set(current)):
         last = recorded.get(path)
         by_hand = last is not None and sha256(current[path]) != last
-        change = _change(repo, path, current[path], None, head, by_hand, restored=False)
+        change = _change(repo, path, current[path], None, by_hand, restored=False)
         changes.append(dataclasses.replace(change, summary=change.summary.replace(_GONE, "remove")))
     notes = [note] if note else []
     if shared:
         notes.append(f"the shared ApplicationSets in {repo} stay: other clusters of the hub may use them")
-    return Plan(tuple(changes), tuple(notes))
+    return Plan(tuple(changes), tuple(notes), observed=Head(head))
 
 
 # -- helpers -------------------------------------------------------------------
@@ -708,7 +730,7 @@ def _file_plan(
             continue
         # Other customers of the hub write the shared files too: a change there is not a hand edit.
         by_hand = last is not None and cur is not None and sha256(cur) != last and path not in shared
-        change = _change(repo, path, cur, new, head, by_hand, restored=last is not None)
+        change = _change(repo, path, cur, new, by_hand, restored=last is not None)
         moved = revision_changes(cur, new)
         if moved:
             change = dataclasses.replace(change, summary=f"{change.summary}; revision {', '.join(moved)}")
@@ -721,7 +743,7 @@ def _file_plan(
     ]
     if head is None:
         notes.append(f"{repo} has no branch {branch}; the commit creates it")
-    return Plan(tuple(changes), tuple(notes), _outputs(ctx, head, rendered))
+    return Plan(tuple(changes), tuple(notes), _outputs(ctx, head, rendered), Head(head))
 
 
 def _recorded(ctx: Context) -> dict[str, str]:
@@ -761,9 +783,12 @@ def _outputs(ctx: Context, commit: str | None, rendered: Mapping[str, str]) -> O
     return out
 
 
-def _change(
-    repo: str, path: str, cur: str | None, new: str | None, parent: str | None, by_hand: bool, restored: bool
-) -> Change:
+def writes(plan: Plan) -> list[WriteFile]:
+    """The files a plan of this step commits (every change is one file)."""
+    return [c.payload_as(WriteFile) for c in plan.changes]
+
+
+def _change(repo: str, path: str, cur: str | None, new: str | None, by_hand: bool, restored: bool) -> Change:
     if new is None:
         action, summary = Action.DELETE, _GONE
     elif cur is None:
@@ -780,10 +805,4 @@ def _change(
             f"b/{path}" if new is not None else "/dev/null",
         )
     )
-    return Change(
-        action,
-        f"{repo}:{path}",
-        summary,
-        diff,
-        {"path": path, "content": new, "parent": parent, "drift": by_hand},
-    )
+    return Change(action, f"{repo}:{path}", summary, diff, payload=WriteFile(path, new, by_hand))

@@ -37,16 +37,17 @@ Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bootstrap import hub
 from bootstrap.clients import argocd
 from bootstrap.clients import kit as kit_catalog
 from bootstrap.errors import ConfigError, PermanentError
-from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
+from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Stage, Step, StepId
 
 if TYPE_CHECKING:
     from bootstrap.clients.vault import VersionedSecret
@@ -89,23 +90,67 @@ def _hub(config: CustomerConfig) -> Any:
 
 @dataclass(frozen=True)
 class _Seen:
-    """What plan and apply observe, in the order the truth flows (cluster → Vault → hub)."""
+    """What plan observed, in the order the truth flows (cluster → Vault → hub); apply works from it.
 
-    rbac: Change | None
-    token: Change | None
-    vault: Change | None
-    registration: Change | None
-    stored: VersionedSecret | None
+    The token is known only when the token Secret was there and filled; otherwise apply
+    learns it from the Secret it creates (or waits for). Never printed.
+    """
+
     token_name: str
-    token_data: dict[str, str]
-    """The live token Secret's decoded data ({} when absent or not yet filled)."""
-    labels: dict[str, str]
+    token: str = field(repr=False)
+    """The live token Secret's token ("" when absent or not yet filled)."""
+    ca: str = field(repr=False)
     server: str
     kubernetes_version: str
 
-    @property
-    def changes(self) -> tuple[Change, ...]:
-        return tuple(c for c in (self.rbac, self.token, self.vault, self.registration) if c)
+
+@dataclass(frozen=True)
+class ApplyAccount:
+    """The ServiceAccount, its ClusterRole and ClusterRoleBinding, applied server-side."""
+
+
+@dataclass(frozen=True)
+class CreateToken:
+    """The token Secret ``name``; the control plane's token controller fills it."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class StoreToken:
+    """The token of Secret ``name`` into Vault, check-and-set at the version plan read (``cas``)."""
+
+    name: str
+    cas: int
+
+
+@dataclass(frozen=True)
+class Register:
+    """The hub's cluster Secret: ``server``, ``labels`` and the token of Secret ``token_name``."""
+
+    server: str
+    labels: tuple[tuple[str, str], ...]
+    token_name: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete one object, from the hub (``hub``) or from the customer cluster."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+    hub: bool = False
+
+    def ref(self) -> dict[str, str]:
+        ns = {"namespace": self.namespace} if self.namespace else {}
+        return {"apiVersion": self.api_version, "kind": self.kind, **ns, "name": self.name}
+
+
+@dataclass(frozen=True)
+class DeleteVault:
+    path: str
 
 
 class ClusterRegister(Step):
@@ -132,80 +177,85 @@ class ClusterRegister(Step):
 
     # -- run -------------------------------------------------------------------------
     def plan(self, ctx: Context) -> Plan:
-        seen = _observe(ctx)
-        return Plan(seen.changes, outputs=_outputs(ctx, seen))
+        seen, changes = _observe(ctx)
+        return Plan(changes, outputs=_outputs(ctx, seen), observed=seen)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
-        seen = _observe(ctx)
-        kube = ctx.services.kube
-        if seen.rbac is not None or seen.token is not None:
-            ctx.intend(
-                f"apply ServiceAccount {NAMESPACE}/{ACCOUNT}, its ClusterRole/Binding and token Secret "
-                f"{seen.token_name} to the customer cluster"
-            )
-            _apply_customer(ctx, [*_rbac_objects(), _token_secret(seen.token_name)])
-        data = seen.token_data
-        if not data.get("token"):
+        """The planned writes, in order (customer cluster → Vault → hub), from what plan observed."""
+        seen = plan.observed_as(_Seen)
+        ops = [c.payload for c in plan.changes]
+        objects = _rbac_objects() if any(isinstance(op, ApplyAccount) for op in ops) else []
+        objects += [_token_secret(op.name) for op in ops if isinstance(op, CreateToken)]
+        if objects:
+            names = ", ".join(f"{o['kind']} {o['metadata']['name']}" for o in objects)
+            ctx.intend(f"apply {names} to the customer cluster")
+            _apply_customer(ctx, objects)
+        token, ca = seen.token, seen.ca
+        if not token and any(isinstance(op, StoreToken | Register) for op in ops):
+            # Unknown when planned: the Secret was created just now or not yet filled.
             ctx.progress(f"waiting for the token controller to fill {NAMESPACE}/{seen.token_name}")
-            data = kube.wait_secret_keys(
+            data = ctx.services.kube.wait_secret_keys(
                 NAMESPACE,
                 seen.token_name,
                 ("token", "ca.crt"),
                 TOKEN_WAIT,
                 "the cluster's token controller fills it; is the ServiceAccount there?",
             )
-        token, ca = ctx.secrets.generated(data["token"]), data["ca.crt"]
-        stored = seen.stored
-        if not _vault_holds(stored, token, ca, seen.token_name):
-            cas = stored.version if stored is not None else 0
-            ctx.intend(f"store the cluster token of {seen.token_name} in Vault {vault_path(ctx.config)}")
-            ctx.services.vault.write(
-                vault_path(ctx.config),
-                {"token": token, "ca_data": _b64(ca)},
-                cas,
-                {"secret": seen.token_name},
-            )
-        live = ctx.services.hub_kube.get("v1", "Secret", _hub(ctx.config).namespace, _hub_secret_name(ctx))
-        if _registration_change(ctx, live, seen.labels, seen.server, token, _b64(ca), seen.token_name):
-            _register(ctx, seen, token, _b64(ca))
-        return _outputs(ctx, seen)
+            token, ca = ctx.secrets.generated(data["token"]), data["ca.crt"]
+        for op in ops:
+            match op:
+                case StoreToken(name=name, cas=cas):
+                    ctx.intend(f"store the cluster token of {name} in Vault {vault_path(ctx.config)}")
+                    ctx.services.vault.write(
+                        vault_path(ctx.config), {"token": token, "ca_data": _b64(ca)}, cas, {"secret": name}
+                    )
+                case Register():
+                    _register(ctx, op, token, _b64(ca))
+        return dict(plan.outputs)
 
     def verify(self, ctx: Context) -> None:
-        seen = _observe(ctx)
-        for change in seen.changes:
+        _, changes = _observe(ctx)
+        for change in changes:
             raise PermanentError(f"{change.target} is not as registered: {change.summary}")
 
     # -- destroy ---------------------------------------------------------------------
     def plan_destroy(self, ctx: Context) -> Plan:
-        return Plan(tuple(Change(Action.DELETE, target, "unregister") for target in _present(ctx)))
+        """Unregister first (Argo CD stops using the cluster), then the cluster's objects, Vault last."""
+        cfg = _hub(ctx.config)
+        changes = []
+        name = _hub_secret_name(ctx)
+        if ctx.services.hub_kube.get("v1", "Secret", cfg.namespace, name) is not None:
+            op = Delete("v1", "Secret", cfg.namespace, name, hub=True)
+            changes.append(
+                Change(Action.DELETE, f"Secret {cfg.namespace}/{name} in the hub", "unregister", payload=op)
+            )
+        for token in _token_secrets(ctx):
+            op = Delete("v1", "Secret", NAMESPACE, token)
+            changes.append(Change(Action.DELETE, f"Secret {NAMESPACE}/{token}", "unregister", payload=op))
+        for ref in _rbac_refs():
+            if ctx.services.kube.get(ref["apiVersion"], ref["kind"], ref.get("namespace"), ref["name"]):
+                op = Delete(ref["apiVersion"], ref["kind"], ref.get("namespace"), ref["name"])
+                changes.append(
+                    Change(Action.DELETE, f"{ref['kind']} {ref['name']}", "unregister", payload=op)
+                )
+        path = vault_path(ctx.config)
+        if ctx.services.vault.read_version(path) is not None:
+            target = f"Vault {ctx.config.vault.mount}/{path}"
+            changes.append(Change(Action.DELETE, target, "unregister", payload=DeleteVault(path)))
+        return Plan(tuple(changes))
 
     def destroy(self, ctx: Context, plan: Plan) -> None:
         cfg = _hub(ctx.config)
-        name = _hub_secret_name(ctx)
-        if ctx.services.hub_kube.get("v1", "Secret", cfg.namespace, name) is not None:
-            ctx.intend(f"delete the cluster Secret {cfg.namespace}/{name} from the hub (unregister)")
-            ctx.services.ansible.delete(
-                [{"apiVersion": "v1", "kind": "Secret", "namespace": cfg.namespace, "name": name}],
-                ctx.services.hub_kubeconfig,
-                cfg.context,
-            )
-        refs = [
-            {"apiVersion": "v1", "kind": "Secret", "namespace": NAMESPACE, "name": n}
-            for n in _token_secrets(ctx)
-        ]
-        refs += [
-            r
-            for r in _rbac_refs()
-            if ctx.services.kube.get(r["apiVersion"], r["kind"], r.get("namespace"), r["name"]) is not None
-        ]
-        if refs:
-            ctx.intend(
-                f"delete {', '.join(r['kind'] + ' ' + r['name'] for r in refs)} from the customer cluster"
-            )
-            ctx.services.ansible.delete(refs, ctx.services.kubeconfig, ctx.config.cluster.context)
-        if ctx.services.vault.read_version(vault_path(ctx.config)) is not None:
-            ctx.intend(f"delete Vault {vault_path(ctx.config)}")
-            ctx.services.vault.delete(vault_path(ctx.config))
+        ops = [c.payload for c in plan.changes]
+        in_hub = [op for op in ops if isinstance(op, Delete) and op.hub]
+        for op in in_hub:
+            ctx.intend(f"delete the cluster Secret {op.namespace}/{op.name} from the hub (unregister)")
+        if in_hub:
+            ctx.services.ansible.delete([op.ref() for op in in_hub], ctx.services.hub_kubeconfig, cfg.context)
+        _delete_customer(ctx, [op for op in ops if isinstance(op, Delete) and not op.hub])
+        for vault in (op for op in ops if isinstance(op, DeleteVault)):
+            ctx.intend(f"delete Vault {vault.path}")
+            ctx.services.vault.delete(vault.path)
 
     # -- rotate ----------------------------------------------------------------------
     def plan_rotate(self, ctx: Context, what: str) -> Plan:
@@ -213,32 +263,33 @@ class ClusterRegister(Step):
         current = _current_name(stored)
         if _in_use(ctx) != current:
             return Plan()  # Vault already holds a token the hub does not carry yet: a staged rotation
-        new = token_secret_name(_generation(current) + 1)
+        new = _next_token(current)
+        stage = Stage(stored.version if stored is not None else 0, current)
         return Plan(
             (
                 Change(
                     Action.REPLACE,
                     f"Secret {NAMESPACE}/{new}",
                     f"new cluster token in {new}; {current} is retired once the hub uses the new one",
-                    data={"new": new, "old": current},
+                    payload=stage,
                 ),
             )
         )
 
     def rotate(self, ctx: Context, plan: Plan) -> Outputs:
-        new = str(plan.changes[0].data["new"])
+        stage = plan.changes[0].payload_as(Stage)
+        new = _next_token(stage.old)
         ctx.intend(f"create the token Secret {NAMESPACE}/{new} for the new cluster token")
         _apply_customer(ctx, [_token_secret(new)])
         data = ctx.services.kube.wait_secret_keys(
             NAMESPACE, new, ("token", "ca.crt"), TOKEN_WAIT, "the cluster's token controller fills it"
         )
-        stored = ctx.services.vault.read_version(vault_path(ctx.config))
         token = ctx.secrets.generated(data["token"])
         ctx.intend(f"store the new cluster token of {new} in Vault {vault_path(ctx.config)}")
         ctx.services.vault.write(
             vault_path(ctx.config),
             {"token": token, "ca_data": _b64(data["ca.crt"])},
-            stored.version if stored is not None else 0,
+            stage.cas,
             {"secret": new},
         )
         return {"token_secret": f"{NAMESPACE}/{new}", "vault_path": vault_path(ctx.config)}
@@ -252,47 +303,54 @@ class ClusterRegister(Step):
             return Plan()  # the hub still uses an older token: keep it
         return Plan(
             tuple(
-                Change(Action.DELETE, f"Secret {NAMESPACE}/{name}", f"retired cluster token {name}")
+                Change(
+                    Action.DELETE,
+                    f"Secret {NAMESPACE}/{name}",
+                    f"retired cluster token {name}",
+                    payload=Delete("v1", "Secret", NAMESPACE, name),
+                )
                 for name in _token_secrets(ctx)
                 if name != current
             )
         )
 
     def retire(self, ctx: Context, plan: Plan) -> None:
-        refs = [
-            {"apiVersion": "v1", "kind": "Secret", "namespace": NAMESPACE, "name": c.target.split("/", 1)[1]}
-            for c in plan.changes
-        ]
-        ctx.intend(
-            f"delete retired token Secrets {', '.join(r['name'] for r in refs)} (revokes their tokens)"
-        )
-        ctx.services.ansible.delete(refs, ctx.services.kubeconfig, ctx.config.cluster.context)
+        """Delete the retired token Secrets, which revokes their tokens."""
+        _delete_customer(ctx, [c.payload_as(Delete) for c in plan.changes])
 
 
 # -- observation -------------------------------------------------------------------------
-def _observe(ctx: Context) -> _Seen:
+def _observe(ctx: Context) -> tuple[_Seen, tuple[Change, ...]]:
     cfg = _hub(ctx.config)
     kube = ctx.services.kube
+    changes = []
     rbac = _rbac_change(kube)
+    if rbac is not None:
+        changes.append(rbac)
     stored = ctx.services.vault.read_version(vault_path(ctx.config))
     name = _current_name(stored)
     live_token = kube.get("v1", "Secret", NAMESPACE, name)
-    token_change = None
-    if live_token is None or live_token.get("type") != TOKEN_TYPE:
-        token_change = Change(
-            Action.CREATE,
-            f"Secret {NAMESPACE}/{name}",
-            f"long-lived token of ServiceAccount {ACCOUNT} (the token controller fills it)",
+    missing = live_token is None or live_token.get("type") != TOKEN_TYPE
+    if missing:
+        changes.append(
+            Change(
+                Action.CREATE,
+                f"Secret {NAMESPACE}/{name}",
+                f"long-lived token of ServiceAccount {ACCOUNT} (the token controller fills it)",
+                payload=CreateToken(name),
+            )
         )
-    data = argocd.secret_data(live_token) if token_change is None else {}
+    data = {} if missing else argocd.secret_data(live_token)
     token = ctx.secrets.generated(data["token"]) if data.get("token") else ""
     ca = data.get("ca.crt", "")
-    vault_change = None
     if not token or not _vault_holds(stored, token, ca, name):
-        vault_change = Change(
-            Action.CREATE if stored is None else Action.UPDATE,
-            f"Vault {ctx.config.vault.mount}/{vault_path(ctx.config)}",
-            f"the token of {name} ({argocd.MASK})",
+        changes.append(
+            Change(
+                Action.CREATE if stored is None else Action.UPDATE,
+                f"Vault {ctx.config.vault.mount}/{vault_path(ctx.config)}",
+                f"the token of {name} ({argocd.MASK})",
+                payload=StoreToken(name, stored.version if stored is not None else 0),
+            )
         )
     major, minor = kube.version()
     version = hub.minor_version(major, minor)
@@ -303,7 +361,11 @@ def _observe(ctx: Context) -> _Seen:
     registration = _registration_change(
         ctx, live, labels, server, token or None, _b64(ca) if ca else None, name
     )
-    return _Seen(rbac, token_change, vault_change, registration, stored, name, data, labels, server, version)
+    if registration is not None:
+        op = Register(server, tuple(labels.items()), name)
+        changes.append(dataclasses.replace(registration, payload=op))
+    seen = _Seen(name, token, ca, server, version)
+    return seen, tuple(changes)
 
 
 def _registration_change(
@@ -386,6 +448,7 @@ def _rbac_change(kube: Any) -> Change | None:
         f"ServiceAccount {NAMESPACE}/{ACCOUNT} and its RBAC",
         "the identity the hub's Argo CD manages this cluster as",
         "\n".join(problems),
+        payload=ApplyAccount(),
     )
 
 
@@ -407,6 +470,11 @@ def _current_name(stored: VersionedSecret | None) -> str:
 def _generation(name: str) -> int:
     match = _GENERATION.match(name)
     return int(match.group(1)) if match else 1
+
+
+def _next_token(name: str) -> str:
+    """The token Secret a rotation of ``name`` creates."""
+    return token_secret_name(_generation(name) + 1)
 
 
 def _in_use(ctx: Context) -> str | None:
@@ -435,23 +503,6 @@ def _catalog(ctx: Context) -> list[str]:
     if head is None:
         raise ConfigError(kit_catalog.missing_version(ctx.config, github.branches(kit.repo)))
     return kit_catalog.catalog(kit.repo, kit.version, github.read_file(kit.repo, head, kit_catalog.CATALOG))
-
-
-def _present(ctx: Context) -> list[str]:
-    cfg = _hub(ctx.config)
-    out = []
-    if ctx.services.hub_kube.get("v1", "Secret", cfg.namespace, _hub_secret_name(ctx)) is not None:
-        out.append(f"Secret {cfg.namespace}/{_hub_secret_name(ctx)} in the hub")
-    out += [f"Secret {NAMESPACE}/{n}" for n in _token_secrets(ctx)]
-    for ref in _rbac_refs():
-        if (
-            ctx.services.kube.get(ref["apiVersion"], ref["kind"], ref.get("namespace"), ref["name"])
-            is not None
-        ):
-            out.append(f"{ref['kind']} {ref['name']}")
-    if ctx.services.vault.read_version(vault_path(ctx.config)) is not None:
-        out.append(f"Vault {ctx.config.vault.mount}/{vault_path(ctx.config)}")
-    return out
 
 
 # -- writes --------------------------------------------------------------------------------
@@ -501,19 +552,26 @@ def _apply_customer(ctx: Context, objects: list[dict[str, Any]]) -> None:
     ctx.services.ansible.apply(objects, MANAGER, {}, ctx.services.kubeconfig, ctx.config.cluster.context)
 
 
-def _register(ctx: Context, seen: _Seen, token: str, ca_data: str) -> None:
+def _delete_customer(ctx: Context, ops: list[Delete]) -> None:
+    if not ops:
+        return
+    ctx.intend(f"delete {', '.join(f'{op.kind} {op.name}' for op in ops)} from the customer cluster")
+    ctx.services.ansible.delete([op.ref() for op in ops], ctx.services.kubeconfig, ctx.config.cluster.context)
+
+
+def _register(ctx: Context, op: Register, token: str, ca_data: str) -> None:
     cfg = _hub(ctx.config)
     name = ctx.config.hub_cluster_name or ""
     config = json.dumps({"bearerToken": token, "tlsClientConfig": {"caData": ca_data}}, sort_keys=True)
     data = {
         "name": argocd.b64(name),
-        "server": argocd.b64(seen.server),
+        "server": argocd.b64(op.server),
         "config": argocd.secret_placeholder(CONFIG_VAR),
     }
-    secret = argocd.secret(_hub_secret_name(ctx), cfg.namespace, data, seen.labels)
-    secret["metadata"]["annotations"] = {TOKEN_IN_USE: seen.token_name}
+    secret = argocd.secret(_hub_secret_name(ctx), cfg.namespace, data, dict(op.labels))
+    secret["metadata"]["annotations"] = {TOKEN_IN_USE: op.token_name}
     ctx.intend(
-        f"apply the cluster Secret {cfg.namespace}/{_hub_secret_name(ctx)} to the hub ({name}, {seen.server})"
+        f"apply the cluster Secret {cfg.namespace}/{_hub_secret_name(ctx)} to the hub ({name}, {op.server})"
     )
     ctx.services.ansible.apply(
         [secret],

@@ -25,7 +25,8 @@ Guarantees:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
@@ -45,12 +46,43 @@ GRAFANA_SECRET = "grafana-github-oauth"
 
 @dataclass(frozen=True)
 class _Creds:
+    """The client credentials plan found (customer.yaml or Vault); apply uses them as they were."""
+
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     app_slug: str | None
     store: bool
     """The credentials came from customer.yaml and differ from (or are missing in) Vault."""
     vault_version: int
+
+
+@dataclass(frozen=True)
+class CreateApp:
+    """The manifest flow: a person creates the App in a browser; its credentials go to Vault."""
+
+
+@dataclass(frozen=True)
+class StoreCredentials:
+    """Check customer.yaml's client credentials against GitHub, then store them in Vault (``cas``)."""
+
+    client_id: str
+    cas: int
+
+
+DEX_CONFIG = argocd.CM
+DEX_SECRET = argocd.SECRET
+
+
+@dataclass(frozen=True)
+class ApplyObjects:
+    """Server-side apply of the objects named (``argocd-cm``, ``argocd-secret``, Grafana's Secret).
+
+    ``namespaces``: those they go into that plan found missing, applied first (an existing
+    one is not applied again). The secret values reach Ansible only as private vars.
+    """
+
+    names: tuple[str, ...]
+    namespaces: tuple[str, ...] = ()
 
 
 class GithubOauth(Step):
@@ -88,6 +120,7 @@ class GithubOauth(Step):
                     Action.CREATE,
                     f"GitHub App {_app_name(ctx)} in {ctx.config.github.org}",
                     f"manifest flow: open the local URL shown in a browser; credentials to Vault {path}",
+                    payload=CreateApp(),
                 )
             )
             changes.append(
@@ -95,9 +128,10 @@ class GithubOauth(Step):
                     Action.UPDATE,
                     f"Dex connector and Grafana OAuth secret in {ctx.config.argocd.namespace}, {GRAFANA_NS}",
                     "with the new App's client id and secret",
+                    payload=ApplyObjects(tuple(_objects(ctx.config))),
                 )
             )
-            return Plan(tuple(changes))
+            return Plan(tuple(_with_namespaces(ctx, changes)))
         if creds.store:
             changes.append(
                 Change(
@@ -105,30 +139,27 @@ class GithubOauth(Step):
                     f"Vault {path}",
                     f"store client {creds.client_id} (checked against GitHub first)",
                     "client_id: " + creds.client_id + "\nclient_secret: " + argocd.MASK,
+                    payload=StoreCredentials(creds.client_id, creds.vault_version),
                 )
             )
         changes += _cluster_changes(ctx, creds)
-        return Plan(tuple(changes), outputs=_outputs(ctx, creds))
+        return Plan(tuple(_with_namespaces(ctx, changes)), outputs=_outputs(ctx, creds), observed=creds)
 
     def apply(self, ctx: Context, plan: Plan) -> Outputs:
-        creds = _credentials(ctx)
-        if creds is None:
-            creds = self._create_app(ctx)
-        elif creds.store:
-            _check_and_store(ctx, creds)
-        if _cluster_changes(ctx, creds):
+        """The planned operations with the credentials plan found (or the App created here)."""
+        ops = [c.payload for c in plan.changes]
+        creating = any(isinstance(op, CreateApp) for op in ops)
+        creds = self._create_app(ctx) if creating else plan.observed_as(_Creds)
+        for store in (op for op in ops if isinstance(op, StoreCredentials)):
+            _check_and_store(ctx, store, creds.client_secret)
+        names = {n for op in ops if isinstance(op, ApplyObjects) for n in op.names}
+        if names:
             ns = ctx.config.argocd.namespace
-            dex = [
-                argocd.namespace(ns),
-                argocd.config_map(argocd.CM, ns, _cm(ctx, creds)),
-                argocd.secret(
-                    argocd.SECRET, ns, {"dex.github.clientSecret": argocd.secret_placeholder("client_secret")}
-                ),
-            ]
-            manifests = [
-                *(dex if _dex(ctx.config) else []),
-                argocd.namespace(GRAFANA_NS),
-                argocd.secret(
+            secret_ref = {"dex.github.clientSecret": argocd.secret_placeholder("client_secret")}
+            wanted = {
+                DEX_CONFIG: argocd.config_map(argocd.CM, ns, _cm(ctx, creds)),
+                DEX_SECRET: argocd.secret(argocd.SECRET, ns, secret_ref),
+                GRAFANA_SECRET: argocd.secret(
                     GRAFANA_SECRET,
                     GRAFANA_NS,
                     {
@@ -136,8 +167,13 @@ class GithubOauth(Step):
                         "GF_AUTH_GITHUB_CLIENT_SECRET": argocd.secret_placeholder("client_secret"),
                     },
                 ),
-            ]
-            ctx.intend(f"apply the Dex GitHub connector and {GRAFANA_NS}/{GRAFANA_SECRET} as {MANAGER}")
+            }
+            # Namespaces first: kubernetes.core applies the list in order.
+            missing = [n for op in ops if isinstance(op, ApplyObjects) for n in op.namespaces]
+            manifests = [argocd.namespace(n) for n in missing]
+            manifests += [wanted[name] for name in _objects(ctx.config) if name in names]
+            what = ", ".join(f"{m['kind']} {m['metadata']['name']}" for m in manifests)
+            ctx.intend(f"apply {what} as {MANAGER}")
             ctx.progress("applying the Dex connector and Grafana's OAuth secret (ansible)")
             ctx.services.ansible.apply(
                 manifests,
@@ -146,7 +182,7 @@ class GithubOauth(Step):
                 ctx.services.kubeconfig,
                 ctx.config.cluster.context,
             )
-        return _outputs(ctx, creds)
+        return dict(plan.outputs) if not creating else _outputs(ctx, creds)
 
     def _create_app(self, ctx: Context) -> _Creds:
         org = ctx.config.github.org
@@ -289,18 +325,18 @@ def _credentials(ctx: Context) -> _Creds | None:
     return None
 
 
-def _check_and_store(ctx: Context, creds: _Creds) -> None:
-    if not ctx.services.github.check_oauth_client(creds.client_id, creds.client_secret):
+def _check_and_store(ctx: Context, op: StoreCredentials, client_secret: str) -> None:
+    if not ctx.services.github.check_oauth_client(op.client_id, client_secret):
         raise PermanentError(
-            f"GitHub rejects client {creds.client_id} with the secret from argocd.sso.client_secret "
+            f"GitHub rejects client {op.client_id} with the secret from argocd.sso.client_secret "
             f"({ctx.config.argocd.sso.client_secret}); copy the client id and a current client secret "
             "from the app's settings page and run again"
         )
     ctx.intend(f"store the GitHub client credentials at Vault {_vault_path(ctx)}")
     ctx.services.vault.write(
         _vault_path(ctx),
-        {"client_id": creds.client_id, "client_secret": creds.client_secret},
-        cas=creds.vault_version,
+        {"client_id": op.client_id, "client_secret": client_secret},
+        cas=op.cas,
         metadata={"mode": "manual"},
     )
 
@@ -326,16 +362,58 @@ def _cluster_changes(ctx: Context, creds: _Creds) -> list[Change]:
     for name, kind, current, desired in dex if _dex(ctx.config) else ():
         text = argocd.diff(current, desired, set(), masked=kind == "Secret")
         if text:
-            changes.append(Change(Action.UPDATE, f"{kind} {ns}/{name}", "Dex GitHub connector", text))
+            changes.append(
+                Change(
+                    Action.UPDATE,
+                    f"{kind} {ns}/{name}",
+                    "Dex GitHub connector",
+                    text,
+                    payload=ApplyObjects((name,)),
+                )
+            )
     grafana = kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET)
     want = {"GF_AUTH_GITHUB_CLIENT_ID": creds.client_id, "GF_AUTH_GITHUB_CLIENT_SECRET": creds.client_secret}
     text = argocd.diff(argocd.secret_data(grafana), want, set(), masked=True)
     if text:
         action = Action.CREATE if grafana is None else Action.UPDATE
         changes.append(
-            Change(action, f"Secret {GRAFANA_NS}/{GRAFANA_SECRET}", "Grafana's GitHub OAuth client", text)
+            Change(
+                action,
+                f"Secret {GRAFANA_NS}/{GRAFANA_SECRET}",
+                "Grafana's GitHub OAuth client",
+                text,
+                payload=ApplyObjects((GRAFANA_SECRET,)),
+            )
         )
     return changes
+
+
+def _with_namespaces(ctx: Context, changes: list[Change]) -> list[Change]:
+    """``changes``, each object write also creating the namespaces it is the first to go into
+    that do not exist yet (read only when something is to be written)."""
+    homes = _objects(ctx.config)
+    out: list[Change] = []
+    seen: set[str] = set()
+    for change in changes:
+        if isinstance(change.payload, ApplyObjects):
+            wanted = [homes[n] for n in change.payload.names if homes[n] not in seen]
+            seen |= set(wanted)
+            missing = tuple(
+                ns
+                for ns in dict.fromkeys(wanted)
+                if ctx.services.kube.get("v1", "Namespace", None, ns) is None
+            )
+            change = dataclasses.replace(
+                change, payload=dataclasses.replace(change.payload, namespaces=missing)
+            )
+        out.append(change)
+    return out
+
+
+def _objects(config: CustomerConfig) -> dict[str, str]:
+    """The objects this step applies → their namespace, in apply order (Dex's in standalone mode only)."""
+    dex = {DEX_CONFIG: config.argocd.namespace, DEX_SECRET: config.argocd.namespace} if _dex(config) else {}
+    return {**dex, GRAFANA_SECRET: GRAFANA_NS}
 
 
 def _cm(ctx: Context, creds: _Creds) -> dict[str, str]:

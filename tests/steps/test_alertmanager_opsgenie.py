@@ -14,10 +14,19 @@ from typing import Any
 import yaml
 
 from bootstrap.reporting import StepResult
-from bootstrap.step import Action
+from bootstrap.step import Action, Change
 from sandbox import customer as sandbox_customer
 from sandbox.httpemu import Fault
-from steps.alertmanager_opsgenie import MASK, AlertmanagerOpsgenie
+from steps.alertmanager_opsgenie import (
+    MASK,
+    AlertmanagerOpsgenie,
+    ApplySecret,
+    CreateHeartbeat,
+    CreateIntegration,
+    CreateNamespace,
+    DeleteIntegration,
+    EnableIntegration,
+)
 from steps.slack_channel import SlackChannel
 from tests.fixtures.world import World
 from tests.unit.recording import RecordingReporter
@@ -49,6 +58,22 @@ def deployed_config(world: World) -> dict[str, Any]:
     assert secret is not None
     data: dict[str, Any] = yaml.safe_load(base64.b64decode(secret["data"]["alertmanager.yaml"]))
     return data
+
+
+def edit_by_hand(world: World) -> None:
+    """Someone edits the Alertmanager config in the Secret (``route.group_wait: 1s``)."""
+    edited = deployed_config(world)
+    edited["route"]["group_wait"] = "1s"
+    text = yaml.safe_dump(edited)
+    world.session().services.kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SECRET, "namespace": NAMESPACE},
+            "data": {"alertmanager.yaml": base64.b64encode(text.encode()).decode()},
+        },
+        field_manager="kubectl-edit",
+    )
 
 
 def test_integration_secret_and_zero_write_rerun(world: World, amtool_check: Callable[[str], None]) -> None:
@@ -117,18 +142,7 @@ def test_integration_secret_and_zero_write_rerun(world: World, amtool_check: Cal
     assert world.kube.log.count("PATCH") == 0
 
     # Drift: someone edits the Secret's config by hand; the plan shows it with credentials masked.
-    edited = deployed_config(world)
-    edited["route"]["group_wait"] = "1s"
-    text = yaml.safe_dump(edited)
-    world.session().services.kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SECRET, "namespace": NAMESPACE},
-            "data": {"alertmanager.yaml": base64.b64encode(text.encode()).decode()},
-        },
-        field_manager="kubectl-edit",
-    )
+    edit_by_hand(world)
     drift, _ = run(world, dry_run=True)
     assert drift.plan is not None
     [change] = drift.plan.changes
@@ -191,3 +205,75 @@ def test_wrong_api_key_fails_naming_the_access_right(world: World) -> None:
     assert failed.status == "failed"
     assert failed.message is not None and "Configuration access" in failed.message
     assert ours(world) == []
+
+
+def _writes(world: World, change: Change, created: str) -> dict[str, list[tuple[str, str]]]:
+    """The calls a planned change is, per server (``created``: the id of the integration apply made).
+
+    OpsGenie Integration API (docs.opsgenie.com/docs/integration-api): POST /v2/integrations,
+    POST /v2/integrations/{id}/enable, DELETE /v2/integrations/{id}; Heartbeat API
+    (docs.opsgenie.com/docs/heartbeat-api): POST /v2/heartbeats. KV v2 (developer.hashicorp.com/
+    vault/api-docs/secret/kv/kv-v2): POST data, then POST metadata. Server-side apply is a PATCH
+    of the object (kubernetes.io/docs/reference/using-api/server-side-apply/), and the emulator
+    counts it as a write only when it changes the object.
+    """
+    integrations = "/v2/integrations"
+    vault = f"/v1/secret/%s/{world.vault.prefix}/kuvaq/alertmanager/opsgenie"
+    match change.payload:
+        case CreateIntegration(delete=doomed):
+            return {
+                "opsgenie": [
+                    *(("DELETE", f"{integrations}/{old}") for old in doomed),
+                    ("POST", integrations),
+                    ("POST", f"{integrations}/{created}/enable"),
+                ],
+                "vault": [("POST", vault % "data"), ("POST", vault % "metadata")],
+            }
+        case DeleteIntegration(id=found):
+            return {"opsgenie": [("DELETE", f"{integrations}/{found}")]}
+        case EnableIntegration(id=found):
+            return {"opsgenie": [("POST", f"{integrations}/{found}/enable")]}
+        case CreateHeartbeat():
+            return {"opsgenie": [("POST", "/v2/heartbeats")]}
+        case CreateNamespace():
+            return {"kube": [("PATCH", f"/api/v1/namespaces/{NAMESPACE}")]}
+        case ApplySecret():
+            return {"kube": [("PATCH", f"/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}")]}
+    raise AssertionError(f"unexpected operation {change.payload!r}")
+
+
+def _apply_is_the_plan(world: World) -> list[type]:
+    """Plan, apply, and check the OpsGenie, Vault and cluster writes are the plan's operations,
+    in order, and no more (Slack and GitHub untouched); then the plan is empty."""
+    step = AlertmanagerOpsgenie()
+    plan = step.plan(world.context())
+    world.reset_logs()
+    outputs = step.apply(world.context(), plan)
+    created = str(outputs.get("integration_id"))
+    expected: dict[str, list[tuple[str, str]]] = {"opsgenie": [], "vault": [], "kube": []}
+    for change in plan.changes:
+        for server, calls in _writes(world, change, created).items():
+            expected[server] += calls
+    logs = {"opsgenie": world.opsgenie.log, "vault": world.vault_proxy.log, "kube": world.kube.log}  # type: ignore[union-attr]
+    assert {k: [(w.method, w.path) for w in log.writes] for k, log in logs.items()} == expected
+    assert world.slack.log.writes == [] and world.github.log.writes == []
+    assert step.plan(world.context()).empty
+    [integration] = ours(world)
+    [opsgenie] = next(r for r in deployed_config(world)["receivers"] if r["name"] == "opsgenie")[
+        "opsgenie_configs"
+    ]
+    assert opsgenie["api_key"] == integration.api_key == vault_record(world).data["api_key"]
+    return [type(c.payload) for c in plan.changes]
+
+
+def test_apply_performs_exactly_the_planned_operations(world: World) -> None:
+    """Four starting states in a row (a playbook run costs seconds): fresh, a duplicate integration,
+    the config edited by hand, the key missing in Vault (so the integration is replaced)."""
+    fresh = _apply_is_the_plan(world)
+    assert fresh == [CreateIntegration, CreateHeartbeat, CreateNamespace, ApplySecret]
+    world.opsgenie.add_integration(NAME, "API", TEAM)
+    assert _apply_is_the_plan(world) == [DeleteIntegration]
+    edit_by_hand(world)
+    assert _apply_is_the_plan(world) == [ApplySecret]
+    world.vault.client.delete(f"{world.vault.prefix}/kuvaq/alertmanager/opsgenie")
+    assert _apply_is_the_plan(world) == [CreateIntegration, ApplySecret]

@@ -12,9 +12,9 @@ from bootstrap.reporting import StepResult, Summary
 from bootstrap.step import Action, Plan
 from sandbox import customer as sandbox_customer
 from sandbox.httpemu import Fault
-from steps.argocd_dir import ArgocdDir, application_problems
+from steps.argocd_dir import ArgocdDir, Head, WriteFile, application_problems, writes
 from tests.fixtures import argocd_rules
-from tests.fixtures.github import GitHubOpenAPI
+from tests.fixtures.github import GitHubOpenAPI, committed
 from tests.fixtures.world import World
 
 OWNER, REPO = sandbox_customer.INFRA_REPO.split("/")
@@ -55,7 +55,7 @@ def commits(world: World) -> int:
 def test_first_run_commits_once_then_second_run_writes_nothing(world: World) -> None:
     assert result(world, dry_run=True)[1].exit_code() == 2
     planned = plan_of(world)
-    assert {c.data["path"] for c in planned.changes} == FILES
+    assert {w.path for w in writes(planned)} == FILES
     assert {c.action for c in planned.changes} == {Action.CREATE}
     assert '+  name: "kuvaq-root"' in next(c.diff for c in planned.changes if "root" in c.target)
     assert world.github.log.writes == []
@@ -163,7 +163,7 @@ def test_kit_upgrade_is_one_commit_and_plan_names_the_applications_that_move(wor
     assert result(world)[0].status == "done"
     world.customer(kit={"version": "v1.5"})
     planned = plan_of(world)
-    moved = {c.data["path"]: c.summary for c in planned.changes if "revision" in c.summary}
+    moved = {c.payload_as(WriteFile).path: c.summary for c in planned.changes if "revision" in c.summary}
     assert moved == {
         f"argocd/apps/{s}.yaml": f"update; revision kuvaq-{s}: v1.4 -> v1.5"
         for s in ("base", "aws", "addons")
@@ -289,7 +289,7 @@ def test_hand_edit_is_drift_and_only_force_overwrites(world: World) -> None:
 
     planned = plan_of(world)
     (change,) = planned.changes
-    assert change.action == Action.UPDATE and change.data["path"] == "argocd/values/base.yaml"
+    assert change.action == Action.UPDATE and change.payload_as(WriteFile).path == "argocd/values/base.yaml"
     assert "edited by hand" in change.summary
     assert "-handTuned: true" in change.diff
 
@@ -303,7 +303,7 @@ def test_hand_edit_is_drift_and_only_force_overwrites(world: World) -> None:
     # A config change does not launder the hand edit: the file still differs from our last commit.
     world.customer(kit={"values": {"tuned": False}})
     replanned = plan_of(world)
-    assert [c.data["path"] for c in replanned.changes if c.data["drift"]] == ["argocd/values/base.yaml"]
+    assert [w.path for w in writes(replanned) if w.by_hand] == ["argocd/values/base.yaml"]
 
     forced, _ = result(world, force=True)
     assert forced.status == "done", forced.message
@@ -316,8 +316,8 @@ def test_without_a_record_a_differing_file_is_an_update_not_drift(world: World) 
         OWNER, REPO, "main", {"argocd/values/base.yaml": "old: true\n"}, "earlier setup"
     )
     planned = plan_of(world)
-    values = next(c for c in planned.changes if c.data["path"] == "argocd/values/base.yaml")
-    assert values.action == Action.UPDATE and not values.data["drift"]
+    values = next(c for c in planned.changes if c.payload_as(WriteFile).path == "argocd/values/base.yaml")
+    assert values.action == Action.UPDATE and not values.payload_as(WriteFile).by_hand
     assert "edited by hand" not in values.summary
     assert result(world)[0].status == "done"
 
@@ -327,7 +327,7 @@ def test_config_change_is_one_commit_and_dropped_files_are_removed(world: World)
     assert result(world)[0].status == "done"
     world.customer(kit={"cloud": "gcp"})
     planned = plan_of(world)
-    actions = {c.data["path"]: c.action for c in planned.changes}
+    actions = {c.payload_as(WriteFile).path: c.action for c in planned.changes}
     assert actions == {
         "argocd/apps/aws.yaml": Action.DELETE,
         "argocd/values/aws.yaml": Action.DELETE,
@@ -353,7 +353,7 @@ def test_destroy_removes_managed_files_in_one_commit(world: World) -> None:
     sess.context.outputs = {"argocd-dir": world.state()["steps"]["argocd-dir"]["outputs"]}
     step = ArgocdDir()
     plan = step.plan_destroy(sess.context)
-    assert {c.data["path"] for c in plan.changes} == FILES
+    assert {w.path for w in writes(plan)} == FILES
     world.reset_logs()
     step.destroy(sess.context, plan)
     assert commits(world) == 1
@@ -396,7 +396,7 @@ def test_empty_infra_repository_gets_its_first_commit_through_the_contents_api(w
     del world.github.repos[(OWNER.lower(), REPO.lower())]
     world.github.create_repo(OWNER, REPO, empty=True)
     planned = plan_of(world)
-    assert {c.data["path"] for c in planned.changes} == FILES and planned.notes  # "the commit creates it"
+    assert {w.path for w in writes(planned)} == FILES and planned.notes  # "the commit creates it"
 
     done, _ = result(world)
     assert done.status == "done", done.message
@@ -417,3 +417,33 @@ def test_archived_infra_repository_fails_once_saying_so(world: World) -> None:
     assert summary.exit_code() == 1 and failed.status == "failed"
     assert "archived" in (failed.message or "") and "unarchive it" in (failed.message or "")
     assert world.github.log.writes == []
+
+
+@pytest.mark.parametrize(
+    "start", ["fresh", "hand-edit-forced", "addon-removed", "values-only", "cloud-moved"]
+)
+def test_apply_commits_exactly_the_planned_files(world: World, start: str) -> None:
+    """Whatever the starting state, apply makes one commit on the planned head, and it differs from
+    that head in exactly the planned files, with exactly the planned contents (deletions included)."""
+    if start != "fresh":
+        assert result(world)[0].status == "done"
+    if start == "hand-edit-forced":
+        edited = argocd_files(world)["argocd/values/base.yaml"] + "handTuned: true\n"
+        world.github.commit_files(OWNER, REPO, "main", {"argocd/values/base.yaml": edited}, "by hand")
+    elif start == "addon-removed":
+        world.customer(kit={"addons": ["cert-manager"]})
+    elif start == "values-only":
+        world.customer(kit={"values": {"ingress": {"class": "nginx"}}})
+    elif start == "cloud-moved":
+        world.customer(kit={"cloud": "gcp"})  # aws files removed, gcp files created
+    ctx = world.context()
+    ctx.force = start == "hand-edit-forced"
+    step = ArgocdDir()
+    plan = step.plan(ctx)
+    assert not plan.empty
+    assert any(w.by_hand for w in writes(plan)) == (start == "hand-edit-forced")
+    world.reset_logs()
+    step.apply(ctx, plan)
+    made = committed(world.github, sandbox_customer.INFRA_REPO, plan.observed_as(Head).commit)
+    assert made == {w.path: w.content for w in writes(plan)}
+    assert step.plan(ctx).empty

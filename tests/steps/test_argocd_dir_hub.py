@@ -10,8 +10,9 @@ import yaml
 from bootstrap import hub, preflight, session
 from bootstrap.secrets import Redactor
 from sandbox.httpemu import Fault
-from steps.argocd_dir import ArgocdDir, application_problems
+from steps.argocd_dir import ArgocdDir, Head, application_problems, writes
 from tests.fixtures import appset_eval, argocd_rules
+from tests.fixtures.github import committed
 from tests.fixtures.world import World
 from tests.steps import hub_world
 from tests.steps.hub_world import HUB_NAME, HUB_OWNER, PATH
@@ -49,7 +50,7 @@ def test_hub_render_commits_once_shared_sets_render_once_and_rerun_writes_nothin
     kuvaq = hub_world.customer_file(world, "kuvaq")
     planned = hub_world.run(world, kuvaq, dry_run=True).results[0]
     assert planned.plan is not None and world.github.log.writes == []
-    assert {c.data["path"] for c in planned.plan.changes} == SHARED_V14 | own("kuvaq", "kuvaq")
+    assert {w.path for w in writes(planned.plan)} == SHARED_V14 | own("kuvaq", "kuvaq")
     before = commits(world)
     done = hub_world.run(world, kuvaq).results[0]
     assert done.status == "done", done.message
@@ -66,7 +67,7 @@ def test_hub_render_commits_once_shared_sets_render_once_and_rerun_writes_nothin
     zenta = hub_world.customer_file(world, "zenta", kit={"addons": ["loki"]})
     plan = hub_world.run(world, zenta, dry_run=True).results[0].plan
     assert plan is not None
-    assert {c.data["path"] for c in plan.changes} == own("zenta", "zenta")
+    assert {w.path for w in writes(plan)} == own("zenta", "zenta")
     assert hub_world.run(world, zenta).results[0].status == "done"
     files = hub_world.hub_files(world)
     assert set(files) == SHARED_V14 | own("kuvaq", "kuvaq") | own("zenta", "zenta")
@@ -225,7 +226,7 @@ def test_destroy_removes_only_the_customers_own_files(hubbed: World) -> None:
         assert hub_world.run(world, path).results[0].status == "done"
     planned = hub_world.run(world, kuvaq, destroy=True, dry_run=True).results[0]
     assert planned.plan is not None
-    assert {c.data["path"] for c in planned.plan.changes} == own("kuvaq", "kuvaq")
+    assert {w.path for w in writes(planned.plan)} == own("kuvaq", "kuvaq")
     hub_world.run(world, kuvaq, destroy=True)
     assert set(hub_world.hub_files(world)) == SHARED_V14 | own("zenta", "zenta")
 
@@ -275,3 +276,25 @@ def test_a_crash_after_the_commit_before_the_checkpoint_resumes_without_a_second
     assert resumed.status == "up-to-date", resumed.message
     assert world.github.log.writes == []  # adopted by observing the hub repo, nothing rewritten
     assert set(resumed.outputs["files"]) == SHARED_V14 | own("kuvaq", "kuvaq")
+
+
+@pytest.mark.parametrize("start", ["first-customer", "second-customer", "values-changed"])
+def test_apply_commits_exactly_the_planned_files_to_the_hub(hubbed: World, start: str) -> None:
+    """The hub's shared branch gets one commit on the planned head holding exactly the planned files."""
+    world = hubbed
+    path = hub_world.customer_file(world, "kuvaq")
+    if start != "first-customer":
+        assert hub_world.run(world, path).results[0].status == "done"
+    if start == "second-customer":
+        path = hub_world.customer_file(world, "zenta", kit={"addons": ["loki"]})
+    elif start == "values-changed":
+        path = hub_world.customer_file(world, "kuvaq", kit={"values": {"ingress": {"class": "nginx"}}})
+    ctx = world.context(path)
+    step = ArgocdDir()
+    plan = step.plan(ctx)
+    assert not plan.empty
+    world.reset_logs()
+    step.apply(ctx, plan)
+    made = committed(world.github, hub_world.HUB_REPO, plan.observed_as(Head).commit)
+    assert made == {w.path: w.content for w in writes(plan)}
+    assert step.plan(ctx).empty

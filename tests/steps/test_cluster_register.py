@@ -8,6 +8,7 @@ through the adoption of what a crashed run left behind.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from typing import Any
 
@@ -184,3 +185,79 @@ def test_status_hub_names_unregistered_and_foreign_clusters(
         "https://10.0.0.1",
     )
     assert entry.problems and '"config"' not in json.dumps(entry.to_json())
+
+
+def _kube_writes(op: object) -> list[tuple[str, str]]:
+    """The API server calls an operation is, in the customer cluster: server-side apply is a PATCH
+    of the object's path (kubernetes.io/docs/reference/using-api/server-side-apply/)."""
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    match op:
+        case cluster_register.ApplyAccount():
+            return [
+                ("PATCH", f"/api/v1/namespaces/{NS}/serviceaccounts/{cluster_register.ACCOUNT}"),
+                ("PATCH", f"{rbac}/clusterroles/{cluster_register.ACCOUNT}"),
+                ("PATCH", f"{rbac}/clusterrolebindings/{cluster_register.ACCOUNT}"),
+            ]
+        case cluster_register.CreateToken(name=name):
+            return [("PATCH", f"/api/v1/namespaces/{NS}/secrets/{name}")]
+    return []
+
+
+def _vault_writes(world: World, op: object) -> list[tuple[str, str]]:
+    """KV v2: the data, then the custom metadata naming the token Secret (POST /:mount/data/:path,
+    POST /:mount/metadata/:path: developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2)."""
+    if not isinstance(op, cluster_register.StoreToken):
+        return []
+    path = f"{world.vault.prefix}/kuvaq/cluster-token"
+    return [("POST", f"/v1/secret/data/{path}"), ("POST", f"/v1/secret/metadata/{path}")]
+
+
+def _hub_writes(op: object) -> list[tuple[str, str]]:
+    if not isinstance(op, cluster_register.Register):
+        return []
+    return [("PATCH", f"/api/v1/namespaces/{HUB_NS}/secrets/cluster-kuvaq")]
+
+
+def _apply_is_the_plan(world: World) -> list[object]:
+    """Plan, apply, and check the writes in the customer cluster, Vault and the hub are the plan's
+    operations, in order, and no more; then the plan is empty. Returns the operations."""
+    step = ClusterRegister()
+    plan = step.plan(world.context())
+    ops = [c.payload for c in plan.changes]
+    world.reset_logs()
+    step.apply(world.context(), plan)
+    assert [(w.method, w.path) for w in world.kube.log.writes] == [w for op in ops for w in _kube_writes(op)]
+    vault = [(w.method, w.path) for w in world.vault_proxy.log.writes]  # type: ignore[union-attr]
+    assert vault == [w for op in ops for w in _vault_writes(world, op)]
+    assert [(w.method, w.path) for w in world.hub.log.writes] == [w for op in ops for w in _hub_writes(op)]
+    assert world.github.log.writes == []
+    assert step.plan(world.context()).empty
+    assert registered_token(world) == vault_record(world)["token"]  # type: ignore[index]
+    return ops
+
+
+def test_apply_performs_exactly_the_planned_operations(hub_world: World) -> None:
+    """Three starting states in a row (each playbook run costs seconds): fresh, the token Secret
+    deleted, a label of the hub's cluster Secret changed by hand."""
+    world = hub_world
+    fresh = _apply_is_the_plan(world)
+    assert [type(op) for op in fresh] == [
+        cluster_register.ApplyAccount,
+        cluster_register.CreateToken,
+        cluster_register.StoreToken,
+        cluster_register.Register,
+    ]
+    with world.kube.lock:
+        world.kube.delete_stored(("", "secrets", NS, TOKEN_1))
+    renewed = _apply_is_the_plan(world)
+    assert [type(op) for op in renewed] == [
+        cluster_register.CreateToken,
+        cluster_register.StoreToken,
+        cluster_register.Register,
+    ]
+    key = ("", "secrets", HUB_NS, "cluster-kuvaq")
+    with world.hub.lock:
+        drifted = copy.deepcopy(world.hub.stored(key))
+        drifted["metadata"]["labels"][f"{ADDON_DOMAIN}/loki"] = "true"  # switched on by hand
+        world.hub.commit_stored(key, drifted)
+    assert [type(op) for op in _apply_is_the_plan(world)] == [cluster_register.Register]

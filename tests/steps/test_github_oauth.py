@@ -8,6 +8,7 @@ to the local listener (tests/backends/test_manifest_browser.py does it in chromi
 
 from __future__ import annotations
 
+import base64
 import copy
 import html
 import json
@@ -20,7 +21,14 @@ import yaml
 
 from bootstrap.clients import argocd
 from bootstrap.step import Action
-from steps.github_oauth import GRAFANA_NS, GRAFANA_SECRET, GithubOauth
+from steps.github_oauth import (
+    GRAFANA_NS,
+    GRAFANA_SECRET,
+    ApplyObjects,
+    CreateApp,
+    GithubOauth,
+    StoreCredentials,
+)
 from tests.fixtures.world import World
 from tests.steps.cluster_run import run, secrets_in, state_text
 from tests.unit.recording import RecordingReporter
@@ -240,3 +248,119 @@ def test_a_default_app_name_too_long_for_github_is_invalid_input(world: World) -
     message = summary.results[0].message or ""
     assert "argocd.sso.app_name" in message and "34" in message
     assert world.github.apps == {}
+
+
+_OBJECT_PATHS = {
+    argocd.CM: f"/api/v1/namespaces/{NS}/configmaps/{argocd.CM}",
+    argocd.SECRET: f"/api/v1/namespaces/{NS}/secrets/{argocd.SECRET}",
+    GRAFANA_SECRET: f"/api/v1/namespaces/{GRAFANA_NS}/secrets/{GRAFANA_SECRET}",
+}
+
+
+def _writes(world: World, op: object) -> dict[str, list[tuple[str, str]]]:
+    """The calls an operation is, per server. Server-side apply is a PATCH of the object
+    (kubernetes.io/docs/reference/using-api/server-side-apply/); KV v2 writes data, then metadata
+    (developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2). Checking the client credentials is
+    GitHub's POST /applications/{client_id}/token answering 404, which writes nothing; the
+    manifest flow's own write is the code conversion (docs.github.com/rest/apps/apps
+    #create-a-github-app-from-a-manifest)."""
+    vault = f"/v1/secret/%s/{vault_path(world)}"
+    match op:
+        case StoreCredentials():
+            return {"vault": [("POST", vault % "data"), ("POST", vault % "metadata")]}
+        case CreateApp():
+            return {
+                "github": [("POST", "/app-manifests/{code}/conversions")],
+                "vault": [("POST", vault % "data"), ("POST", vault % "metadata")],
+            }
+        case ApplyObjects(names=names, namespaces=namespaces):
+            # One playbook: every missing namespace first, then the objects (playbooks/apply.yml).
+            return {
+                "namespaces": [("PATCH", f"/api/v1/namespaces/{ns}") for ns in namespaces],
+                "kube": [("PATCH", _OBJECT_PATHS[n]) for n in names],
+            }
+    raise AssertionError(f"unexpected operation {op!r}")
+
+
+def _apply_is_the_plan(world: World, browser: Browser | None = None) -> list[object]:
+    """Plan, apply, and check GitHub's, the cluster's and Vault's writes are the plan's operations,
+    in order, and no more; then the plan is empty. ``browser`` plays the person of the manifest
+    flow (its own form posts to GitHub's web pages are the person's, not the step's)."""
+    step = Patient()
+    plan = step.plan(world.context())
+    ops = [c.payload for c in plan.changes]
+    world.reset_logs()
+    ctx = world.context()
+    if browser is not None:
+        ctx.progress = lambda text: browser.step_progress(step.id, text)
+    step.apply(ctx, plan)
+    expected: dict[str, list[tuple[str, str]]] = {"github": [], "vault": [], "namespaces": [], "kube": []}
+    for op in ops:
+        for server, calls in _writes(world, op).items():
+            expected[server] += calls
+    expected["kube"] = expected.pop("namespaces") + expected["kube"]
+    logs = {"github": world.github.log, "vault": world.vault_proxy.log, "kube": world.kube.log}  # type: ignore[union-attr]
+    made = {k: [(w.method, w.path) for w in log.writes] for k, log in logs.items()}
+    made["github"] = [
+        (method, re.sub(r"^/app-manifests/[^/]+/", "/app-manifests/{code}/", path))
+        for method, path in made["github"]
+        if not path.startswith("/organizations/")
+    ]
+    assert made == expected
+    assert step.plan(world.context()).empty
+    return ops
+
+
+def test_apply_performs_exactly_the_planned_operations(world: World) -> None:
+    """Manual mode, three starting states in a row (a playbook run costs seconds): the credentials
+    already in Vault and nothing in the cluster; Grafana's Secret edited by hand; new credentials
+    in customer.yaml (checked, stored, rolled out)."""
+    client_id = world.document()["argocd"]["sso"]["client_id"]
+    secret = world.env["GITHUB_OAUTH_CLIENT_SECRET"]
+    world.vault.client.write(
+        vault_path(world), {"client_id": client_id, "client_secret": secret}, 0, {"mode": "manual"}
+    )
+    assert _apply_is_the_plan(world) == [
+        ApplyObjects((argocd.CM,), (NS,)),
+        ApplyObjects((argocd.SECRET,)),
+        ApplyObjects((GRAFANA_SECRET,), (GRAFANA_NS,)),
+    ]
+
+    grafana = world.kube.get("v1", "Secret", GRAFANA_NS, GRAFANA_SECRET)
+    assert grafana is not None
+    grafana["data"]["GF_AUTH_GITHUB_CLIENT_ID"] = base64.b64encode(b"edited-by-hand").decode()
+    world.session().services.kube.apply(
+        {k: grafana[k] for k in ("apiVersion", "kind", "data")}
+        | {"metadata": {"name": GRAFANA_SECRET, "namespace": GRAFANA_NS}},
+        field_manager="kubectl-edit",
+    )
+    assert _apply_is_the_plan(world) == [ApplyObjects((GRAFANA_SECRET,))]
+
+    new_secret = "rotated-by-a-person-000000000000"
+    world.github.add_oauth_app("Iv1.rotated", new_secret)
+    world.env["GITHUB_OAUTH_CLIENT_SECRET"] = new_secret
+    doc = world.document()
+    doc["argocd"]["sso"]["client_id"] = "Iv1.rotated"
+    world.customer(doc)
+    assert _apply_is_the_plan(world) == [
+        StoreCredentials("Iv1.rotated", 1),
+        ApplyObjects((argocd.CM,)),
+        ApplyObjects((argocd.SECRET,)),
+        ApplyObjects((GRAFANA_SECRET,)),
+    ]
+    assert cluster_secrets(world)[1]["GF_AUTH_GITHUB_CLIENT_SECRET"] == new_secret
+
+
+def test_manifest_mode_apply_performs_exactly_the_planned_operations(world: World) -> None:
+    """Manifest mode from nothing: the App (one code conversion, its credentials to Vault), then the
+    namespaces and objects with the new App's credentials, and nothing else."""
+    doc = world.document()
+    doc["argocd"]["sso"] = {"mode": "manifest", "teams": ["sre"], "admin_team": "sre"}
+    world.customer(doc)
+    browser = Browser()
+    assert _apply_is_the_plan(world, browser) == [
+        CreateApp(),
+        ApplyObjects((argocd.CM, argocd.SECRET, GRAFANA_SECRET), (NS, GRAFANA_NS)),
+    ]
+    [app] = world.github.apps.values()
+    assert cluster_secrets(world)[1]["GF_AUTH_GITHUB_CLIENT_SECRET"] == app.client_secret

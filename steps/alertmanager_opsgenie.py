@@ -335,6 +335,9 @@ class AlertmanagerOpsgenie(Step):
         }
         if observed.keep is not None:
             outputs["integration_id"] = observed.keep.id
+        retiring = _recorded(stored)[1]
+        if retiring is not None:
+            outputs[RETIRING] = retiring  # a staged rotation to finish: plan_retire reads Vault again
         created_at = ctx.output_of(self.id, "heartbeat_created_at")
         if observed.heartbeat is not None and created_at is not None:
             outputs["heartbeat_created_at"] = created_at  # carried, so a later verify can tell "never pinged"
@@ -371,9 +374,7 @@ class AlertmanagerOpsgenie(Step):
             doomed = [i.id for i in obs.integrations]
             if not doomed:
                 summary = f"create the {INTEGRATION_TYPE} integration, enable it, store its key in Vault"
-                return [
-                    Change(Action.CREATE, target, summary, payload=CreateIntegration((), cas))
-                ]
+                return [Change(Action.CREATE, target, summary, payload=CreateIntegration((), cas))]
             why = (
                 "Vault holds no key for it"
                 if obs.stored is None or "api_key" not in obs.stored.data
@@ -383,9 +384,7 @@ class AlertmanagerOpsgenie(Step):
                 f"replace {', '.join(doomed)} ({why}, e.g. after a crash right after it was created): "
                 "delete, create a new one, enable it, store its key in Vault"
             )
-            return [
-                Change(Action.REPLACE, target, summary, payload=CreateIntegration(tuple(doomed), cas))
-            ]
+            return [Change(Action.REPLACE, target, summary, payload=CreateIntegration(tuple(doomed), cas))]
         changes = [
             Change(
                 Action.DELETE,
@@ -398,9 +397,7 @@ class AlertmanagerOpsgenie(Step):
         ]
         if not obs.keep.enabled:
             changes.append(
-                Change(
-                    Action.UPDATE, target, f"enable {obs.keep.id}", payload=EnableIntegration(obs.keep.id)
-                )
+                Change(Action.UPDATE, target, f"enable {obs.keep.id}", payload=EnableIntegration(obs.keep.id))
             )
         return changes
 
@@ -772,6 +769,11 @@ class AlertmanagerOpsgenie(Step):
 
     def plan_retire(self, ctx: Context) -> Plan:
         cfg = ctx.config
+        if ctx.output_of(self.id, RETIRING) is None:
+            # The engine retires only after this step succeeded in this run, so its outputs are
+            # this run's: its plan saw no staged rotation in Vault (rotate() records one), and
+            # nothing else in a run stages one. A no-op run then reads the Vault record once.
+            return Plan()
         stored = ctx.services.vault.read_version(vault_path(cfg))
         recorded, retiring = _recorded(stored)
         if stored is None or retiring is None or recorded is None:

@@ -604,11 +604,6 @@ def _print_status(doc: dict[str, object]) -> None:
     table on a terminal): a multi-line message stays readable instead of wrapping a narrow column,
     and the table keeps its columns whole at 80 columns.
     """
-    from rich.markup import escape
-    from rich.table import Table
-
-    from bootstrap import reporting
-
     steps = _steps_of(doc)
     columns = ("id", "status", "attempts", "finished", "checked")
     cells = [tuple(_status_cell(r[k]) for k in columns) for r in steps]
@@ -616,6 +611,11 @@ def _print_status(doc: dict[str, object]) -> None:
     header = ("step", "status", "attempts", "done since (UTC)", "last checked (UTC)")
     title = f"{doc['customer']} — {doc['state']}"
     if sys.stdout.isatty():
+        from rich.markup import escape
+        from rich.table import Table
+
+        from bootstrap import reporting
+
         table = Table(title=escape(title))
         for col in header:
             table.add_column(col, no_wrap=True)

@@ -707,7 +707,8 @@ def main() -> None:
     lat, n = args.latency, args.fleet
     if n < 2:
         parser.error("--fleet must be at least 2 (one customer is not a fleet run)")
-    order = engine.order([cls() for cls in STEPS])
+    # The bench customers are standalone: a hub-only step (cluster-register) is not theirs.
+    order = engine.order([cls() for cls in STEPS if "standalone" in cls.modes])
     # c001: per-step attribution; c002: full run and no-op; then one fresh fleet per --parallel setting.
     names = [f"c{i:03d}" for i in range(1, 3 + 2 * n)]
     fleet10, fleet1 = names[2 : 2 + n], names[2 + n :]

@@ -374,7 +374,9 @@ class AlertmanagerOpsgenie(Step):
             doomed = [i.id for i in obs.integrations]
             if not doomed:
                 summary = f"create the {INTEGRATION_TYPE} integration, enable it, store its key in Vault"
-                return [Change(Action.CREATE, target, summary, payload=CreateIntegration((), cas))]
+                return [
+                    Change(Action.CREATE, target, summary, payload=CreateIntegration((), cas))
+                ]
             why = (
                 "Vault holds no key for it"
                 if obs.stored is None or "api_key" not in obs.stored.data
@@ -384,7 +386,9 @@ class AlertmanagerOpsgenie(Step):
                 f"replace {', '.join(doomed)} ({why}, e.g. after a crash right after it was created): "
                 "delete, create a new one, enable it, store its key in Vault"
             )
-            return [Change(Action.REPLACE, target, summary, payload=CreateIntegration(tuple(doomed), cas))]
+            return [
+                Change(Action.REPLACE, target, summary, payload=CreateIntegration(tuple(doomed), cas))
+            ]
         changes = [
             Change(
                 Action.DELETE,
@@ -397,7 +401,9 @@ class AlertmanagerOpsgenie(Step):
         ]
         if not obs.keep.enabled:
             changes.append(
-                Change(Action.UPDATE, target, f"enable {obs.keep.id}", payload=EnableIntegration(obs.keep.id))
+                Change(
+                    Action.UPDATE, target, f"enable {obs.keep.id}", payload=EnableIntegration(obs.keep.id)
+                )
             )
         return changes
 

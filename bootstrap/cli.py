@@ -482,7 +482,8 @@ def rotate(
             metavar="WHAT",
             parser=_rotation,
             autocompletion=_complete_rotation,
-            help="The credential to replace, one of: {rotations} (passwords: the Argo CD admin and users).",
+            help="The credential to replace, one of: {rotations} "
+            "(passwords: the Argo CD admin and users).",
             show_default=False,
         ),
     ],

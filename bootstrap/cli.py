@@ -16,7 +16,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -84,8 +85,41 @@ def _fill_step_ids(params: list[click.Parameter]) -> None:
             )
 
 
+class _Formatter(typer._click.HelpFormatter):
+    """Plain help whose option and command lists wrap at spaces only.
+
+    click's wrapper also breaks after a hyphen, which printed ``slack- channel`` in the step lists:
+    an id a person copies must stay whole.
+    """
+
+    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = list(rows)
+        term_width = min(max((len(term) for term, _ in rows), default=0), col_max)
+        indent = " " * self.current_indent
+        hang = " " * (self.current_indent + term_width + col_spacing)
+        width = max(self.width - term_width - col_spacing - self.current_indent, 10)
+        for term, text in rows:
+            self.write(indent + term)
+            if not text:
+                self.write("\n")
+                continue
+            if len(term) <= term_width:
+                self.write(" " * (term_width + col_spacing - len(term)))
+            else:
+                self.write("\n" + hang)
+            lines = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+            self.write(lines[0] + "\n")
+            self.write("".join(f"{hang}{line}\n" for line in lines[1:]))
+
+
+class _HelpContext(typer._click.Context):
+    formatter_class = _Formatter
+
+
 class _HumanHelp(typer.core.TyperCommand):
     """A command whose help and usage show metavars, flags without a value, and the step ids."""
+
+    context_class = _HelpContext
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -101,8 +135,15 @@ class _HumanHelp(typer.core.TyperCommand):
 class _HumanGroup(typer.core.TyperGroup):
     """The same for a group's own options (``-h``, and ``--install-completion`` added late)."""
 
+    context_class = _HelpContext
+
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _humanize(self.get_params(ctx))
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.short_help and command.help:
+                # The whole first paragraph, wrapped, not click's first ~60 characters and "...".
+                command.short_help = " ".join(command.help.split("\n\n")[0].split())
         super().format_help(ctx, formatter)
 
 
@@ -132,8 +173,14 @@ def _heard() -> Iterator[None]:
         raise Interrupted(_INTERRUPTED) from None
 
 
+# Help and usage errors are plain text (click's formatter), not typer's rich panels: rendering those
+# imports rich's console, tables, markdown and traceback modules (~0.3 s, more than the rest of
+# the start-up together), which kept `bootstrap --help` at ~7x a bare `python -c pass`.
+_MARKUP: typer.core.MarkupMode = None
+
 app = typer.Typer(
     cls=_Commands,
+    rich_markup_mode=_MARKUP,
     help="Onboard a customer onto the GitOps platform: run, resume, preview and inspect the steps.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -141,6 +188,7 @@ app = typer.Typer(
 )
 sandbox_app = typer.Typer(
     cls=_HumanGroup,
+    rich_markup_mode=_MARKUP,
     help="Local backends on loopback for trying the tool without credentials.",
     no_args_is_help=True,
     context_settings=_CONTEXT,
@@ -536,11 +584,13 @@ def status(
 def _status_of(
     customer: Path, verify: bool, output: Output, state_dir: Path | None, state: str | None
 ) -> dict[str, object]:
-    from bootstrap import checkpoint, config, fleet, session, step
+    from bootstrap import checkpoint, config, session, step
     from steps import STEPS
 
     problems: dict[str, str | None] = {}
     if verify:
+        from bootstrap import fleet  # the engine and the reporters: only to verify
+
         sess = session.open_session(customer, state_dir, state_url=state)
         store = sess.store
         problems = fleet.engine_for(sess, STEPS, _reporter(output, sess.redactor)).verify(sess.context)
@@ -582,11 +632,6 @@ def _print_status(doc: dict[str, object]) -> None:
     table on a terminal): a multi-line message stays readable instead of wrapping a narrow column,
     and the table keeps its columns whole at 80 columns.
     """
-    from rich.markup import escape
-    from rich.table import Table
-
-    from bootstrap import reporting
-
     steps = _steps_of(doc)
     columns = ("id", "status", "attempts", "finished", "checked")
     cells = [tuple(_status_cell(r[k]) for k in columns) for r in steps]
@@ -594,6 +639,11 @@ def _print_status(doc: dict[str, object]) -> None:
     header = ("step", "status", "attempts", "done since (UTC)", "last checked (UTC)")
     title = f"{doc['customer']} — {doc['state']}"
     if sys.stdout.isatty():
+        from rich.markup import escape
+        from rich.table import Table
+
+        from bootstrap import reporting
+
         table = Table(title=escape(title))
         for col in header:
             table.add_column(col, no_wrap=True)

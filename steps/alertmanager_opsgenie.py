@@ -340,6 +340,9 @@ class AlertmanagerOpsgenie(Step):
         }
         if observed.keep is not None:
             outputs["integration_id"] = observed.keep.id
+        retiring = _recorded(stored)[1]
+        if retiring is not None:
+            outputs[RETIRING] = retiring  # a staged rotation to finish: plan_retire reads Vault again
         created_at = ctx.output_of(self.id, "heartbeat_created_at")
         if observed.heartbeat is not None and created_at is not None:
             outputs["heartbeat_created_at"] = created_at  # carried, so a later verify can tell "never pinged"
@@ -783,6 +786,11 @@ class AlertmanagerOpsgenie(Step):
 
     def plan_retire(self, ctx: Context) -> Plan:
         cfg = ctx.config
+        if ctx.output_of(self.id, RETIRING) is None:
+            # The engine retires only after this step succeeded in this run, so its outputs are
+            # this run's: its plan saw no staged rotation in Vault (rotate() records one), and
+            # nothing else in a run stages one. A no-op run then reads the Vault record once.
+            return Plan()
         stored = ctx.services.vault.read_version(vault_path(cfg))
         recorded, retiring = _recorded(stored)
         if stored is None or retiring is None or recorded is None:

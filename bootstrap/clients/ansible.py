@@ -45,7 +45,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,6 +65,8 @@ VAULT_PIPE = "vault-password.fifo"
 GUARD_PID_FILE = "guard.pid"
 CANCEL_POLL = 0.25
 """Seconds between ansible-runner's polls of the cancel callback (its default is 5)."""
+SLOTS_ENV = "BOOTSTRAP_PLAYBOOKS"
+"""How many playbooks this process runs at once (default: the CPU count; see ``playbook_slot``)."""
 _ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 _RUNNER_PREFIXES = ("ANSIBLE_", "RUNNER_", "AWX_")
 
@@ -141,7 +143,8 @@ class AnsibleRunner:
     ``tmp_root`` is where private data dirs are made (a tmpfs is a good choice);
     ``progress`` receives one line per task/item as the run goes; ``redactor``
     (the run's registry) masks every other known secret on top of ``secret_vars``;
-    ``cancelled``, once set, stops running playbooks and refuses new ones.
+    ``cancelled``, once set, stops running playbooks and refuses new ones; ``slots`` bounds the
+    playbooks running at once (default: the process-wide ``SLOTS``).
     """
 
     def __init__(
@@ -150,8 +153,10 @@ class AnsibleRunner:
         progress: Callable[[str], None] | None = None,
         redactor: TextRedactor | None = None,
         cancelled: threading.Event | None = None,
+        slots: PlaybookSlots | None = None,
     ) -> None:
         self.tmp_root = tmp_root
+        self.slots = slots or SLOTS
         self.progress = progress or (lambda _msg: None)
         self.redactor = redactor
         self.cancelled = cancelled or threading.Event()
@@ -230,16 +235,19 @@ class AnsibleRunner:
                 cancel_callback=cancel,
             )
             runner.config.env = _minimal(runner.config.env, envvars)
-            with self._active_lock:
-                self._active.add(private)
-            try:
-                runner.run()
-            except BaseException:  # Ctrl-C while this thread waits on the playbook: stop it too
-                _stop_guard(private)
-                raise
-            finally:
+            with self.slots.hold(self.cancelled, self.progress):
+                if self.cancelled.is_set():
+                    raise Interrupted("not starting a playbook: the run is being interrupted")
                 with self._active_lock:
-                    self._active.discard(private)
+                    self._active.add(private)
+                try:
+                    runner.run()
+                except BaseException:  # Ctrl-C while this thread waits on the playbook: stop it too
+                    _stop_guard(private)
+                    raise
+                finally:
+                    with self._active_lock:
+                        self._active.discard(private)
             status, rc = runner.status, runner.rc
         finally:
             if feeder is not None:
@@ -299,6 +307,55 @@ class AnsibleRunner:
         return self.run_playbook(
             playbooks.path("delete.yml"), {"objects": objects}, {}, kubeconfig, context, check
         )
+
+
+def playbook_slots() -> int:
+    """How many playbooks this process runs at once: ``BOOTSTRAP_PLAYBOOKS``, else the CPU count."""
+    raw = os.environ.get(SLOTS_ENV, "").strip()
+    if raw:
+        value = int(raw) if raw.isdigit() else 0
+        if value < 1:
+            raise PermanentError(f"{SLOTS_ENV}={raw!r}: expected a whole number of playbooks (1 or more)")
+        return value
+    return max(1, os.cpu_count() or 1)
+
+
+class PlaybookSlots:
+    """A process-wide bound on the playbooks running at once.
+
+    WHY: a playbook is a tree of Python processes (ansible-playbook, its worker, the module
+    with the kubernetes client) costing ~300 MiB and seconds of CPU to start. A fleet run with
+    ``--parallel 10`` would otherwise have up to 10 x (steps in flight) of them at once: on a
+    machine with few cores they only queue for the CPU (no throughput gained) while their memory
+    adds up. Customers' reads and their non-cluster steps keep running in parallel; only
+    playbooks wait for a slot. ``size`` None = ``playbook_slots()``, read at the first use.
+    """
+
+    def __init__(self, size: int | None = None) -> None:
+        self._size = size
+        self._semaphore: threading.BoundedSemaphore | None = None
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, cancelled: threading.Event, progress: Callable[[str], None]) -> Iterator[None]:
+        """Wait for a slot (giving up as soon as ``cancelled`` is set), hold it for the block."""
+        with self._lock:
+            if self._semaphore is None:
+                self._semaphore = threading.BoundedSemaphore(self._size or playbook_slots())
+            semaphore = self._semaphore
+        if not semaphore.acquire(blocking=False):
+            progress("waiting for a free playbook slot …")
+            while not semaphore.acquire(timeout=CANCEL_POLL):
+                if cancelled.is_set():
+                    raise Interrupted("not starting a playbook: the run is being interrupted")
+        try:
+            yield
+        finally:
+            semaphore.release()
+
+
+SLOTS = PlaybookSlots()
+"""The one bound every AnsibleRunner of this process shares (one per customer in a fleet run)."""
 
 
 LITERAL_FILE = "literal.yaml"

@@ -25,7 +25,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bootstrap.errors import Interrupted
@@ -69,6 +68,9 @@ class ManifestFlow:
     """Serve the manifest form and catch the redirect; use as a context manager."""
 
     def __init__(self, web: str, org: str, manifest: Mapping[str, Any]) -> None:
+        # Imported only when a flow is served: the steps (and so status/validate) import this module.
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
         self.state = secrets.token_urlsafe(24)
         self._code: str | None = None
         self._got = threading.Event()

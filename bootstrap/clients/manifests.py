@@ -13,9 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +67,12 @@ def fetch(
 
 
 def _download(url: str, field: str) -> bytes:
+    # Here, not at the top: urllib.request brings http.client and ssl, and every command that
+    # lists the steps (status, validate) imports this module without downloading anything.
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))

@@ -107,29 +107,39 @@ def figures() -> Figures:
 
 
 @pytest.fixture(scope="session")
-def clean_reference(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> harness.Reference:
-    """One clean run of the whole workflow, shared by every test that compares an end state with it."""
+def reference_world(
+    openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[World, harness.Reference]]:
+    """One clean run of the whole workflow, described, and the onboarded world it leaves, kept open.
+
+    The run is both the reference every crash, kill and fault test compares its end state with
+    and the starting point of the tests that need an onboarded world: one full run, not two.
+    """
     from tests.reliability import hygiene
 
-    with open_world(tmp_path_factory.mktemp("reference"), openbao) as world:
+    with open_world(tmp_path_factory.mktemp("reference"), openbao, light_manifest=True) as world:
         ref = harness.reference(world)
         found = hygiene.scan(world)
-    FIGURES.scans += 1
-    FIGURES.secrets_found += len(found)
-    assert found == [], [str(f) for f in found]
-    return ref
+        FIGURES.scans += 1
+        FIGURES.secrets_found += len(found)
+        assert found == [], [str(f) for f in found]
+        yield world, ref
 
 
 @pytest.fixture(scope="session")
-def onboarded_world(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """One fully onboarded world shared by the tests that start from one and leave it converged.
+def clean_reference(reference_world: tuple[World, harness.Reference]) -> harness.Reference:
+    """One clean run of the whole workflow, shared by every test that compares an end state with it."""
+    return reference_world[1]
+
+
+@pytest.fixture(scope="session")
+def onboarded_world(reference_world: tuple[World, harness.Reference]) -> World:
+    """One fully onboarded world (the reference run's) shared by the tests that start from one.
 
     Each user calls ``harness.settle`` first, so a test that failed half-way cannot leave the
-    next one an unfinished world.
+    next one an unfinished world; the reference's description was taken before any of them ran.
     """
-    with open_world(tmp_path_factory.mktemp("onboarded"), openbao) as world:
-        harness.settle(world)
-        yield world
+    return reference_world[0]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -99,6 +99,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.reliability)
+    # A test that destroys the shared onboarded world goes last: any order is correct (every user
+    # settles the world first), but a user after it would pay a whole onboarding run again.
+    spenders = [item for item in items if item.get_closest_marker("spends_onboarded_world")]
+    for item in spenders:
+        items.remove(item)
+        items.append(item)
 
 
 @pytest.fixture

@@ -1,17 +1,20 @@
 """``bootstrap destroy``: everything ours goes, in reverse order, resumably, and only when asked.
 
-After a full run: ``destroy --dry-run`` lists what would go (exit 2) and changes
-nothing; ``destroy --yes`` killed part-way and run again removes every resource of the
-customer (``harness.leftovers``: deploy key, argocd/ files — removed by a new
-commit —, the Slack channel archived, the OpsGenie integration, Vault paths
-including the SSO app record, the Alertmanager Secret, Argo CD and its root
-Application, the users' keys in the shared Argo CD objects — removed, not merely
-disowned); one more destroy is a no-op. (``destroy`` declined at a terminal, or
-refused without ``--yes`` and without one (exit 4), writing nothing, is held by
-the console snapshots, tests/console/test_snapshots.py, on a whole onboarding too.)
+After a full run (in the shared onboarded world, conftest.py): ``destroy --dry-run``
+lists what would go (exit 2) and changes nothing; ``destroy --yes`` killed
+part-way and run again removes every resource of the customer
+(``harness.leftovers``: deploy key, argocd/ files — removed by a new commit —,
+the Slack channel archived, the OpsGenie integration, Vault paths including the
+SSO app record, the Alertmanager Secret, Argo CD and its root Application, the
+users' keys in the shared Argo CD objects — removed, not merely disowned); one
+more destroy is a no-op. (``destroy`` declined at a terminal, or refused without
+``--yes`` and without one (exit 4), writing nothing, is held by the console
+snapshots, tests/console/test_snapshots.py, on a whole onboarding too.)
 """
 
 from __future__ import annotations
+
+import pytest
 
 from tests.fixtures.world import World
 from tests.reliability import harness, hygiene
@@ -22,9 +25,10 @@ KILL_AT = 6
 """A write in the middle of destroy (past the Argo CD objects, before Vault is emptied)."""
 
 
-def test_destroy_removes_everything_resumably(world: World, figures: Figures) -> None:
-    world.use_light_manifest()  # the install's objects all go either way; their schemas cost CPU only
-    run = harness.run_cli(world, *harness.RUN)
+@pytest.mark.spends_onboarded_world
+def test_destroy_removes_everything_resumably(onboarded_world: World, figures: Figures) -> None:
+    world = onboarded_world  # the reference run's world: onboarding it again would be one more full run
+    run = harness.run_cli(world, *harness.RUN)  # settles it (a no-op when the last user left it converged)
     assert run.returncode == 0, run.describe()
     commits_before = len(world.github.repos[("kuvaq", "infra")].commits)
     secrets = hygiene.secrets_of(world)  # Vault is emptied below: collect what to look for now

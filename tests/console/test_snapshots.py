@@ -59,6 +59,8 @@ class Scenario:
     secrets: set[str] = field(default_factory=set)
     declined_json: Capture | None = None
     """``destroy -o json`` declined at the terminal, stdout to a file."""
+    writes: dict[str, list[str]] = field(default_factory=dict)
+    """Writes any service received during a capture, for the captures that must make none."""
 
 
 SECRET_KEYS = re.compile(r"password|private|secret|token|api_key")
@@ -81,9 +83,13 @@ def _vault_secrets(world: World) -> set[str]:
     return found
 
 
+def _writes(world: World) -> list[str]:
+    return [f"{server.name} {c.method} {c.path}" for server in world.servers for c in server.log.writes]
+
+
 @pytest.fixture(scope="module")
 def scenario(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    with open_world(tmp_path_factory.mktemp("console"), openbao) as world:
+    with open_world(tmp_path_factory.mktemp("console"), openbao, light_manifest=True) as world:
         env = {**world.cli_env()}
         env.pop("NO_COLOR", None)
         plain = {**env, "NO_COLOR": "1"}
@@ -106,11 +112,15 @@ def scenario(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> Iter
         s.captures["plan-clean.piped"] = terminal.run_piped(["plan", path], env, world.dir)
         tty("status", ["status", path])
         s.captures["status.piped"] = terminal.run_piped(["status", path], env, world.dir)
+        world.reset_logs()
         tty("destroy-declined", ["destroy", path], (DESTROY_PROMPT, "n"))
         s.declined_json = terminal.run_tty(
             ["destroy", path, "-o", "json"], env, world.dir, (DESTROY_PROMPT, "n"), world.dir / "out.json"
         )
+        s.writes["destroy-declined"] = _writes(world)
+        world.reset_logs()
         s.captures["destroy-unconfirmed.piped"] = terminal.run_piped(["destroy", path], env, world.dir)
+        s.writes["destroy-unconfirmed"] = _writes(world)
         # The removal itself for the steps that need no playbook: a whole destroy takes minutes
         # (the declined destroy above already shows all seven steps' destroy plan).
         removal = ["destroy", path, "--yes", *(a for step in DESTROYED for a in ("--only", step))]
@@ -352,3 +362,9 @@ def test_a_declined_destroy_with_json_output_prints_the_plan_it_did_not_carry_ou
     assert "declined at the prompt: nothing was destroyed" in doc["notices"]
     assert {s["id"] for s in doc["steps"]} == set(IDS)
     assert "Destroy all" in capture.text and '"exit_code"' not in capture.text  # the terminal got text
+
+
+def test_a_destroy_declined_or_without_yes_writes_nothing(scenario: Scenario) -> None:
+    """Answering no at the prompt, or no --yes without a terminal (exit 4): not one write anywhere."""
+    assert scenario.writes == {"destroy-declined": [], "destroy-unconfirmed": []}
+    assert "--yes" in scenario.captures["destroy-unconfirmed.piped"].text

@@ -111,11 +111,12 @@ def run_cli(
     kill_after: int | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 300,
-    on_write: Callable[[int], bool] | None = None,
+    on_write: Callable[[int, str], bool] | None = None,
 ) -> CliRun:
     """Run the CLI against ``world``; with ``kill_after`` SIGKILL it right after that many writes.
 
-    ``on_write(n)`` is called (in the server's thread) after the n-th write; returning True kills too.
+    ``on_write(n, write)`` is called (in the server's thread) after the n-th write (``server METHOD
+    path``); returning True kills too.
     """
     lock = threading.Lock()
     writes: list[str] = []
@@ -127,7 +128,7 @@ def run_cli(
             call = server.log.writes[count - 1]
             with lock:
                 writes.append(f"{server.name} {call.method} {call.path}")
-                kill = on_write is not None and on_write(len(writes))
+                kill = on_write is not None and on_write(len(writes), writes[-1])
                 if (kill or len(writes) == kill_after) and "proc" in holder and not killed:
                     killed.append(writes[-1])
                     kill_tree(holder["proc"].pid)
@@ -533,7 +534,7 @@ def reference(world: World) -> Reference:
     """Run the whole workflow cleanly in ``world`` and describe what it did and left."""
     steps: list[str] = []
 
-    def attribute(_n: int) -> bool:
+    def attribute(_n: int, _write: str) -> bool:
         steps.append(running_step(world))
         return False
 

@@ -75,7 +75,7 @@ def _settle(world: World, ref: harness.Reference, runs: list[harness.CliRun]) ->
 
 
 def _crash_point(k: int, ref: harness.Reference, base: Path, openbao: OpenBao) -> list[Outcome]:
-    with open_world(base / f"k{k:03d}", openbao) as world:
+    with open_world(base / f"k{k:03d}", openbao, light_manifest=True) as world:
         killed = harness.run_cli(world, *RUN, kill_after=k)
         step = harness.running_step(world)
         problems, secrets = _settle(world, ref, [killed])
@@ -92,7 +92,9 @@ def _chain(world: World, ref: harness.Reference) -> list[Outcome]:
     for step, middle in middles.items():
         seen: list[str] = []
 
-        def in_the_middle(_n: int, step: str = step, middle: int = middle, seen: list[str] = seen) -> bool:
+        def in_the_middle(
+            _n: int, _write: str, step: str = step, middle: int = middle, seen: list[str] = seen
+        ) -> bool:
             running = harness.running_step(world)
             seen.append(running)
             return running == step and seen.count(step) == middle
@@ -118,7 +120,7 @@ def test_crash_anywhere_converges(
     ref = clean_reference
     stride = _stride()
     if stride is None:
-        with open_world(tmp_path_factory.mktemp("chain"), openbao) as fresh:
+        with open_world(tmp_path_factory.mktemp("chain"), openbao, light_manifest=True) as fresh:
             outcomes = _chain(fresh, ref)
     else:
         base = tmp_path_factory.mktemp("crash")

@@ -55,7 +55,10 @@ def test_process_group_kills_at_random_moments_leave_no_orphan_and_converge(
     kills = int(os.environ.get("BOOTSTRAP_KILLS") or 2)
     span = max(clean_reference.seconds, 5.0)
     problems: list[str] = []
-    with open_world(tmp_path_factory.mktemp("pgkill"), openbao) as world, hygiene.watching(world) as watch:
+    with (
+        open_world(tmp_path_factory.mktemp("pgkill"), openbao, light_manifest=True) as world,
+        hygiene.watching(world) as watch,
+    ):
         runs: list[harness.CliRun] = []
         for i in range(kills):
             after = rng.uniform(0.5, span)
@@ -90,7 +93,7 @@ def test_ctrl_c_stops_promptly_and_records_interrupted_steps(
     interrupts = int(os.environ.get("BOOTSTRAP_INTERRUPTS") or 2)
     run_args = ("run", "customer.yaml")  # the default concurrency: steps in threads
     seconds: list[float] = []
-    with open_world(tmp_path_factory.mktemp("ctrlc"), openbao) as world:
+    with open_world(tmp_path_factory.mktemp("ctrlc"), openbao, light_manifest=True) as world:
         for i in range(interrupts):
             # Early enough that the (resumed) run is still busy: its playbooks start within seconds.
             after = rng.uniform(2.0, 12.0)

@@ -374,6 +374,7 @@ def test_apply_performs_exactly_the_planned_operations(world: World) -> None:
     The states follow one another in one world (an install costs a playbook run; each state
     starts from the previous one converged): fresh, then by-hand drifts of an installed customer.
     """
+    world.use_light_manifest()  # the subject is apply against plan, not the CRD schemas
     seed_argocd_users(world)
     world.customer(argocd={"wait_timeout": 120})
     assert run(world, STEPS[:2]).result.status == "done"

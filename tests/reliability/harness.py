@@ -203,9 +203,18 @@ def _mentioning(text: str) -> set[int]:
 
 
 def run_cli_signalled(
-    world: World, *args: str, after: float, sig: int = signal.SIGKILL, timeout: float = 300
+    world: World,
+    *args: str,
+    after: float,
+    sig: int = signal.SIGKILL,
+    timeout: float = 300,
+    at_write: int | None = None,
 ) -> SignalledRun:
     """Run the CLI and send ``sig`` to its process group ``after`` seconds (what a terminal or CI does).
+
+    With ``at_write``, the signal goes as soon as the run has made that many writes (``after`` is
+    then the longest wait): a moment the run is surely busy in some step's apply, however fast
+    the machine, where a delay alone may come after the run has finished.
 
     Unlike ``kill_after``, only the process group is signalled: whatever the tool started in
     other sessions (ansible-runner's pexpect child, ansible's workers) must go by itself.
@@ -214,12 +223,15 @@ def run_cli_signalled(
     tmp.mkdir(exist_ok=True)
     lock = threading.Lock()
     writes: list[str] = []
+    reached = threading.Event()
 
     def hook_for(server: Any) -> Any:
         def after_write(count: int) -> None:
             call = server.log.writes[count - 1]
             with lock:
                 writes.append(f"{server.name} {call.method} {call.path}")
+                if at_write is not None and len(writes) >= at_write:
+                    reached.set()
 
         return after_write
 
@@ -234,7 +246,9 @@ def run_cli_signalled(
 
         reader = threading.Thread(target=read)
         reader.start()
-        reader.join(timeout=after)
+        deadline = time.monotonic() + after
+        while reader.is_alive() and not reached.is_set() and time.monotonic() < deadline:
+            reader.join(timeout=0.01)
         if not reader.is_alive():
             return SignalledRun(CliRun(args, proc.returncode, out_err["out"], out_err["err"], writes), False)
         tree = {pid: _start_time(pid) for pid in [proc.pid, *_descendants(proc.pid)]}

@@ -61,8 +61,10 @@ def test_process_group_kills_at_random_moments_leave_no_orphan_and_converge(
     ):
         runs: list[harness.CliRun] = []
         for i in range(kills):
-            after = rng.uniform(0.5, span)
-            killed = harness.run_cli_signalled(world, *harness.RUN, after=after)
+            # The first by time; the others after a number of the resumed run's writes, which
+            # lands even when the resumed run is short (a time may come after it has finished).
+            after, at_write = (rng.uniform(0.5, span), None) if i == 0 else (300.0, rng.randint(1, 25))
+            killed = harness.run_cli_signalled(world, *harness.RUN, after=after, at_write=at_write)
             runs.append(killed.run)
             if not killed.signalled:
                 continue  # the resumed run finished before its moment: nothing was left to kill
@@ -70,7 +72,8 @@ def test_process_group_kills_at_random_moments_leave_no_orphan_and_converge(
                 figures.kills += 1
                 figures.orphans += len(killed.survivors)
                 figures.late_writes += len(killed.late_writes)
-            where = f"kill {i + 1} at {after:.1f}s (seed {seed})"
+            when = f"at {after:.1f}s" if at_write is None else f"after write {at_write}"
+            where = f"kill {i + 1} {when} (seed {seed})"
             problems += [f"{where}: survivor {s}" for s in killed.survivors]
             problems += [f"{where}: write after every process was gone: {w}" for w in killed.late_writes]
         problems += harness.resume(world, clean_reference, runs)
@@ -95,14 +98,23 @@ def test_ctrl_c_stops_promptly_and_records_interrupted_steps(
     seconds: list[float] = []
     with open_world(tmp_path_factory.mktemp("ctrlc"), openbao, light_manifest=True) as world:
         for i in range(interrupts):
-            # Early enough that the (resumed) run is still busy: its playbooks start within seconds.
-            after = rng.uniform(2.0, 12.0)
             state_file = world.dir / ".bootstrap" / "state.json"
             before = world.state() if state_file.exists() else None
-            got = harness.run_cli_signalled(world, *run_args, after=after, sig=signal.SIGINT)
+            if i == 0:
+                # The first lands by time: loading, the checks, planning or an early apply.
+                after, at_write = rng.uniform(0.5, 3.0), None
+                when = f"at {after:.1f}s"
+            else:
+                # The others after a number of writes: inside some step's apply, however fast the
+                # run (a light manifest on a quiet machine finishes a whole run in seconds).
+                after, at_write = 300.0, rng.randint(1, 25)
+                when = f"after write {at_write}"
+            got = harness.run_cli_signalled(
+                world, *run_args, after=after, sig=signal.SIGINT, at_write=at_write
+            )
             if not got.signalled:
                 continue
-            where = f"Ctrl-C {i + 1} at {after:.1f}s (seed {seed})"
+            where = f"Ctrl-C {i + 1} {when} (seed {seed})"
             run = got.run
             assert run.returncode == 130, f"{where}: {run.describe()}"
             seconds.append(got.exit_seconds)
@@ -129,6 +141,7 @@ def test_ctrl_c_stops_promptly_and_records_interrupted_steps(
             # before its first announced side effect. What may exist is proven by the resume below.
         harness.settle(world)
         assert harness.check_invariants(world) == []
+    assert seconds, f"no Ctrl-C landed while the run was busy (seed {seed})"
     with figures.lock:
         figures.ctrl_c_seconds += seconds
     if os.environ.get("BOOTSTRAP_STRICT_TIMING") and seconds:

@@ -40,9 +40,9 @@ _ROTATIONS_PLACEHOLDER = "{rotations}"
 
 
 def _step_ids() -> str:
-    from steps import STEPS
+    from steps import catalog
 
-    return ", ".join(cls.id for cls in STEPS)
+    return ", ".join(catalog.ids())
 
 
 class _HumanArgument(typer.core.TyperArgument):
@@ -254,10 +254,10 @@ CustomersArg = Annotated[
 
 
 def _complete_step(incomplete: str) -> list[str]:
-    """Shell completion of step ids (imports the steps only when a shell asks)."""
-    from steps import STEPS
+    """Shell completion of step ids (from the catalog: no step is imported)."""
+    from steps import catalog
 
-    return [cls.id for cls in STEPS if cls.id.startswith(incomplete)]
+    return [sid for sid in catalog.ids() if sid.startswith(incomplete)]
 
 
 _STEP_HELP = "one of: {steps}"
@@ -584,12 +584,13 @@ def status(
 def _status_of(
     customer: Path, verify: bool, output: Output, state_dir: Path | None, state: str | None
 ) -> dict[str, object]:
-    from bootstrap import checkpoint, config, session, step
-    from steps import STEPS
+    from bootstrap import checkpoint, config, session
+    from steps import catalog
 
     problems: dict[str, str | None] = {}
     if verify:
-        from bootstrap import fleet  # the engine and the reporters: only to verify
+        from bootstrap import fleet  # the engine, the reporters and the steps: only to verify
+        from steps import STEPS
 
         sess = session.open_session(customer, state_dir, state_url=state)
         store = sess.store
@@ -601,10 +602,10 @@ def _status_of(
     name = cfg.customer.name
     recorded = store.load(name)
     rows: list[dict[str, object]] = []
-    for cls in step.for_config(STEPS, cfg):
-        rec = recorded.record(cls.id)
+    for step_id in catalog.for_mode(cfg.mode):
+        rec = recorded.record(step_id)
         row: dict[str, object] = {
-            "id": cls.id,
+            "id": step_id,
             "status": str(rec.status),
             "attempts": rec.attempts,
             "finished": rec.finished,
@@ -612,9 +613,9 @@ def _status_of(
             "error": rec.error,
             "outputs": rec.outputs,
         }
-        if cls.id in problems:
-            row["verified"] = problems[cls.id] is None
-            row["problem"] = problems[cls.id]
+        if step_id in problems:
+            row["verified"] = problems[step_id] is None
+            row["problem"] = problems[step_id]
         rows.append(row)
     return {"customer": name, "state": store.describe(), "steps": rows}
 
@@ -686,14 +687,14 @@ def forget(
     """Drop one step's record, so the next run treats it as never run (remote state is re-observed)."""
     from bootstrap import checkpoint, config, session
     from bootstrap.errors import ConfigError
-    from steps import STEPS
+    from steps import catalog
 
     name = config.load(customer).customer.name
     store = checkpoint.store_for(state, session.state_dir_for(customer, state_dir), name)
     with store.lock(break_lock=break_lock):
         recorded = store.load(name)
         # A record of a step that no longer exists (renamed, removed) may be dropped too.
-        ids = [c.id for c in STEPS] + [k for k in recorded.steps if k not in {c.id for c in STEPS}]
+        ids = catalog.ids() + [k for k in recorded.steps if k not in catalog.ids()]
         if step not in ids:
             raise ConfigError(f"unknown step {step!r}; steps are: {', '.join(ids)}")
         recorded.steps.pop(step, None)

@@ -34,8 +34,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap import checkpoint
+from bootstrap import checkpoint, early_plans
 from bootstrap.checkpoint import State, Status, Store
+from bootstrap.early_plans import EarlyPlans
 from bootstrap.errors import (
     BootstrapError,
     ConfigError,
@@ -251,6 +252,7 @@ class Engine:
         self._lock = threading.RLock()  # one writer of the state (and its file) at a time
         self._sigint: Any = None
         self._read_only = False
+        self._early: EarlyPlans | None = None
 
     @contextlib.contextmanager
     def _interruptible(self) -> Iterator[None]:
@@ -298,14 +300,21 @@ class Engine:
         summary = Summary(customer=customer, mode="plan" if dry_run else "run")
         state = self.store.load(customer)
         self._check_requirements(chosen, state, dry_run)
+        ctx.outputs = _OutputsView(state)
         if self.preflight is not None:
+            # The plans start now and read while the checks read; nothing is reported,
+            # recorded or written before the checks pass (see bootstrap.early_plans).
+            self._early = self._plan_early(chosen, ctx, state, dry_run, parallel)
             try:
                 self.preflight(ctx, chosen)
             except KeyboardInterrupt:
+                self._early.drop()
                 # Nothing is recorded: the checks only read, and no step has started.
                 self.reporter.notice(f"{summary.mode} interrupted in the preflight checks, before any write")
                 raise
-        ctx.outputs = _OutputsView(state)
+            except BaseException:
+                self._early.drop()
+                raise
         self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
         with self._interruptible():
             if parallel <= 1:
@@ -314,9 +323,33 @@ class Engine:
                 results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
             if not dry_run and not self._stopping.is_set():
                 self._retire(chosen, ctx, state, results)
+        self._early = None
         summary.results.extend(results.get(s.id) or _not_started(s, results) for s in chosen)
         self.reporter.run_finished(summary)
         return summary
+
+    def _plan_early(
+        self, chosen: list[Step], ctx: Context, state: State, dry_run: bool, parallel: int
+    ) -> EarlyPlans:
+        """Start the plans that can be made now: every step at once in a preview, else each step
+        whose requirements are all recorded done (the others read outputs that do not exist yet).
+        With ``parallel`` 1 nothing is planned early: one step at a time means one at a time."""
+        recorded = dict(state.steps)  # read, never ``state.record`` (it adds records) from other threads
+        ready = [
+            s
+            for s in chosen
+            if parallel > 1
+            and (dry_run or all(r in recorded and recorded[r].status == Status.DONE for r in s.requires))
+        ]
+
+        def outputs(step_id: str) -> Mapping[str, Any]:
+            rec = state.steps.get(step_id)
+            return rec.outputs if rec is not None else {}
+
+        def context_for(step: Step) -> Context:
+            return dataclasses.replace(ctx, progress=lambda _text: None, intend=early_plans.never)
+
+        return EarlyPlans(ready, context_for, outputs, parallel)
 
     def _run_sequential(
         self, chosen: list[Step], ctx: Context, state: State, dry_run: bool
@@ -397,7 +430,8 @@ class Engine:
         digest = step.digest(ctx.config)
 
         def phase(sctx: Context) -> StepResult:
-            plan = step.plan(sctx)
+            early = self._early.take(step.id) if self._early is not None else None
+            plan = early if early is not None else step.plan(sctx)
             self.reporter.step_planned(step.id, plan)
             if dry_run:
                 return StepResult(step.id, previewed(plan), plan)

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import functools
-import pickle
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -75,7 +73,6 @@ CLUSTER_SCOPED = frozenset(
         "MutatingWebhookConfiguration",
     }
 )
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KNOWN_HOSTS_CM = "argocd-ssh-known-hosts-cm"
 ROOT_RECORD = "root.yaml"
 PROJECT_RECORD = "project.yaml"
@@ -607,10 +604,7 @@ def install_url(config: CustomerConfig) -> str:
 
 def _objects(ctx: Context, manifest: manifests.Manifest) -> list[dict[str, Any]]:
     ns = ctx.config.argocd.namespace
-    try:
-        docs = pickle.loads(_parsed(manifest.sha256, manifest.text))
-    except yaml.YAMLError as exc:
-        raise PermanentError(f"argocd.install_url: {manifest.url} is not valid YAML: {exc}") from None
+    docs = manifests.documents(manifest, ctx.workdir / "cache", "argocd.install_url")
     if not all(isinstance(d, dict) and d.get("kind") and d.get("metadata", {}).get("name") for d in docs):
         raise PermanentError(
             f"argocd.install_url: {manifest.url} holds something that is not a Kubernetes object"
@@ -633,18 +627,6 @@ def _objects(ctx: Context, manifest: manifests.Manifest) -> list[dict[str, Any]]
         _customise(ctx, doc)
         out.append(doc)
     return out
-
-
-@functools.lru_cache(maxsize=4)
-def _parsed(sha256: str, text: str) -> bytes:
-    """The manifest's documents, parsed once per content digest in this process, as pickled bytes.
-
-    Parsing the ~2 MB upstream manifest costs ~0.6 s of CPU even with libyaml (the pure-Python
-    parser takes seconds), and plan, apply and verify each observe it (a fleet, per customer): the
-    parse is shared, and each caller unpickles its own copy (~20 ms) because ``_objects`` edits the
-    documents per customer. ``sha256`` is the text's digest, so the key is the content.
-    """
-    return pickle.dumps([d for d in yaml.load_all(text, Loader=_LOADER) if d])
 
 
 _NOTIFICATION_OBJECTS = frozenset({argocd.NOTIFICATIONS_CM, argocd.NOTIFICATIONS_SECRET})
@@ -702,25 +684,29 @@ def _live(kube: Any, objects: list[dict[str, Any]]) -> dict[tuple[str, str, str]
     groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
     for obj in objects:
         groups.setdefault((obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace")), []).append(obj)
-    live: dict[tuple[str, str, str], dict[str, Any]] = {}
+    reads: list[kubernetes.Read] = []
+    listed: list[tuple[str, str, set[str] | None]] = []
+    """Per read: (apiVersion, kind, the names kept from its answer; None = every item)."""
     for (api_version, kind, namespace), group in groups.items():
         names = [o["metadata"]["name"] for o in group]
         selector = None if namespace is not None else _common_labels(group)
         if len(names) > 1 and (namespace is not None or selector):
             # A namespaced list keeps every item: other objects of that kind in the namespace (the
             # repo Secrets, the initial admin Secret) are then read from it, not fetched again.
-            wanted = None if namespace is not None else set(names)
-            for item in kube.list(api_version, kind, namespace, label_selector=selector):
-                name = (item.get("metadata") or {}).get("name")
-                if isinstance(name, str) and (wanted is None or name in wanted):
-                    live[(api_version, kind, name)] = item
-            if namespace is not None:
-                live[(api_version, kind, _LISTED)] = {}
+            reads.append(kubernetes.Read(api_version, kind, namespace, label_selector=selector))
+            listed.append((api_version, kind, None if namespace is not None else set(names)))
             continue
         for name in names:
-            got = kube.get(api_version, kind, namespace, name)
-            if got is not None:
-                live[(api_version, kind, name)] = got
+            reads.append(kubernetes.Read(api_version, kind, namespace, name))
+            listed.append((api_version, kind, {name}))
+    live: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for read, (api_version, kind, wanted), items in zip(reads, listed, kube.read_all(reads), strict=True):
+        for item in items:
+            name = (item.get("metadata") or {}).get("name")
+            if isinstance(name, str) and (wanted is None or name in wanted):
+                live[(api_version, kind, name)] = item
+        if read.name is None and read.namespace is not None:
+            live[(api_version, kind, _LISTED)] = {}
     return live
 
 

@@ -25,12 +25,17 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from bootstrap.errors import AuthError, PermanentError, RetryableError
 
 _POLL = 0.25
+READERS = 8
+"""Reads ``read_all`` makes side by side (the client's connection pool holds 5 per CPU)."""
+Objects = list[dict[str, Any]]
 Workloads = list[tuple[str, str]]
 """(kind, name) pairs, e.g. ("Deployment", "argocd-server")."""
 
@@ -41,6 +46,17 @@ class Conflict(RetryableError):
 
 class Missing(PermanentError):
     """404 on a write: the object to replace, or the namespace to create in, does not exist."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read for ``KubeClient.read_all``: a get when ``name`` is given, else a list."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str | None = None
+    label_selector: str | None = None
 
 
 class KubeClient:
@@ -102,6 +118,27 @@ class KubeClient:
             raise self._error(exc, "list", resource.name, namespace) from None
         # A real server omits kind/apiVersion on the items of built-in lists; callers get them back.
         return [{"apiVersion": api_version, "kind": kind, **item.to_dict()} for item in result.items]
+
+    def read_all(self, reads: Sequence[Read]) -> Sequence[Objects]:
+        """Each read's objects in order (a get: ``[]`` when absent, else ``[object]``), made side by side.
+
+        A plan's reads rarely depend on each other, and one at a time each costs a full round
+        trip: Argo CD's ~60 objects are a dozen lists and gets, ~0.6 s in turn against an API
+        server 50 ms away, ~0.1 s side by side. The first failure is raised once every read has
+        ended, as one read at a time would have raised it (discovery stays one lookup at a time).
+        """
+
+        def one(read: Read) -> Objects:
+            if read.name is not None:
+                got = self.get(read.api_version, read.kind, read.namespace, read.name)
+                return [] if got is None else [got]
+            return self.list(read.api_version, read.kind, read.namespace, read.label_selector)
+
+        if len(reads) <= 1:
+            return [one(r) for r in reads]
+        with ThreadPoolExecutor(max_workers=min(READERS, len(reads)), thread_name_prefix="kube-read") as pool:
+            futures = [pool.submit(one, r) for r in reads]
+        return [f.result() for f in futures]
 
     def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's data, base64-decoded; None when the Secret does not exist."""

@@ -6,15 +6,25 @@ digests, never "close enough"); a manifest is downloaded once per URL and pin
 and then read from the cache directory, so re-runs and plans work offline and
 do not depend on GitHub's raw host; the cache is written atomically, so an
 interrupted download never poisons it.
+
+The parsed documents are cached too (``documents``): parsing Argo CD's ~2 MB
+manifest costs ~0.5 s of CPU even with libyaml, and every process that plans
+argocd-install (each run, each no-op re-run, each ``plan``) needed it; the same
+documents read back as JSON cost ~15 ms.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import json
 import os
+import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bootstrap.errors import PermanentError, RetryableError
 
@@ -64,6 +74,43 @@ def fetch(
         f.write(raw)
     os.replace(tmp, cached)
     return Manifest(url, text, digest, False)
+
+
+def documents(manifest: Manifest, cache_dir: Path, url_field: str) -> list[Any]:
+    """The manifest's non-empty YAML documents, a fresh copy per call (callers edit them).
+
+    Parsed once per content digest: in this process (a fleet plans many customers on the same
+    manifest) and across processes through ``<sha256>.json`` beside the cached text. The key is
+    the digest of the text itself, so a cached parse can only belong to identical text; a parse
+    that JSON cannot hold (a YAML timestamp, say) is kept for this process only.
+    """
+    parsed = _parsed(manifest.sha256, manifest.text, cache_dir, url_field, manifest.url)
+    docs: list[Any] = pickle.loads(parsed)
+    return docs
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(sha256: str, text: str, cache_dir: Path, url_field: str, url: str) -> bytes:
+    """Pickled, so that each caller unpickles its own copy (~15 ms) instead of sharing mutable lists."""
+    import yaml
+
+    cached = cache_dir / f"{sha256}.json"
+    with contextlib.suppress(OSError, ValueError):
+        return pickle.dumps(json.loads(cached.read_text(encoding="utf-8")))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=loader) if d]
+    except yaml.YAMLError as exc:
+        raise PermanentError(f"{url_field}: {url} is not valid YAML: {exc}") from None
+    # A cache that cannot be written is no cache: the next process parses again.
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        encoded = json.dumps(docs, separators=(",", ":"))
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".parse-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(encoded)
+        os.replace(tmp, cached)
+    return pickle.dumps(docs)
 
 
 def _download(url: str, field: str) -> bytes:

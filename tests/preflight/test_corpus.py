@@ -219,13 +219,19 @@ def _report(world: World) -> preflight.Report:
 
 
 def _nothing_written(world: World, locked: bool = False) -> None:
-    """No write on any service; no checkpoint (``locked``: a run took its lock, and left it)."""
+    """No write on any service; no checkpoint (``locked``: a run took its lock, and left it).
+
+    A run's plans read while its checks run (bootstrap/early_plans.py), and argocd-install's plan
+    keeps the pinned manifest it downloaded in the download cache, as ``plan`` always has: that
+    cache may be there, nothing else.
+    """
     writes = {s.name: [(c.method, c.path) for c in s.log.writes] for s in world.servers if s.log.writes}
     assert not writes, f"preflight wrote: {writes}"
     state = world.dir / ".bootstrap"
     if locked:
         assert not (state / "state.json").exists(), "a checkpoint was written"
-        assert not [p for p in state.iterdir() if not p.name.startswith("state.lock")], list(state.iterdir())
+        kept = ("state.lock", "cache")
+        assert not [p for p in state.iterdir() if not p.name.startswith(kept)], list(state.iterdir())
     else:
         assert not state.exists(), "preflight wrote a checkpoint or lock"
     assert world.vault.client.list(world.vault.prefix) in ([], ["refs/"])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sandbox.httpemu import EmulatorServer
 from tests.fixtures.world import World
-from tests.reliability.conftest import Figures
+from tests.reliability.figures import Figures
 from tests.unit.bad_inputs import BAD_INPUTS, BadInput
 
 WORKERS = 4

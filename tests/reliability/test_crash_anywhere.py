@@ -40,7 +40,7 @@ import pytest
 from tests.fixtures.vault import OpenBao
 from tests.fixtures.world import World, open_world
 from tests.reliability import harness, hygiene
-from tests.reliability.conftest import Figures
+from tests.reliability.figures import Figures
 
 RUN = harness.RUN
 WORKERS = 2

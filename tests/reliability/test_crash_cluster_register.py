@@ -26,7 +26,7 @@ from steps import cluster_register
 from tests.fixtures.vault import OpenBao
 from tests.fixtures.world import World, open_world
 from tests.reliability import harness, hygiene
-from tests.reliability.conftest import Figures
+from tests.reliability.figures import Figures
 
 RUN = ("run", "customer.yaml", "--only", "cluster-register", "-p", "1")
 MAX_RUNS = 30

@@ -18,7 +18,7 @@ import pytest
 
 from tests.fixtures.world import World
 from tests.reliability import harness, hygiene
-from tests.reliability.conftest import Figures
+from tests.reliability.figures import Figures
 
 DESTROY = ("destroy", "customer.yaml", "--yes")
 KILL_AT = 6

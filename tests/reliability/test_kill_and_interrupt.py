@@ -35,7 +35,7 @@ import pytest
 from tests.fixtures.vault import OpenBao
 from tests.fixtures.world import open_world
 from tests.reliability import harness, hygiene
-from tests.reliability.conftest import Figures
+from tests.reliability.figures import Figures
 
 CTRL_C_BUDGET = 2.0
 

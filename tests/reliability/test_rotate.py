@@ -19,7 +19,7 @@ from bootstrap.clients import github as github_client
 from steps.argocd_users import HASH_DIGEST
 from tests.fixtures.world import World
 from tests.reliability import harness, hygiene
-from tests.reliability.conftest import Figures
+from tests.reliability.figures import Figures
 
 RUN = harness.RUN
 

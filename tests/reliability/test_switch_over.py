@@ -24,7 +24,7 @@ import pytest
 from bootstrap.clients import budget
 from tests.fixtures.vault import OpenBao
 from tests.fixtures.world import open_world
-from tests.reliability.conftest import Figures
+from tests.reliability.figures import Figures
 from tests.steps.switch_over import STEPS, Killer, delivery_problems, leftovers, opsgenie_baseline
 
 pytestmark = pytest.mark.reliability

@@ -20,7 +20,7 @@ from typing import Any
 from sandbox.httpemu import Fault
 from tests.fixtures.world import World
 from tests.reliability import harness, hygiene
-from tests.reliability.conftest import Figures
+from tests.reliability.figures import Figures
 
 VAULT_DATA = r"/v1/secret/data/"
 

@@ -41,6 +41,9 @@ MAX_ATTEMPTS = 3
 MAX_RETRY_DELAY = 5.0
 """A check waits at most this long before asking again (a longer Retry-After fails the check)."""
 WORKERS = 8
+REVIEWERS = 24
+"""Access reviews asked at once: a run needs ~60 (verb, resource, namespace) answers, one call each,
+and at 8 at a time they were the longest part of the checks."""
 """Checks (and SelfSubjectAccessReviews) in flight at once: they are independent reads."""
 _VAULT_CAPABILITIES: dict[str, dict[str, tuple[str, ...]]] = {
     "read": {"data": ("read",)},
@@ -549,7 +552,7 @@ def _check_kube(kube: Any, label: str, what: str, fix: str, needs: dict[Need, li
         first = _retrying(lambda: kube.can(*_review(*reviews[0])))
     except BootstrapError as exc:
         return [Result(label, Status.FAILED, str(exc), fix, steps)]
-    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="ssar") as pool:
+    with ThreadPoolExecutor(max_workers=REVIEWERS, thread_name_prefix="ssar") as pool:
         asked = pool.map(lambda r: _retrying(lambda: kube.can(*_review(*r))), reviews[1:])
         answers = dict(zip(reviews[1:], asked, strict=True))
     answers[reviews[0]] = first

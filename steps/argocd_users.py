@@ -317,12 +317,21 @@ class ArgocdUsers(Step):
         return {"rotated": [op.account for op in staged]}
 
     def plan_retire(self, ctx: Context) -> Plan:
+        # Every run asks (a crashed rotate is finished by a plain run): Vault's marks come first,
+        # so that with no rotation staged (nearly always) the cluster is not read again.
+        marked = {
+            path: stored
+            for path in (_vault_path(ctx, name) for name in _login_names(ctx))
+            if (stored := ctx.services.vault.read_version(path)) is not None
+            and REPLACES in stored.custom_metadata
+        }
+        if not marked:
+            return Plan()
         state = _observe(ctx)
         changes = []
         for acc in state.accounts:
-            stored = ctx.services.vault.read_version(acc.vault_path)
-            old = stored.custom_metadata.get(REPLACES) if stored is not None else None
-            if stored is not None and old is not None and acc.hash_ok:
+            stored = marked.get(acc.vault_path)
+            if stored is not None and acc.hash_ok:
                 changes.append(
                     Change(
                         Action.DELETE,

@@ -34,7 +34,11 @@ from bootstrap.errors import AuthError, PermanentError, RetryableError
 
 _POLL = 0.25
 READERS = 8
-"""Reads ``read_all`` makes side by side (the client's connection pool holds 5 per CPU)."""
+"""Reads ``read_all`` makes side by side."""
+CONNECTIONS = 32
+"""Connections kept open to the API server: the client's default is 5 per CPU (10 on 2 cores), fewer
+than the access reviews a preflight has in flight, and every connection beyond the pool is closed
+after its request, with a warning on stderr."""
 Objects = list[dict[str, Any]]
 Workloads = list[tuple[str, str]]
 """(kind, name) pairs, e.g. ("Deployment", "argocd-server")."""
@@ -347,6 +351,7 @@ class KubeClient:
             # One quick retry for a dropped connection; a 429/503 comes back to us (and to the
             # engine's retry policy) instead of urllib3 sleeping on Retry-After by itself.
             cfg.retries = urllib3.util.Retry(total=1, respect_retry_after_header=False, raise_on_status=False)
+            cfg.connection_pool_maxsize = CONNECTIONS
             self.host = cfg.host
             api = client.ApiClient(cfg)
             try:

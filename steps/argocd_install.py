@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -458,6 +459,12 @@ def _observe(ctx: Context) -> _Observed:
     notes: list[str] = []
 
     install: Change | None = None
+    # Git's records and the live Application and AppProject are read while the manifest's
+    # objects are: independent reads, each a round trip, that were the longest part of a no-op.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argocd-install-read")
+    records_read = pool.submit(_records, ctx)
+    recorded_live = pool.submit(_record_objects, ctx, kube)
+    pool.shutdown(wait=False)
     namespace = kube.get("v1", "Namespace", None, ns)
     annotations = ((namespace or {}).get("metadata") or {}).get("annotations") or {}
     missing: list[str] = []
@@ -558,9 +565,9 @@ def _observe(ctx: Context) -> _Observed:
                 ),
             )
 
-    records = _records(ctx)
-    project = _record_change(ctx, kube, records.get(PROJECT_RECORD), PROJECT_RECORD)
-    app = _record_change(ctx, kube, records.get(ROOT_RECORD), ROOT_RECORD)
+    records, seen = records_read.result(), recorded_live.result()
+    project = _record_change(ctx, kube, records.get(PROJECT_RECORD), PROJECT_RECORD, seen)
+    app = _record_change(ctx, kube, records.get(ROOT_RECORD), ROOT_RECORD, seen)
 
     initial_admin: Change | None = None
     if _secret(kube, lives, ns, INITIAL_ADMIN) is not None:
@@ -835,16 +842,32 @@ def _records(ctx: Context) -> dict[str, dict[str, Any]]:
     gh = ctx.config.github
     github = ctx.services.github
     head = github.branch_head(gh.infra_repo, gh.branch)
+    if not head:
+        return {}
+    paths = {name: f"{gh.path.strip('/')}/{name}" for name in (PROJECT_RECORD, ROOT_RECORD)}
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="argocd-install-git") as pool:
+        texts = {n: pool.submit(github.read_file, gh.infra_repo, head, path) for n, path in paths.items()}
     out: dict[str, dict[str, Any]] = {}
-    for name in (PROJECT_RECORD, ROOT_RECORD):
-        path = f"{gh.path.strip('/')}/{name}"
-        text = github.read_file(gh.infra_repo, head, path) if head else None
+    for name, path in paths.items():
+        text = texts[name].result()
         doc = _first_doc(text, f"{gh.infra_repo}:{path}") if text is not None else None
         if doc is None:
             continue
         doc.setdefault("metadata", {})["namespace"] = ctx.config.argocd.namespace
         out[name] = doc
     return out
+
+
+_Seen = dict[tuple[str, str, str], dict[str, Any] | None]
+"""(apiVersion, kind, name) → the live object (None: absent), read ahead."""
+
+
+def _record_objects(ctx: Context, kube: Any) -> _Seen:
+    """The live AppProject and root Application under the names argocd-dir gives them."""
+    ns, name = ctx.config.argocd.namespace, ctx.config.customer.name
+    keys = [(APP_API, "AppProject", name), (APP_API, "Application", f"{name}-root")]
+    found = kube.read_all([kubernetes.Read(api, kind, ns, n) for api, kind, n in keys])
+    return {key: items[0] if items else None for key, items in zip(keys, found, strict=True)}
 
 
 def _first_doc(text: str, where: str) -> dict[str, Any] | None:
@@ -868,15 +891,25 @@ def differs(want: dict[str, Any], live: dict[str, Any] | None) -> bool:
     return bool(want.get("spec") != live.get("spec"))
 
 
-def _record_change(ctx: Context, kube: Any, want: dict[str, Any] | None, record: str) -> Change | None:
+def _record_change(
+    ctx: Context, kube: Any, want: dict[str, Any] | None, record: str, seen: _Seen | None = None
+) -> Change | None:
+    """What applying Git's ``record`` would change; ``seen`` holds objects already read (else a get)."""
     ns = ctx.config.argocd.namespace
+
+    def live_of(api_version: str, kind: str, name: str) -> dict[str, Any] | None:
+        if seen is not None and (api_version, kind, name) in seen:
+            return seen[(api_version, kind, name)]
+        got: dict[str, Any] | None = kube.get(api_version, kind, ns, name)
+        return got
+
     gh = ctx.config.github
     path = f"{gh.path.strip('/')}/{record}"
     kind = "AppProject" if record == PROJECT_RECORD else "Application"
     payload = ApplyRecord(gh.infra_repo, gh.branch, path, want)
     if want is None:
         name = ctx.config.customer.name if record == PROJECT_RECORD else f"{ctx.config.customer.name}-root"
-        live = kube.get(APP_API, kind, ns, name)
+        live = live_of(APP_API, kind, name)
         if live is not None:
             return None  # nothing in Git to compare with yet; argocd-dir's own plan shows the commit
         return Change(
@@ -886,7 +919,7 @@ def _record_change(ctx: Context, kube: Any, want: dict[str, Any] | None, record:
             payload=payload,
         )
     name = want["metadata"]["name"]
-    live = kube.get(want.get("apiVersion", APP_API), want.get("kind", kind), ns, name)
+    live = live_of(want.get("apiVersion", APP_API), want.get("kind", kind), name)
     if not differs(want, live):
         return None
     before = yaml.safe_dump((live or {}).get("spec"), sort_keys=True).splitlines() if live is not None else []

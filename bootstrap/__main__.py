@@ -22,6 +22,11 @@ def entry() -> None:
     been read or written yet); the CLI's own handling takes over from there.
     """
     previous = signal.signal(signal.SIGINT, _while_loading)
+    # pydantic looks for plugins (third-party observability hooks) in every installed package's
+    # entry points the first time a model is built: ~30 ms of every command, and of every Ansible
+    # module start (the kubernetes client builds models). Nothing here uses one; a user who sets
+    # the variable keeps their setting (https://docs.pydantic.dev/latest/concepts/plugins/).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from bootstrap.cli import main
 
     signal.signal(signal.SIGINT, previous)

@@ -67,7 +67,17 @@ CANCEL_POLL = 0.25
 """Seconds between ansible-runner's polls of the cancel callback (its default is 5)."""
 SLOTS_ENV = "BOOTSTRAP_PLAYBOOKS"
 """How many playbooks this process runs at once (default: the CPU count; see ``playbook_slot``)."""
-_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+_ENV_KEEP = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "PYDANTIC_DISABLE_PLUGINS",  # set by bootstrap.__main__: modules import the kubernetes client
+)
 _RUNNER_PREFIXES = ("ANSIBLE_", "RUNNER_", "AWX_")
 
 INVENTORY: dict[str, Any] = {

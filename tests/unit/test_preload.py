@@ -35,7 +35,10 @@ def _lazy_imports(path: Path) -> set[str]:
 def test_every_lazy_import_of_clients_and_steps_is_preloaded() -> None:
     sources = [*(ROOT / "bootstrap" / "clients").glob("*.py"), *(ROOT / "steps").glob("*.py")]
     lazy = set().union(*(_lazy_imports(p) for p in sources))
-    third_party = {m for m in lazy if m.split(".")[0] not in STDLIB and m.split(".")[0] != "bootstrap"}
+    # The project's own modules are not third-party: ``steps.STEPS`` imports the step modules on its
+    # first access, which the CLI makes on the main thread before the engine starts any.
+    ours_top = {"bootstrap", "steps"}
+    third_party = {m for m in lazy if m.split(".")[0] not in STDLIB and m.split(".")[0] not in ours_top}
     covered = {
         m
         for m in third_party

@@ -190,7 +190,12 @@ class Run:
         return any(start <= call.at <= end for start, end in self.playbooks)
 
     def json(self) -> Any:
-        return json.loads(self.stdout)
+        try:
+            return json.loads(self.stdout)
+        except json.JSONDecodeError:
+            raise SystemExit(
+                f"bootstrap exited {self.rc} without a JSON document; its stderr ends:\n{self.stderr[-3000:]}"
+            ) from None
 
 
 BOOTSTRAP = [sys.executable, "-m", "bootstrap"]

@@ -584,12 +584,12 @@ def status(
 def _status_of(
     customer: Path, verify: bool, output: Output, state_dir: Path | None, state: str | None
 ) -> dict[str, object]:
-    from bootstrap import checkpoint, config, session
+    from bootstrap import checkpoint, config
     from steps import catalog
 
     problems: dict[str, str | None] = {}
     if verify:
-        from bootstrap import fleet  # the engine, the reporters and the steps: only to verify
+        from bootstrap import fleet, session  # the engine, the reporters and the steps: only to verify
         from steps import STEPS
 
         sess = session.open_session(customer, state_dir, state_url=state)
@@ -598,7 +598,7 @@ def _status_of(
         cfg = sess.config
     else:
         cfg = config.load(customer)
-        store = checkpoint.store_for(state, session.state_dir_for(customer, state_dir), cfg.customer.name)
+        store = checkpoint.store_for(state, checkpoint.state_dir_for(customer, state_dir), cfg.customer.name)
     name = cfg.customer.name
     recorded = store.load(name)
     rows: list[dict[str, object]] = []
@@ -685,12 +685,12 @@ def forget(
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Drop one step's record, so the next run treats it as never run (remote state is re-observed)."""
-    from bootstrap import checkpoint, config, session
+    from bootstrap import checkpoint, config
     from bootstrap.errors import ConfigError
     from steps import catalog
 
     name = config.load(customer).customer.name
-    store = checkpoint.store_for(state, session.state_dir_for(customer, state_dir), name)
+    store = checkpoint.store_for(state, checkpoint.state_dir_for(customer, state_dir), name)
     with store.lock(break_lock=break_lock):
         recorded = store.load(name)
         # A record of a step that no longer exists (renamed, removed) may be dropped too.

@@ -151,6 +151,8 @@ PRELOAD = (
     "cryptography.hazmat.primitives.serialization",
     "jinja2.sandbox",
     "yaml",
+    # Imported by the file checkpoint store when it takes its lock (a fleet locks in threads).
+    "filelock",
 )
 """Every module a step may import lazily, SDKs first."""
 

@@ -29,10 +29,6 @@ class Session:
     context: Context
 
 
-def state_dir_for(path: Path, state_dir: Path | None) -> Path:
-    return state_dir if state_dir is not None else path.resolve().parent / ".bootstrap"
-
-
 def open_session(
     path: Path,
     state_dir: Path | None = None,
@@ -48,7 +44,7 @@ def open_session(
     secrets = Secrets(redactor, base, environ=environ)
     services = Services(cfg, secrets, base)
     secrets.use_vault(lambda: services.vault)
-    directory = state_dir_for(path, state_dir)
+    directory = checkpoint.state_dir_for(path, state_dir)
     store = checkpoint.store_for(state_url, directory, cfg.customer.name)
     ctx = Context(config=cfg, secrets=secrets, services=services, workdir=directory, force=force)
     return Session(path, cfg, redactor, secrets, services, store, ctx)

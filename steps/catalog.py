@@ -9,8 +9,10 @@ class declares; tests/unit/test_step_catalog.py fails the moment the two disagre
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bootstrap.step import Mode
+if TYPE_CHECKING:
+    from bootstrap.step import Mode
 
 BOTH: frozenset[Mode] = frozenset({"standalone", "hub"})
 

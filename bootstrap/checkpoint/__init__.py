@@ -32,8 +32,14 @@ __all__ = [
     "Store",
     "now",
     "parse",
+    "state_dir_for",
     "store_for",
 ]
+
+
+def state_dir_for(path: Path, state_dir: Path | None) -> Path:
+    """Where a customer file's checkpoint lives: ``--state-dir``, else ``.bootstrap/`` beside the file."""
+    return state_dir if state_dir is not None else path.resolve().parent / ".bootstrap"
 
 
 def store_for(url: str | None, directory: Path, customer: str, kubeconfig: str | None = None) -> Store:

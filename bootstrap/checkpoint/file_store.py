@@ -26,8 +26,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import filelock
-
 from bootstrap.checkpoint.state import LOST, State, now, parse
 from bootstrap.checkpoint.store import Holder
 from bootstrap.errors import LockedError, StateError, StateWriteError
@@ -95,6 +93,8 @@ class FileStore:
                 lock_path.unlink()  # a new inode: the old holder's flock no longer excludes us
             if previous:
                 notice = f"broke the lock held by {previous.describe()} (--break-lock)"
+        import filelock  # here: reading a checkpoint (``status``) takes no lock
+
         lock = filelock.FileLock(str(lock_path), timeout=0, mode=0o600)
         try:
             lock.acquire()

@@ -39,13 +39,15 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from bootstrap import side_by_side
 from bootstrap.clients import argocd, github_keys, kubernetes, manifests
 from bootstrap.errors import PermanentError, RetryableError
 from bootstrap.step import APPLY, Action, Change, Context, Need, Outputs, Plan, Step, StepId
@@ -461,16 +463,17 @@ def _observe(ctx: Context) -> _Observed:
     install: Change | None = None
     # Git's records and the live Application and AppProject are read while the manifest's
     # objects are: independent reads, each a round trip, that were the longest part of a no-op.
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argocd-install-read")
-    records_read = pool.submit(_records, ctx)
-    recorded_live = pool.submit(_record_objects, ctx, kube)
-    pool.shutdown(wait=False)
-    namespace = kube.get("v1", "Namespace", None, ns)
+    reads: list[Callable[[], Any]] = [
+        lambda: _records(ctx),
+        lambda: _record_objects(ctx, kube),
+        lambda: kube.get("v1", "Namespace", None, ns),
+        lambda: _live(kube, objects[1:]),
+    ]
+    records, seen, namespace, lives = side_by_side.run(reads, name="argocd-install-read")
     annotations = ((namespace or {}).get("metadata") or {}).get("annotations") or {}
     missing: list[str] = []
     outdated: dict[str, str] = {}
     """kind/name → why (what the diff shows)."""
-    lives = _live(kube, objects[1:])
     for obj in objects[1:]:
         meta = obj["metadata"]
         ref = f"{obj['kind']}/{meta['name']}"
@@ -565,7 +568,6 @@ def _observe(ctx: Context) -> _Observed:
                 ),
             )
 
-    records, seen = records_read.result(), recorded_live.result()
     project = _record_change(ctx, kube, records.get(PROJECT_RECORD), PROJECT_RECORD, seen)
     app = _record_change(ctx, kube, records.get(ROOT_RECORD), ROOT_RECORD, seen)
 
@@ -845,11 +847,11 @@ def _records(ctx: Context) -> dict[str, dict[str, Any]]:
     if not head:
         return {}
     paths = {name: f"{gh.path.strip('/')}/{name}" for name in (PROJECT_RECORD, ROOT_RECORD)}
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="argocd-install-git") as pool:
-        texts = {n: pool.submit(github.read_file, gh.infra_repo, head, path) for n, path in paths.items()}
+    reads = [functools.partial(github.read_file, gh.infra_repo, head, path) for path in paths.values()]
+    texts = dict(zip(paths, side_by_side.run(reads, name="argocd-install-git"), strict=True))
     out: dict[str, dict[str, Any]] = {}
     for name, path in paths.items():
-        text = texts[name].result()
+        text = texts[name]
         doc = _first_doc(text, f"{gh.infra_repo}:{path}") if text is not None else None
         if doc is None:
             continue

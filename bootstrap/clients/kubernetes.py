@@ -20,16 +20,17 @@ step can wait for workloads. It guarantees:
 from __future__ import annotations
 
 import base64
+import functools
 import shutil
 import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bootstrap import side_by_side
 from bootstrap.errors import AuthError, PermanentError, RetryableError
 
 _POLL = 0.25
@@ -138,11 +139,7 @@ class KubeClient:
                 return [] if got is None else [got]
             return self.list(read.api_version, read.kind, read.namespace, read.label_selector)
 
-        if len(reads) <= 1:
-            return [one(r) for r in reads]
-        with ThreadPoolExecutor(max_workers=min(READERS, len(reads)), thread_name_prefix="kube-read") as pool:
-            futures = [pool.submit(one, r) for r in reads]
-        return [f.result() for f in futures]
+        return side_by_side.run([functools.partial(one, r) for r in reads], READERS, "kube-read")
 
     def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's data, base64-decoded; None when the Secret does not exist."""

@@ -497,6 +497,19 @@ def extrapolate(n: int, p1: Run, p10: Run, to: int = FLEET_TARGET) -> tuple[floa
     return seq, par, seq / par
 
 
+def print_speedup(n: int, p1: Run, p10: Run, what: str = "customers") -> None:
+    """The speed-up for ``FLEET_TARGET`` ``what`` next to its target: measured, or extrapolated from ``n``."""
+    if n >= FLEET_TARGET:
+        print(f"  target >= 7x: {verdict(p1.wall / p10.wall >= 7)}")
+        return
+    seq, par, est = extrapolate(n, p1, p10)
+    print(
+        f"  {FLEET_TARGET} {what}, estimated: --parallel 1 {seq:.0f} s, "
+        f"--parallel 10 >= {par:.0f} s (CPU-bound on {os.cpu_count()} cores), "
+        f"speed-up <= {est:.1f}x   target >= 7x: {verdict(est >= 7)}"
+    )
+
+
 def median_wall(sb: Sandbox, runs: int, *args: str) -> float:
     walls = []
     for _ in range(runs):
@@ -780,15 +793,7 @@ def fleet_bench(sb: Sandbox, n: int, names: list[str], fleet10: list[str], fleet
         f"speed-up {speedup:.1f}x on {n}   "
         f"CPU per customer {run10.cpu / n:.1f} s (p10) / {run1.cpu / n:.1f} s (p1)"
     )
-    if n < FLEET_TARGET:
-        seq, par, est = extrapolate(n, run1, run10)
-        print(
-            f"  {FLEET_TARGET} customers, estimated: --parallel 1 {seq:.0f} s, "
-            f"--parallel 10 >= {par:.0f} s (CPU-bound on {os.cpu_count()} cores), "
-            f"speed-up <= {est:.1f}x   target >= 7x: {verdict(est >= 7)}"
-        )
-    else:
-        print(f"  target >= 7x: {verdict(speedup >= 7)}")
+    print_speedup(n, run1, run10)
     rss, main_rss, at_once = run10.peak_rss, run10.peak_rss_main, min(n, 10)
     print(
         f"  peak memory of the --parallel 10 run ({at_once} customers at once): {rss / 2**20:.0f} MiB "
@@ -815,14 +820,7 @@ def fleet_bench(sb: Sandbox, n: int, names: list[str], fleet10: list[str], fleet
         f"  --parallel 1: {nop1.wall:6.2f} s   --parallel 10: {nop10.wall:6.2f} s   "
         f"speed-up {speedup:.1f}x on {len(both)}   CPU per customer {nop10.cpu / len(both):.2f} s"
     )
-    if len(both) < FLEET_TARGET:
-        seq, par, est = extrapolate(len(both), nop1, nop10)
-        print(
-            f"  {FLEET_TARGET} customers, estimated: --parallel 1 {seq:.0f} s, "
-            f"--parallel 10 >= {par:.0f} s, speed-up <= {est:.1f}x   target >= 7x: {verdict(est >= 7)}"
-        )
-    else:
-        print(f"  target >= 7x: {verdict(speedup >= 7)}")
+    print_speedup(len(both), nop1, nop10)
     print(
         f"  writes {sum(c.write and c.status < 400 for c in nop1.calls + nop10.calls)}, "
         f"playbooks {len(nop1.playbooks) + len(nop10.playbooks)} in the two no-op fleet runs"
@@ -866,11 +864,7 @@ def hub_bench(lat: float, n: int) -> None:
             f"  --parallel 1: {run1.wall:6.1f} s   --parallel 10: {run10.wall:6.1f} s   "
             f"speed-up {run1.wall / run10.wall:.1f}x on {n}   CPU per cluster {run10.cpu / n:.1f} s"
         )
-        seq, par, est = extrapolate(n, run1, run10)
-        print(
-            f"  {FLEET_TARGET} clusters, estimated: --parallel 1 {seq:.0f} s, --parallel 10 >= {par:.0f} s, "
-            f"speed-up <= {est:.1f}x   target >= 7x: {verdict(est >= 7)}"
-        )
+        print_speedup(n, run1, run10, "clusters")
         again = fleet(sb, "run", names, 10, *only)
         writes = sum(c.write and c.status < 400 for c in again.calls)
         print(f"  no-op re-run of all {len(names)} --parallel 10: {again.wall:.1f} s, {writes} writes")

@@ -694,7 +694,8 @@ def forget(
     with store.lock(break_lock=break_lock):
         recorded = store.load(name)
         # A record of a step that no longer exists (renamed, removed) may be dropped too.
-        ids = catalog.ids() + [k for k in recorded.steps if k not in catalog.ids()]
+        known = catalog.ids()
+        ids = known + [k for k in recorded.steps if k not in known]
         if step not in ids:
             raise ConfigError(f"unknown step {step!r}; steps are: {', '.join(ids)}")
         recorded.steps.pop(step, None)

@@ -20,23 +20,24 @@ waiting for reads nobody will use; and if the checks fail, the early plans are d
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from bootstrap import side_by_side
 from bootstrap.step import Context, Plan, Step
 
 Outputs = Callable[[str], Mapping[str, Any]]
 """A step id → the outputs the checkpoint holds for it now."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Early:
     seen: dict[str, dict[str, Any]]
     """The outputs of each required step when the plan started."""
-    done: threading.Event = field(default_factory=threading.Event)
-    plan: Plan | None = None
+    plan: side_by_side.Pending[Plan | None]
 
 
 class EarlyPlans:
@@ -46,38 +47,29 @@ class EarlyPlans:
         self, steps: Sequence[Step], context_for: Callable[[Step], Context], outputs: Outputs, workers: int
     ) -> None:
         self._outputs = outputs
-        self._slots = threading.BoundedSemaphore(max(1, workers))
         self._dropped = threading.Event()
-        self._early: dict[str, _Early] = {}
-        for step in steps:
-            early = _Early({r: dict(outputs(r)) for r in step.requires})
-            self._early[step.id] = early
-            threading.Thread(
-                target=self._plan,
-                args=(step, context_for(step), early),
-                name=f"early-{step.id}",
-                daemon=True,
-            ).start()
+        seen: list[dict[str, dict[str, Any]]] = [{r: dict(outputs(r)) for r in s.requires} for s in steps]
+        calls = [functools.partial(self._plan, step, context_for(step)) for step in steps]
+        started = side_by_side.start(calls, workers, "early")
+        self._early: dict[str, _Early] = {
+            s.id: _Early(o, p) for s, o, p in zip(steps, seen, started, strict=True)
+        }
 
-    def _plan(self, step: Step, ctx: Context, early: _Early) -> None:
-        try:
-            with self._slots:
-                if not self._dropped.is_set():
-                    early.plan = step.plan(ctx)
-        except BaseException:  # planned again in its turn, where failures are retried and reported
-            early.plan = None
-        finally:
-            early.done.set()
+    def _plan(self, step: Step, ctx: Context) -> Plan | None:
+        return None if self._dropped.is_set() else step.plan(ctx)
 
     def take(self, step_id: str) -> Plan | None:
         """The early plan of ``step_id`` if there is one and it still holds (once: a retry plans again)."""
         early = self._early.pop(step_id, None)
         if early is None:
             return None
-        early.done.wait()
+        early.plan.wait()
         if any(dict(self._outputs(r)) != seen for r, seen in early.seen.items()):
             return None
-        return early.plan
+        try:
+            return early.plan.result()
+        except Exception:  # planned again in its turn, where failures are retried and reported
+            return None
 
     def drop(self) -> None:
         """The run will not use them (failed checks, Ctrl-C): plans not yet started never start."""

@@ -307,23 +307,24 @@ class Engine:
             self._early = self._plan_early(chosen, ctx, state, dry_run, parallel)
             try:
                 self.preflight(ctx, chosen)
-            except KeyboardInterrupt:
+            except BaseException as exc:
                 self._early.drop()
-                # Nothing is recorded: the checks only read, and no step has started.
-                self.reporter.notice(f"{summary.mode} interrupted in the preflight checks, before any write")
-                raise
-            except BaseException:
-                self._early.drop()
+                if isinstance(exc, KeyboardInterrupt):
+                    # Nothing is recorded: the checks only read, and no step has started.
+                    notice = f"{summary.mode} interrupted in the preflight checks, before any write"
+                    self.reporter.notice(notice)
                 raise
         self.reporter.run_started(customer, summary.mode, [s.id for s in chosen])
         with self._interruptible():
-            if parallel <= 1:
-                results = self._run_sequential(chosen, ctx, state, dry_run)
-            else:
-                results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
+            try:
+                if parallel <= 1:
+                    results = self._run_sequential(chosen, ctx, state, dry_run)
+                else:
+                    results = self._run_concurrent(chosen, ctx, state, dry_run, parallel)
+            finally:
+                self._early = None
             if not dry_run and not self._stopping.is_set():
                 self._retire(chosen, ctx, state, results)
-        self._early = None
         summary.results.extend(results.get(s.id) or _not_started(s, results) for s in chosen)
         self.reporter.run_finished(summary)
         return summary
@@ -335,12 +336,8 @@ class Engine:
         whose requirements are all recorded done (the others read outputs that do not exist yet).
         With ``parallel`` 1 nothing is planned early: one step at a time means one at a time."""
         recorded = dict(state.steps)  # read, never ``state.record`` (it adds records) from other threads
-        ready = [
-            s
-            for s in chosen
-            if parallel > 1
-            and (dry_run or all(r in recorded and recorded[r].status == Status.DONE for r in s.requires))
-        ]
+        done = {sid for sid, rec in recorded.items() if rec.status == Status.DONE}
+        ready = [s for s in chosen if dry_run or set(s.requires) <= done] if parallel > 1 else []
 
         def outputs(step_id: str) -> Mapping[str, Any]:
             rec = state.steps.get(step_id)

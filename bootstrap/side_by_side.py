@@ -4,16 +4,54 @@ A plan's reads rarely depend on each other, and one after another each costs a f
 ``concurrent.futures`` would run them side by side too, but its worker threads are joined when
 the interpreter exits: after Ctrl-C the process would wait for reads nobody will use (plans
 made early, while the preflight checks ran, are still reading then). These threads are daemons;
-the caller waits for them, the exiting process does not.
+whoever needs a result waits for it, the exiting process does not.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
+
+
+class Pending(Generic[T]):
+    """One call started by ``start``: ``wait`` until it has ended, ``result`` for its value or failure."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: T | None = None
+        self._failure: BaseException | None = None
+
+    def wait(self) -> None:
+        self._done.wait()
+
+    def result(self) -> T:
+        self.wait()
+        if self._failure is not None:
+            raise self._failure
+        return cast(T, self._value)
+
+    def _run(self, call: Callable[[], T], slots: threading.BoundedSemaphore) -> None:
+        try:
+            with slots:
+                self._value = call()
+        except BaseException as exc:  # handed to whoever asks for the result
+            self._failure = exc
+        finally:
+            self._done.set()
+
+
+def start(calls: Sequence[Callable[[], T]], at_most: int = 8, name: str = "read") -> list[Pending[T]]:
+    """Start every call now, at most ``at_most`` running at once; one ``Pending`` per call, in order."""
+    slots = threading.BoundedSemaphore(max(1, at_most))
+    pending: list[Pending[T]] = []
+    for i, call in enumerate(calls):
+        handle: Pending[T] = Pending()
+        threading.Thread(target=handle._run, args=(call, slots), name=f"{name}-{i}", daemon=True).start()
+        pending.append(handle)
+    return pending
 
 
 def run(calls: Sequence[Callable[[], T]], at_most: int = 8, name: str = "read") -> list[T]:
@@ -24,26 +62,7 @@ def run(calls: Sequence[Callable[[], T]], at_most: int = 8, name: str = "read") 
     """
     if len(calls) <= 1:
         return [call() for call in calls]
-    results: list[T | None] = [None] * len(calls)
-    failures: list[BaseException | None] = [None] * len(calls)
-    slots = threading.BoundedSemaphore(max(1, at_most))
-
-    def work(index: int, call: Callable[[], T]) -> None:
-        with slots:
-            try:
-                results[index] = call()
-            except BaseException as exc:  # handed to the caller below
-                failures[index] = exc
-
-    threads = [
-        threading.Thread(target=work, args=(i, call), name=f"{name}-{i}", daemon=True)
-        for i, call in enumerate(calls)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for failure in failures:
-        if failure is not None:
-            raise failure
-    return cast(list[T], results)  # every slot was filled: no call failed
+    pending = start(calls, at_most, name)
+    for handle in pending:
+        handle.wait()
+    return [handle.result() for handle in pending]
